@@ -1,0 +1,1 @@
+"""slt-serve's training stack: data preparation, models, training stages and metrics."""

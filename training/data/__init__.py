@@ -1,0 +1,1 @@
+"""Data preparation: annotation schema, importers, glosses, vocabularies, frames, synthetic corpus."""
