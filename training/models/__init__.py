@@ -1,0 +1,1 @@
+"""Networks of the training stack: S3D backbone, keypoint stream, heads."""
