@@ -38,6 +38,12 @@ class Clip(BaseModel):
     num_frames: int | None = Field(default=None, ge=0)  # frames in the source video
     video: str | None = None  # video file or folder of frames, relative to the dataset root
 
+    @field_validator("signer", mode="before")
+    @classmethod
+    def _signer_as_text(cls, v: object) -> object:
+        # CSL-Daily numbers its signers; ids are labels, not quantities
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
     @field_validator("gloss")
     @classmethod
     def _single_spaced(cls, v: str) -> str:
@@ -122,5 +128,7 @@ def parse_splits(spec: str, root: str | os.PathLike | None = None) -> list[str]:
     splits = [s.strip() for s in spec.split(",") if s.strip()]
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
-        raise SltError(f"unknown split(s) {bad or spec!r}: choose from {', '.join(SPLITS)} or 'all'")
+        raise SltError(
+            f"unknown split(s) {bad or spec!r}: choose from {', '.join(SPLITS)} or 'all'"
+        )
     return splits
