@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from slt_serve.errors import SltError
+
 data_app = typer.Typer(
     help="Prepare datasets: import annotations, derive glosses, build the vocabulary, "
     "cache frames, generate a synthetic corpus, check a dataset root.",
@@ -29,4 +31,202 @@ def _echo_next(msg: str) -> None:
     typer.secho(f"next: {msg}", fg=typer.colors.CYAN)
 
 
-_ = Path  # used by the commands below
+# --- import / export -------------------------------------------------------------------
+
+
+@data_app.command("import-slrt")
+def import_slrt(
+    files: list[Path] = typer.Argument(..., help="TwoStream/SLRT annotation files (gzip pickles)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    split: str = typer.Option(None, help="Split of a single file (default: from its name)."),
+    video_dir: str = typer.Option(
+        None, help="Folder (relative to --out) holding each clip's video or frame folder by name."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+) -> None:
+    """Import TwoStream-SLT / SLRT annotation files (loaded safely: no arbitrary unpickling)."""
+    from slt_training.data.importers import split_from_filename, write_dataset
+    from slt_training.data.slrt_pickle import clips_from_slrt, load_slrt_pickle
+
+    if split and len(files) > 1:
+        raise SltError("--split names the split of a single file; pass one file at a time")
+    splits = {
+        split or split_from_filename(f): clips_from_slrt(load_slrt_pickle(f), video_dir)
+        for f in files
+    }
+    write_dataset(out, splits, overwrite)
+    _echo_written(out, splits)
+    _echo_next(f"slt data vocab {out}")
+
+
+@data_app.command("import-phoenix")
+def import_phoenix(
+    files: list[Path] = typer.Argument(
+        ..., help="PHOENIX `|`-separated corpus CSVs (one per split)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    video_dir: str = typer.Option(
+        None,
+        help="Frames folder relative to --out, with {split} for the split, "
+        "e.g. 'features/fullFrame-210x260px/{split}'.",
+    ),
+    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+) -> None:
+    """Import PHOENIX-2014 / PHOENIX-2014T corpus CSV files."""
+    from slt_training.data.importers import read_phoenix_csv, split_from_filename, write_dataset
+
+    splits = {}
+    for f in files:
+        s = split_from_filename(f)
+        splits[s] = read_phoenix_csv(f, video_dir.format(split=s) if video_dir else None)
+    write_dataset(out, splits, overwrite)
+    _echo_written(out, splits)
+    _echo_next(f"slt data vocab {out}")
+
+
+@data_app.command("import-folder")
+def import_folder(
+    videos: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
+    table: Path = typer.Option(
+        ..., "--table", "-t", help="CSV/TSV with columns name, text [, gloss, signer, split]."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    dev_fraction: float = typer.Option(0.1, help="Share of clips for dev (when no split column)."),
+    test_fraction: float = typer.Option(
+        0.1, help="Share of clips for test (when no split column)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the split assignment."),
+    skip_missing: bool = typer.Option(
+        False, help="Import the rows whose video exists, skip the rest."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+) -> None:
+    """Import your own videos and a table of sentences; splits by signer when none is given."""
+    from slt_training.data.importers import import_folder as run_import
+    from slt_training.data.importers import write_dataset
+
+    result = run_import(videos, table, out, dev_fraction, test_fraction, seed, skip_missing)
+    write_dataset(out, result.splits, overwrite)
+    _echo_written(out, result.splits)
+    how = {
+        "table": "the table's split column",
+        "signer": "signer (test signers unseen)",
+        "clip": "clip, at random (fewer than 3 signers: test signers are seen in training)",
+    }
+    typer.echo(f"split by {how[result.split_by]}")
+    if result.videos_without_row:
+        typer.echo(f"{result.videos_without_row} video(s) in {videos} have no row in the table")
+    has_gloss = any(c.gloss for clips in result.splits.values() for c in clips)
+    _echo_next(
+        f"slt data vocab {out}" if has_gloss else f"slt data gloss-from-text {out} --lang vi"
+    )
+
+
+@data_app.command("export-slrt")
+def export_slrt(
+    dataset: Path = DatasetArg,
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the reference-format files."),
+    prefix: str = typer.Option("dataset", help="File names are <prefix>.<split>."),
+) -> None:
+    """Write the annotations back in the TwoStream/SLRT format, to compare with the reference code."""
+    from slt_training.data.annotations import available_splits, load_split
+    from slt_training.data.slrt_pickle import write_slrt_pickle
+
+    for split in available_splits(dataset):
+        path = out / f"{prefix}.{split}"
+        write_slrt_pickle(path, load_split(dataset, split))
+        typer.echo(f"wrote {path}")
+
+
+def _echo_written(out: Path, splits: dict) -> None:
+    for split, clips in splits.items():
+        typer.echo(f"wrote {out / (split + '.jsonl')}: {len(clips)} clips")
+
+
+# --- vocabulary and checks ---------------------------------------------------------------
+
+
+@data_app.command("vocab")
+def vocab(
+    dataset: Path = DatasetArg,
+    min_freq: int = typer.Option(1, help="Keep glosses seen at least this often in train."),
+) -> None:
+    """Build gloss_vocab.json from the train split and print dev/test OOV rates."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slt_training.data.annotations import available_splits, load_split
+    from slt_training.data.check import VOCAB_FILE
+    from slt_training.data.vocab import build_vocab, coverage
+
+    vocab = build_vocab(load_split(dataset, "train"), min_freq)
+    vocab.save(dataset / VOCAB_FILE)
+    table = Table("split", "clips", "gloss tokens", "OOV tokens", "OOV rate %", "OOV types")
+    for split in available_splits(dataset):
+        c = coverage(vocab, load_split(dataset, split))
+        table.add_row(
+            split,
+            str(c.clips),
+            str(c.tokens),
+            str(c.oov_tokens),
+            f"{c.oov_rate:.2f}",
+            str(c.oov_types),
+        )
+    typer.echo(
+        f"wrote {dataset / VOCAB_FILE}: {len(vocab)} entries ({len(vocab) - 3} glosses + 3 specials)"
+    )
+    Console().print(table)
+    _echo_next(f"slt data frames {dataset}")
+
+
+@data_app.command("check")
+def check(
+    dataset: Path = DatasetArg,
+    probe: bool = typer.Option(True, help="Open every video to verify its frame count."),
+    workers: int = typer.Option(4, help="Videos probed in parallel."),
+) -> None:
+    """Validate a dataset root: annotations, videos present, frame counts, vocabulary coverage."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slt_training.data.check import check_dataset
+
+    report = check_dataset(dataset, probe=probe, workers=workers)
+    table = Table(
+        "split",
+        "clips",
+        "signers",
+        "gloss",
+        "text",
+        "videos missing",
+        "frames min/med/max",
+        "frames unknown",
+        "frame mismatch",
+        "OOV %",
+        title=str(report.root),
+    )
+    for r in report.splits:
+        frames = (
+            "-" if r.frames_min is None else f"{r.frames_min}/{r.frames_median:g}/{r.frames_max}"
+        )
+        oov = "-" if r.oov_rate is None else f"{r.oov_rate:.2f}"
+        table.add_row(
+            r.split,
+            str(r.clips),
+            str(r.signers),
+            str(r.with_gloss),
+            str(r.with_text),
+            str(r.videos_missing),
+            frames,
+            str(r.frames_unknown),
+            str(r.frames_mismatch) if probe else "-",
+            oov,
+        )
+    Console().print(table)
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW)
+    for p in report.problems:
+        typer.secho(f"problem: {p}", fg=typer.colors.RED)
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.secho("dataset OK", fg=typer.colors.GREEN)
