@@ -58,27 +58,16 @@ _register_plugins()
 
 
 def main() -> None:
-    """Run the CLI; a `SltError` becomes one line on stderr and exit code 2."""
+    """Run the CLI; a `SltError` becomes one line on stderr and exit code 2.
+
+    Usage errors, --help and exit codes are click's (standalone mode); anything
+    else that escapes is a bug in slt-serve and keeps its traceback.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SltError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""The `slt` command as a user meets it: help, one-line errors, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from slt_training.data.annotations import Clip, write_jsonl
+
+
+def slt(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_help_lists_the_stages():
+    r = slt("--help")
+    assert r.returncode == 0
+    for command in ("data", "evaluate"):
+        assert command in r.stdout
+    r = slt("data", "--help")
+    for command in ("import-folder", "gloss-from-text", "vocab", "frames", "synth", "check"):
+        assert command in r.stdout
+
+
+def test_user_error_is_one_line_and_exit_2(tmp_path):
+    r = slt("data", "vocab", str(tmp_path / "nowhere"))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert r.stderr.startswith("error: ") and "train" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_usage_error_exit_code():
+    r = slt("data", "vocab", "--min-freq", "lots", ".")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_vocab_and_check_on_a_tiny_dataset(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [Clip(name="a", gloss="A B", text="a b", num_frames=3)])
+    write_jsonl(tmp_path / "dev.jsonl", [Clip(name="b", gloss="A C", text="a c", num_frames=4)])
+    r = slt("data", "vocab", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "5 entries" in r.stdout and "50.00" in r.stdout  # dev: C is OOV, 1 of 2 tokens
+    assert (tmp_path / "gloss_vocab.json").is_file()
+    r = slt("data", "check", str(tmp_path), "--no-probe")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dataset OK" in r.stdout and "without a video path" in r.stdout
+
+
+def test_check_fails_on_missing_videos(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [Clip(name="a", gloss="A", video="videos/a.mp4")])
+    r = slt("data", "check", str(tmp_path), "--no-probe")
+    assert r.returncode == 1
+    assert "1 clip(s) point at videos that do not exist" in r.stdout
+
+
+@pytest.mark.parametrize("module", ["slt_serve.cli", "slt_serve.vocab", "slt_serve.fileio"])
+def test_runtime_never_imports_torch(module):
+    code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
