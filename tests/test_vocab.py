@@ -72,3 +72,28 @@ def test_coverage_counts_oov():
     c = coverage(v, clips("A X", "X Y B"))
     assert (c.clips, c.tokens, c.oov_tokens, c.oov_types) == (2, 5, 3, 2)
     assert c.oov_rate == pytest.approx(60.0)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder not present")
+def test_phoenix_vocab_and_dev_oov_match_a_plain_count():
+    from slt_training.data.annotations import read_jsonl
+
+    train = read_jsonl(SHARED / "phoenix-2014t" / "train.jsonl")
+    dev = read_jsonl(SHARED / "phoenix-2014t" / "dev.jsonl")
+    v = build_vocab(train)
+    # independent route: raw JSON, str.split, sets
+    raw = [json.loads(line) for line in (SHARED / "phoenix-2014t" / "train.jsonl").open()]
+    train_glosses = {g for r in raw for g in r["gloss"].split()}
+    dev_tokens = [
+        g
+        for r in map(json.loads, (SHARED / "phoenix-2014t" / "dev.jsonl").open())
+        for g in r["gloss"].split()
+    ]
+    assert len(v) - 3 == len(train_glosses)
+    c = coverage(v, dev)
+    assert c.tokens == len(dev_tokens)
+    assert c.oov_tokens == sum(g not in train_glosses for g in dev_tokens)
+    assert 0 < c.oov_rate < 1  # PHOENIX-2014T dev is almost covered by train

@@ -192,36 +192,22 @@ def check(
     from slt_training.data.check import check_dataset
 
     report = check_dataset(dataset, probe=probe, workers=workers)
-    table = Table(
-        "split",
-        "clips",
-        "signers",
-        "gloss",
-        "text",
-        "videos missing",
-        "frames min/med/max",
-        "frames unknown",
-        "frame mismatch",
-        "OOV %",
-        title=str(report.root),
-    )
-    for r in report.splits:
-        frames = (
+    table = Table("", *(r.split for r in report.splits), title=str(report.root))
+    rows = {
+        "clips": lambda r: str(r.clips),
+        "signers": lambda r: str(r.signers),
+        "with gloss": lambda r: str(r.with_gloss),
+        "with text": lambda r: str(r.with_text),
+        "videos missing": lambda r: str(r.videos_missing),
+        "frames min/median/max": lambda r: (
             "-" if r.frames_min is None else f"{r.frames_min}/{r.frames_median:g}/{r.frames_max}"
-        )
-        oov = "-" if r.oov_rate is None else f"{r.oov_rate:.2f}"
-        table.add_row(
-            r.split,
-            str(r.clips),
-            str(r.signers),
-            str(r.with_gloss),
-            str(r.with_text),
-            str(r.videos_missing),
-            frames,
-            str(r.frames_unknown),
-            str(r.frames_mismatch) if probe else "-",
-            oov,
-        )
+        ),
+        "frames unknown": lambda r: str(r.frames_unknown),
+        "frame count mismatch": lambda r: str(r.frames_mismatch) if probe else "not probed",
+        "gloss OOV %": lambda r: "-" if r.oov_rate is None else f"{r.oov_rate:.2f}",
+    }
+    for label, cell in rows.items():
+        table.add_row(label, *(cell(r) for r in report.splits))
     Console().print(table)
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg=typer.colors.YELLOW)
