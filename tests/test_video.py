@@ -1,0 +1,219 @@
+"""slt_serve.video: counts, sizes, colour order, resampling and errors on small generated videos."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from slt_serve.errors import SltError
+from slt_serve.video import VideoInfo, iter_frames, probe, read_frames
+
+WEBCAM = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "poses"
+    / "signer_webcam_58f.mp4"
+)
+
+
+def frame_image(i: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Black frame with a pure red square top-left and a white bar whose position encodes `i`."""
+    img = np.zeros((height, width, 3), np.uint8)
+    img[:16, :16] = (255, 0, 0)
+    x = 20 + 2 * (i % 20)
+    img[24:40, x : x + 4] = 255
+    return img
+
+
+def write_video(
+    path: Path, n: int = 16, fps: int = 25, width: int = 64, height: int = 48, rotation: int = 0
+) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "10"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(n):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(i, width, height))))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+def test_probe_counts_and_sizes(video):
+    assert probe(video) == VideoInfo(16, 25.0, 64, 48, pytest.approx(0.64, abs=0.05))
+
+
+def test_read_frames_shape_and_red_is_red(video):
+    frames = read_frames(video)
+    assert frames.shape == (16, 48, 64, 3) and frames.dtype == np.uint8
+    red = frames[:, 2:14, 2:14].reshape(-1, 3).mean(0)
+    assert red[0] > 200 and red[1] < 40 and red[2] < 40, red
+
+
+def test_resize_square_and_tuple(video):
+    assert read_frames(video, size=32).shape == (16, 32, 32, 3)
+    frames = read_frames(video, size=(24, 40))
+    assert frames.shape == (16, 24, 40, 3)
+    assert frames[0, 1:7, 1:7, 0].mean() > 200  # the red square scaled with the frame
+
+
+def test_frames_are_in_order(video):
+    frames = read_frames(video)
+    bar_x = [int(np.argmax(f[32, :, 1])) for f in frames]  # green channel: only the white bar
+    assert bar_x == [20 + 2 * i for i in range(16)]
+
+
+@pytest.mark.parametrize(
+    ("fps", "expected"), [(12.5, list(range(0, 16, 2))), (50, [i // 2 for i in range(32)])]
+)
+def test_fps_resampling_drops_or_repeats_by_timestamp(video, fps, expected):
+    frames = read_frames(video, fps=fps)
+    bar_x = [int(np.argmax(f[32, :, 1])) for f in frames]
+    assert bar_x == [20 + 2 * i for i in expected]
+
+
+def test_resampling_to_non_multiple_rate(video):
+    frames = read_frames(video, fps=10)  # 0.64 s at 10 fps: times 0.0 … 0.6 → source 0, 2.5, 5, …
+    bar_x = [int(np.argmax(f[32, :, 1])) for f in frames]
+    assert bar_x == [20 + 2 * i for i in (0, 2, 5, 7, 10, 12, 15)]
+
+
+def test_max_frames_and_streaming(video):
+    assert len(read_frames(video, max_frames=5)) == 5
+    it = iter_frames(video, size=16)
+    assert next(it).shape == (16, 16, 3)
+    assert sum(1 for _ in it) == 15
+
+
+def test_rotation_flag_is_applied(tmp_path):
+    path = write_video(tmp_path / "rot.mp4", n=4, width=64, height=32, rotation=90)
+    info = probe(path)
+    assert (info.width, info.height) == (32, 64)
+    frames = read_frames(path)
+    assert frames.shape == (4, 64, 32, 3)
+    assert frames[0, -14:, 2:14, 0].mean() > 200  # top-left turned counter-clockwise: bottom-left
+    assert read_frames(path, size=(20, 10)).shape == (4, 20, 10, 3)
+
+
+def test_folder_of_pngs(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(12):  # natural order: images2 before images10
+        cv2.imwrite(str(folder / f"images{i}.png"), cv2.cvtColor(frame_image(i), cv2.COLOR_RGB2BGR))
+    (folder / "notes.txt").write_text("not a frame")
+    assert probe(folder, frames_fps=10) == VideoInfo(12, 10, 64, 48, 1.2)
+    frames = read_frames(folder)
+    assert frames.shape == (12, 48, 64, 3)
+    assert np.array_equal(frames[3], frame_image(3))  # PNG is lossless, RGB order kept
+    assert read_frames(folder, size=32, fps=12.5).shape == (6, 32, 32, 3)
+
+
+def test_container_without_frame_count_is_counted_by_decoding(tmp_path):
+    path = tmp_path / "clip.mkv"  # Matroska stores no frame count
+    write_video(path, n=9)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].frames == 0
+    assert probe(path).num_frames == 9
+
+
+def test_truncated_file(video, tmp_path):
+    data = video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SltError, match="cut.mp4"):
+        read_frames(cut)
+
+
+def test_truncated_after_header(tmp_path):
+    path = tmp_path / "faststart.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:  # index first
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(16):
+            img = rng.integers(0, 255, (64, 64, 3), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img)))
+        out.mux(stream.encode())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(SltError, match="truncated"):
+        read_frames(path)
+
+
+def test_text_renamed_mp4(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not the frames you are looking for\n" * 20)
+    for fn in (probe, read_frames):
+        with pytest.raises(SltError, match="not a readable video"):
+            fn(path)
+
+
+def test_audio_only(tmp_path):
+    path = tmp_path / "voice.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for _ in range(4):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate = 16000
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with pytest.raises(SltError, match="no video stream"):
+        probe(path)
+
+
+def test_missing_and_bad_arguments(video, tmp_path):
+    with pytest.raises(SltError, match="no such video"):
+        read_frames(tmp_path / "absent.mp4")
+    with pytest.raises(SltError, match="no image frames"):
+        read_frames(tmp_path)
+    with pytest.raises(SltError, match="size"):
+        read_frames(video, size=0)
+    with pytest.raises(SltError, match="fps"):
+        read_frames(video, fps=-1)
+
+
+def test_absurd_resolution(tmp_path):
+    folder = tmp_path / "tall"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.zeros((9000, 2, 3), np.uint8))
+    with pytest.raises(SltError, match="absurd frame size"):
+        read_frames(folder)
+
+
+def test_unreadable_png(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "0.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(SltError, match="not a readable image"):
+        probe(folder)
+
+
+@pytest.mark.skipif(not WEBCAM.is_file(), reason="shared data not present")
+def test_real_webcam_clip():
+    info = probe(WEBCAM)
+    assert (info.num_frames, info.width, info.height) == (58, 540, 720)  # portrait
+    assert info.fps == pytest.approx(29.9, abs=0.1)
+    frames = read_frames(WEBCAM, size=224)
+    assert frames.shape == (58, 224, 224, 3)
+    assert 20 < frames.mean() < 235 and frames.std() > 10  # a real picture, not a blank
+    assert len(read_frames(WEBCAM, fps=15)) == 29
+
+
+def test_import_does_not_pull_torch():
+    code = "import sys, slt_serve.video; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
