@@ -144,6 +144,83 @@ def _echo_written(out: Path, splits: dict) -> None:
         typer.echo(f"wrote {out / (split + '.jsonl')}: {len(clips)} clips")
 
 
+# --- glosses from text -------------------------------------------------------------------
+
+
+@data_app.command("gloss-from-text")
+def gloss_from_text(
+    dataset: Path = typer.Argument(
+        ..., help="Dataset root (train/dev/test.jsonl) or a single .jsonl annotation file."
+    ),
+    lang: str = typer.Option(
+        ..., help="Language of the text: vi, de, zh have rules; any other code: plain words."
+    ),
+    splits: str = typer.Option(
+        "all", help="Splits to gloss, e.g. 'train,dev'; 'all': those present."
+    ),
+    stopwords: Path = typer.Option(
+        None, help="Extra words to drop, one a line (added to the built-in list)."
+    ),
+    lemmas: Path = typer.Option(None, help="'word<TAB>lemma' lines, replaced before the rules."),
+    reorder: bool = typer.Option(
+        True, help="Sign-language word order (vi: modals/aspect/negation at the clause end)."
+    ),
+    segmenter: str = typer.Option("auto", help="vi: auto, underthesea or pyvi."),
+    overwrite: bool = typer.Option(
+        False, help="Replace human glosses (kept in 'gloss_human' for --compare)."
+    ),
+    compare: bool = typer.Option(
+        False, help="Write nothing: score derived vs human glosses (WER, bag-of-glosses P/R/F1)."
+    ),
+    examples: int = typer.Option(5, help="With --compare: example lines to show."),
+) -> None:
+    """Derive pseudo-glosses from each clip's text (for corpora without gloss annotation)."""
+    from slt_training.data import pseudogloss as pg
+    from slt_training.data.annotations import parse_splits
+
+    options = pg.GlossOptions(
+        lang=lang,
+        stopwords_file=stopwords,
+        lemmas_file=lemmas,
+        reorder=reorder,
+        segmenter=segmenter,
+    )
+    split_list = [] if dataset.is_file() else parse_splits(splits, dataset)
+    if compare:
+        result, shown = pg.compare_dataset(dataset, split_list, options)
+        _print_gloss_comparison(result, shown[: max(examples, 0)])
+        return
+    done = pg.gloss_from_text(dataset, split_list, options, overwrite=overwrite)
+    for name, n in done.per_file.items():
+        typer.echo(
+            f"wrote {name}: {n} clips glossed from text ({done.vocabulary} distinct glosses)"
+        )
+    if done.human_kept:
+        typer.echo(f"{done.human_kept} human gloss(es) kept in 'gloss_human'")
+    if done.no_text:
+        typer.secho(f"warning: {done.no_text} clip(s) have no text", fg=typer.colors.YELLOW)
+    _echo_next(f"slt data vocab {dataset.parent if dataset.is_file() else dataset}")
+
+
+def _print_gloss_comparison(result, shown) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "sentences", "WER %", "precision", "recall", "F1", title="derived vs human glosses"
+    )
+    table.add_row(
+        str(result.n_sentences),
+        f"{result.wer:.1f}",
+        f"{result.precision:.3f}",
+        f"{result.recall:.3f}",
+        f"{result.f1:.3f}",
+    )
+    Console().print(table)
+    for ex in shown:
+        typer.echo(f"{ex.name}: {ex.text}\n  human:   {ex.human}\n  derived: {ex.derived}")
+
+
 # --- vocabulary and checks ---------------------------------------------------------------
 
 

@@ -1,0 +1,370 @@
+"""Vietnamese text → Vietnamese Sign Language (VSL) pseudo-glosses.
+
+Human VSL glossers write one gloss per sign: a word (one or two syllables,
+hyphen-joined: ĐĂNG-KÝ), never a function word that has no sign (copula `là`,
+possessive `của`, tense markers `đã`/`sẽ`, final particles `ạ`/`nhé`,
+classifiers `đứa`/`cái`), numbers digit by digit, and a word order of their
+own: modal, aspect and negation words close the clause (TÔI KHÁM MUỐN), a
+numeral follows its noun (TUỔI 2 4) and a possessor comes first (TÔI
+ĐIỆN-THOẠI). These are general rules of VSL grammar applied to the tagged
+words; the word lists they use live in `resources/` as plain text.
+
+Tags are the VLSP-2013 set that both underthesea and pyvi produce:
+N noun, Nc classifier, V verb, A adjective, P pronoun, R adverb, M numeral,
+E preposition, C conjunction, T particle, I interjection, L determiner.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+
+from slt_serve.errors import SltError
+
+logger = logging.getLogger(__name__)
+
+SEGMENTERS = ("auto", "underthesea", "pyvi")
+INSTALL_HINT = "pip install 'slt-serve[vi]'"
+
+# Tags of words that VSL glossers do not sign: particles, interjections,
+# classifiers, plural determiners (những, các), punctuation (CH, F in pyvi).
+UNSIGNED_TAGS = frozenset({"T", "I", "Nc", "L", "CH", "F"})
+# Tags that close a clause for the word-order rules: punctuation, conjunctions.
+CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
+CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
+PUNCT_WORD = re.compile(r"^[^\w]+$")
+NUMBER = re.compile(r"^\d+([.,]\d+)*$")
+NOUN_TAGS = frozenset({"N", "Np", "Nu", "Ny"})
+VERB_TAGS = frozenset({"V", "A"})
+
+
+@dataclass(frozen=True)
+class Word:
+    """One segmented word: lower-case syllables joined by single spaces, and its POS tag."""
+
+    text: str
+    tag: str
+
+    @property
+    def syllables(self) -> list[str]:
+        return self.text.split()
+
+
+def read_word_list(name: str) -> frozenset[str]:
+    """A built-in list from `resources/`: one entry a line, `#` starts a comment."""
+    text = resources.files("slt_training.data").joinpath("resources", name).read_text("utf-8")
+    return frozenset(parse_word_list(text.splitlines()))
+
+
+def parse_word_list(lines: Iterable[str]) -> list[str]:
+    """Entries of a word-list file: comments and blank lines dropped, spaces single."""
+    out = []
+    for line in lines:
+        entry = " ".join(line.split("#", 1)[0].split()).lower()
+        if entry:
+            out.append(entry)
+    return out
+
+
+# ── segmentation and tagging ─────────────────────────────────────────────────
+
+
+@lru_cache(maxsize=4)
+def tagger(segmenter: str) -> tuple[Callable[[str], list[tuple[str, str]]], frozenset[str]]:
+    """(text → [(word, tag)], lexicon of multi-syllable words) for a backend, imported lazily."""
+    if segmenter not in SEGMENTERS:
+        raise SltError(f"unknown Vietnamese segmenter {segmenter!r}: choose from {SEGMENTERS}")
+    order = ("underthesea", "pyvi") if segmenter == "auto" else (segmenter,)
+    for name in order:
+        try:
+            return _load_backend(name)
+        except ImportError:
+            logger.info("Vietnamese segmenter %s is not installed", name)
+    which = "underthesea or pyvi" if segmenter == "auto" else segmenter
+    raise SltError(
+        f"Vietnamese word segmentation needs {which}, which is not installed; run `{INSTALL_HINT}`"
+    )
+
+
+def _load_backend(name: str) -> tuple[Callable[[str], list[tuple[str, str]]], frozenset[str]]:
+    if name == "underthesea":
+        from underthesea import pos_tag
+        from underthesea.corpus import viet_dict_74K
+
+        lexicon = frozenset(w.lower() for w in viet_dict_74K.words if " " in w)
+        return pos_tag, lexicon
+    from pyvi import ViPosTagger, ViTokenizer
+
+    words_file = resources.files("pyvi").joinpath("models", "words.txt")
+    lines = words_file.read_text("utf-8").splitlines()
+    lexicon = frozenset(w.strip().lower() for w in lines if " " in w.strip())
+
+    def pyvi_tag(text: str) -> list[tuple[str, str]]:
+        words, tags = ViPosTagger.postagging(ViTokenizer.tokenize(text))
+        return [(w.replace("_", " "), str(t)) for w, t in zip(words, tags)]
+
+    return pyvi_tag, lexicon
+
+
+def tag_words(text: str, segmenter: str) -> tuple[list[Word], frozenset[str]]:
+    """Segment and tag lower-cased text; also return the backend's lexicon."""
+    tag, lexicon = tagger(segmenter)
+    words = [Word(" ".join(w.lower().split()), t) for w, t in tag(text) if w.strip()]
+    return [w if not PUNCT_WORD.match(w.text) else replace(w, tag="CH") for w in words], lexicon
+
+
+# ── compounds ────────────────────────────────────────────────────────────────
+
+
+def join_phrases(words: list[Word], phrases: frozenset[str]) -> list[Word]:
+    """Join fixed multi-word expressions (ở đâu, phải không) into one word, longest first."""
+    longest = max((len(p.split()) for p in phrases), default=0)
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(longest, len(words) - i), 1, -1):
+            text = " ".join(w.text for w in words[i : i + n])
+            if text in phrases:
+                out.append(Word(text, "X"))
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def split_long_compounds(words: list[Word], lexicon: frozenset[str]) -> list[Word]:
+    """Split a word of 3+ syllables into two-syllable lexicon words (bảo hiểm y tế → 2 signs).
+
+    A sign carries a one- or two-syllable word; the segmenter's longer units are
+    phrases. Proper names (Np) stay whole.
+    """
+    out: list[Word] = []
+    for w in words:
+        syl = w.syllables
+        pairs = [" ".join(syl[i : i + 2]) for i in range(0, len(syl), 2)]
+        if len(syl) >= 3 and w.tag != "Np" and all(p in lexicon for p in pairs if " " in p):
+            out.extend(Word(p, w.tag) for p in pairs)
+        else:
+            out.append(w)
+    return out
+
+
+def merge_noun_compounds(
+    words: list[Word], lexicon: frozenset[str], closed: frozenset[str]
+) -> list[Word]:
+    """Join a one-syllable noun and the next content syllable when they form a lexicon word.
+
+    Segmenters leave some compound nouns split (sức | khỏe); verb + verb stays
+    apart, as that is more often two signs (a serial verb). `closed` holds
+    function/modal words that never join.
+    """
+    out: list[Word] = []
+    for w in words:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.tag == "N"
+            and w.tag in ("N", "V", "A")
+            and len(last.syllables) == 1
+            and len(w.syllables) == 1
+            and last.text not in closed
+            and w.text not in closed
+            and f"{last.text} {w.text}" in lexicon
+        ):
+            out[-1] = Word(f"{last.text} {w.text}", "N")
+        else:
+            out.append(w)
+    return out
+
+
+# ── signs that are not there ─────────────────────────────────────────────────
+
+
+def drop_unsigned(words: list[Word], stopwords: frozenset[str]) -> list[Word]:
+    """Drop function words (list and tags) and complements that share their verb's sign.
+
+    `có` before a verb is emphatic (Tôi có đặt lịch → ĐẶT LỊCH); `theo` and
+    `được` right after a verb are direction/result complements (mang theo → MANG,
+    nhận được → NHẬN). Punctuation is kept here: it still marks clause ends.
+    """
+    out: list[Word] = []
+    for i, w in enumerate(words):
+        prev = words[i - 1] if i else None
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if w.tag == "CH":
+            out.append(w)
+        elif w.tag in UNSIGNED_TAGS or w.text in stopwords:
+            continue
+        elif w.text == "có" and nxt is not None and nxt.tag == "V":
+            continue
+        elif w.text in ("theo", "được") and prev is not None and prev.tag == "V":
+            continue
+        else:
+            out.append(w)
+    return out
+
+
+# ── word order ───────────────────────────────────────────────────────────────
+
+
+def clauses(words: list[Word]) -> list[list[Word]]:
+    """Split at punctuation and clause-linking words; the break word opens the next clause."""
+    out: list[list[Word]] = [[]]
+    for w in words:
+        if w.tag in CLAUSE_BREAK_TAGS or w.text in CLAUSE_BREAK_WORDS:
+            out.append([])
+        out[-1].append(w)
+    return [c for c in out if c]
+
+
+def numerals_after_nouns(clause: list[Word]) -> list[Word]:
+    """A numeral follows the noun it counts in VSL: 24 tuổi → TUỔI 2 4, 2 đứa con → CON 2."""
+    out = list(clause)
+    i = 0
+    while i < len(out):
+        j = i
+        while j < len(out) and out[j].tag == "M":
+            j += 1
+        if j > i and j < len(out) and out[j].tag in NOUN_TAGS:
+            out[i : j + 1] = [out[j], *out[i:j]]
+            i = j + 1
+        else:
+            i = max(j, i + 1)
+    return out
+
+
+def possessor_first(clause: list[Word], pronouns: frozenset[str]) -> list[Word]:
+    """A clause-initial possessed noun yields to its possessor: Số điện thoại của tôi → TÔI …
+
+    Vietnamese puts the possessor after the noun (with or without `của`); VSL,
+    topic first, signs the possessor first.
+    """
+    start = 1 if clause and clause[0].tag in CLAUSE_BREAK_TAGS else 0
+    i = start
+    while i < len(clause) and clause[i].tag in NOUN_TAGS:
+        i += 1
+    if i == start or i >= len(clause):
+        return clause
+    k = i + 1 if clause[i].text == "của" else i
+    if k < len(clause) and clause[k].text in pronouns:
+        return [*clause[:start], clause[k], *clause[start:i], *clause[k + 1 :]]
+    return clause
+
+
+def to_clause_end(clause: list[Word], movable: frozenset[str], order: int) -> list[Word]:
+    """Move modal/aspect/negation (or question) words to the end of their clause.
+
+    `order` keeps a clause-final punctuation mark last. Conjunctions and nouns
+    spelled like a modal (còn 'and', phải 'right') stay where they are.
+    """
+    tail = [w for w in clause[:order] if w.text in movable and w.tag not in ("C", "CC", "N")]
+    if not tail:
+        return clause
+    keep = [w for w in clause[:order] if not any(w is t for t in tail)]
+    return keep + tail + clause[order:]
+
+
+def front_possessors(words: list[Word], pronouns: frozenset[str]) -> list[Word]:
+    """Possessor first in every clause; runs before `của` is dropped."""
+    return [w for clause in clauses(words) for w in possessor_first(clause, pronouns)]
+
+
+def reorder(words: list[Word], lists: VietnameseLists) -> list[Word]:
+    """VSL order, clause by clause: numeral after noun, then modals, then wh-words last."""
+    out: list[Word] = []
+    for clause in clauses(words):
+        n = len(clause)
+        body_end = n - 1 if clause[-1].tag == "CH" and n > 1 else n
+        clause = numerals_after_nouns(clause)
+        clause = to_clause_end(clause, lists.modals, body_end)
+        clause = to_clause_end(clause, lists.questions, body_end)
+        out.extend(clause)
+    return out
+
+
+# ── glosses ──────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class VietnameseLists:
+    """The word lists the rules use (built-in from `resources/`, extendable by the user)."""
+
+    stopwords: frozenset[str]  # function words with no sign of their own
+    phrases: frozenset[str]  # fixed expressions signed as one (ở đâu, phải không)
+    modals: frozenset[str]  # modal/aspect/negation words that close a VSL clause
+    questions: frozenset[str]  # wh-words, last in a VSL clause
+    pronouns: frozenset[str]  # personal pronouns, possessors signed first
+    numerals: dict[str, str]  # number words tagged M → digit
+
+
+@lru_cache(maxsize=1)
+def builtin_lists() -> VietnameseLists:
+    numerals = {}
+    for entry in read_word_list("vi_numerals.txt"):
+        word, digit = entry.rsplit(" ", 1)
+        numerals[word] = digit
+    return VietnameseLists(
+        stopwords=read_word_list("vi_stopwords.txt"),
+        phrases=read_word_list("vi_phrases.txt"),
+        modals=read_word_list("vi_clause_final.txt"),
+        questions=read_word_list("vi_question_words.txt"),
+        pronouns=read_word_list("vi_pronouns.txt"),
+        numerals=numerals,
+    )
+
+
+def numbers_to_digits(words: list[Word], numerals: dict[str, str]) -> list[Word]:
+    """Numbers are fingerspelled digit by digit: 24 → 2 4, hai (tagged M) → 2."""
+    out: list[Word] = []
+    for w in words:
+        if NUMBER.match(w.text):
+            out.extend(Word(d, "M") for d in w.text if d.isdigit())
+        elif w.tag == "M" and w.text in numerals:
+            out.append(Word(numerals[w.text], "M"))
+        else:
+            out.append(w)
+    return out
+
+
+def to_glosses(words: list[Word], hyphenate: bool, keep_punctuation: bool = False) -> list[str]:
+    """Words → gloss strings (lower case; the caller upper-cases); punctuation dropped."""
+    out: list[str] = []
+    for w in words:
+        if w.tag == "CH" and not keep_punctuation:
+            continue
+        if hyphenate:
+            out.append("-".join(w.syllables))
+        else:
+            out.extend(w.syllables)
+    return out
+
+
+def derive(
+    text: str,
+    lists: VietnameseLists,
+    segmenter: str,
+    reorder_words: bool = True,
+    hyphenate: bool = True,
+    digits: bool = True,
+    keep_punctuation: bool = False,
+) -> list[str]:
+    """Normalised, lower-cased Vietnamese text → lower-case glosses, the rules in order."""
+    words, lexicon = tag_words(text, segmenter)
+    words = join_phrases(words, lists.phrases)
+    words = split_long_compounds(words, lexicon)
+    closed = lists.stopwords | lists.modals | lists.questions | lists.pronouns
+    words = merge_noun_compounds(words, lexicon, closed)
+    if reorder_words:
+        words = front_possessors(words, lists.pronouns)
+    words = drop_unsigned(words, lists.stopwords)
+    if digits:
+        words = numbers_to_digits(words, lists.numerals)
+    if reorder_words:
+        words = reorder(words, lists)
+    return to_glosses(words, hyphenate, keep_punctuation)
