@@ -253,8 +253,11 @@ def _is_jsonl(path: Path) -> bool:
     """An annotation file if named *.jsonl or if its first non-blank line is a JSON object."""
     if path.suffix == ".jsonl":
         return True
-    with path.open(encoding="utf-8-sig") as f:
-        first = next((line for line in f if line.strip()), "")
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            first = next((line for line in f if line.strip()), "")
+    except UnicodeDecodeError:
+        return False  # not text at all: reading it as plain text says so
     if not first.lstrip().startswith("{"):
         return False
     try:
