@@ -1,0 +1,165 @@
+"""CTC decoding of gloss log-probabilities, in numpy (serving has no torch).
+
+Input is a (T, V) matrix of per-step log-probabilities (log-softmax over the gloss
+vocabulary, blank included), as the S2G model emits. Greedy decoding takes the best
+symbol per step, merges repeats and drops blanks; prefix beam search sums the
+probability of every alignment of a labelling (blank- and non-blank-ending paths
+kept apart, so "A blank A" and "A A" stay different) and keeps the `beam_size` most
+probable prefixes at each step. TwoStream-SLT uses beam 5 at test time.
+
+Frame indices are steps of the log-prob matrix: with the 4-block S3D a step covers
+4 video frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from slt_serve.errors import SltError
+
+NEG_INF = -np.inf
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A labelling and the log of its probability summed over the alignments kept."""
+
+    tokens: tuple[int, ...]  # token ids, blanks removed and repeats merged
+    log_prob: float  # exact when no prefix was pruned, a lower bound otherwise
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """One emitted token of greedy decoding and the steps it was read from."""
+
+    token: int  # token id
+    start: int  # first step (inclusive) where it is the best symbol
+    end: int  # last step (inclusive) of that run
+
+
+def _checked(log_probs: np.ndarray, blank: int) -> np.ndarray:
+    lp = np.asarray(log_probs)
+    if lp.ndim != 2 or lp.shape[1] < 1:
+        raise SltError(f"CTC log-probs must be (time, vocabulary), got shape {lp.shape}")
+    if not 0 <= blank < lp.shape[1]:
+        raise SltError(f"CTC blank id {blank} is outside the vocabulary of {lp.shape[1]}")
+    if np.isnan(lp).any():
+        raise SltError("CTC log-probs contain NaN; the model output is broken")
+    return lp
+
+
+def ctc_greedy_spans(log_probs: np.ndarray, blank: int = 0) -> list[TokenSpan]:
+    """Best symbol per step, repeats merged, blanks dropped; each token with its steps."""
+    best = np.argmax(_checked(log_probs, blank), axis=1)
+    if best.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    ends = np.r_[starts[1:] - 1, best.size - 1]
+    keep = best[starts] != blank
+    return [
+        TokenSpan(int(best[s]), int(s), int(e))
+        for s, e in zip(starts[keep], ends[keep], strict=True)
+    ]
+
+
+def ctc_greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
+    """Token ids of the greedy (best path) decoding."""
+    return [span.token for span in ctc_greedy_spans(log_probs, blank)]
+
+
+def ctc_prefix_beam_search(
+    log_probs: np.ndarray, beam_size: int = 5, blank: int = 0
+) -> list[Hypothesis]:
+    """CTC prefix beam search; the surviving hypotheses, most probable first."""
+    if beam_size < 1:
+        raise SltError(f"beam size must be at least 1, got {beam_size}")
+    lp = _checked(log_probs, blank).astype(np.float64)
+    beam = _Beam([()], np.zeros(1), np.full(1, NEG_INF))
+    for frame in lp:
+        beam = _step(beam, frame, beam_size, blank)
+    total = np.logaddexp(beam.blank, beam.nonblank)
+    order = np.argsort(-total, kind="stable")
+    return [Hypothesis(beam.prefixes[i], float(total[i])) for i in order]
+
+
+@dataclass(frozen=True)
+class _Beam:
+    prefixes: list[tuple[int, ...]]
+    blank: np.ndarray  # log P(prefix, path ends in blank)
+    nonblank: np.ndarray  # log P(prefix, path ends in the prefix's last token)
+
+
+def _step(beam: _Beam, frame: np.ndarray, beam_size: int, blank: int) -> _Beam:
+    """Advance every prefix by one step and keep the `beam_size` most probable."""
+    n, vocab = len(beam.prefixes), frame.size
+    total = np.logaddexp(beam.blank, beam.nonblank)
+    last = np.array([p[-1] if p else -1 for p in beam.prefixes])
+    rows = np.flatnonzero(last >= 0)
+    # Same prefix: a blank, or the last token again with no blank in between.
+    stay_blank = total + frame[blank]
+    stay_nonblank = np.full(n, NEG_INF)
+    stay_nonblank[rows] = beam.nonblank[rows] + frame[last[rows]]
+    # Prefix + token c; repeating the last token needs a blank before it.
+    extend = total[:, None] + frame[None, :]
+    extend[:, blank] = NEG_INF
+    extend[rows, last[rows]] = beam.blank[rows] + frame[last[rows]]
+    _merge_extensions_already_in_beam(beam.prefixes, extend, stay_nonblank)
+    scores = np.concatenate([np.logaddexp(stay_blank, stay_nonblank), extend.ravel()])
+    top = np.argpartition(-scores, min(beam_size, scores.size) - 1)[:beam_size]
+    top = top[np.isfinite(scores[top])]
+    if top.size == 0:  # every path has probability 0 (a frame of -inf): keep the beam
+        top = np.arange(n)
+    prefixes, blank_lp, nonblank_lp = [], [], []
+    for j in top:
+        if j < n:
+            prefixes.append(beam.prefixes[j])
+            blank_lp.append(stay_blank[j])
+            nonblank_lp.append(stay_nonblank[j])
+        else:
+            i, token = divmod(int(j) - n, vocab)
+            prefixes.append(beam.prefixes[i] + (token,))
+            blank_lp.append(NEG_INF)
+            nonblank_lp.append(extend[i, token])
+    return _Beam(prefixes, np.array(blank_lp), np.array(nonblank_lp))
+
+
+def _merge_extensions_already_in_beam(
+    prefixes: list[tuple[int, ...]], extend: np.ndarray, stay_nonblank: np.ndarray
+) -> None:
+    """Where parent + token is itself in the beam, add that extension to it (in place)."""
+    index = {p: i for i, p in enumerate(prefixes)}
+    for i, prefix in enumerate(prefixes):
+        parent = index.get(prefix[:-1]) if prefix else None
+        if parent is not None:
+            stay_nonblank[i] = np.logaddexp(stay_nonblank[i], extend[parent, prefix[-1]])
+            extend[parent, prefix[-1]] = NEG_INF
+
+
+def _sequences(log_probs: np.ndarray, lengths: np.ndarray | None) -> Iterator[np.ndarray]:
+    lp = np.asarray(log_probs)
+    if lp.ndim != 3:
+        raise SltError(f"batched CTC log-probs must be (batch, time, vocabulary), got {lp.shape}")
+    if lengths is None:
+        lengths = np.full(lp.shape[0], lp.shape[1])
+    lengths = np.asarray(lengths)
+    if lengths.shape != (lp.shape[0],) or (lengths < 0).any() or (lengths > lp.shape[1]).any():
+        raise SltError(f"lengths must be {lp.shape[0]} values in 0..{lp.shape[1]}, got {lengths}")
+    for seq, length in zip(lp, lengths, strict=True):
+        yield seq[: int(length)]
+
+
+def ctc_greedy_decode_batch(
+    log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0
+) -> list[list[int]]:
+    """Greedy decoding of a padded (B, T, V) batch, each row cut to its length."""
+    return [ctc_greedy_decode(seq, blank) for seq in _sequences(log_probs, lengths)]
+
+
+def ctc_beam_search_batch(
+    log_probs: np.ndarray, lengths: np.ndarray | None = None, beam_size: int = 5, blank: int = 0
+) -> list[list[Hypothesis]]:
+    """Prefix beam search over a padded (B, T, V) batch, each row cut to its length."""
+    return [ctc_prefix_beam_search(seq, beam_size, blank) for seq in _sequences(log_probs, lengths)]
