@@ -63,6 +63,22 @@ def test_numbers_are_signed_digit_by_digit_after_their_noun():
     assert vi("Tôi 24 tuổi.", numbers="keep") == ["TÔI", "TUỔI", "24"]
 
 
+def test_spelled_numbers_become_digits():
+    from slt_training.data.gloss_rules_vi import builtin_lists, spelled_number
+
+    numerals = builtin_lists().numerals
+    for words, value in [
+        ("hai mươi lăm", 25),
+        ("mười lăm", 15),
+        ("một trăm linh năm", 105),
+        ("hai nghìn không trăm hai mươi tư", 2024),
+        ("hai trăm nghìn", 200000),
+    ]:
+        assert spelled_number(words.split(), numerals) == value, words
+    assert spelled_number(["hai", "con"], numerals) is None
+    assert vi("Tôi hai mươi tuổi.") == ["TÔI", "TUỔI", "2", "0"]
+
+
 def test_punctuation_is_no_gloss():
     assert vi("Tôi là nữ!!!") == vi("Tôi là nữ") == ["TÔI", "NỮ"]
     assert derive_glosses("Hello, world… (again)!", GlossOptions(lang="en")) == [

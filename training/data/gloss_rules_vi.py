@@ -319,16 +319,55 @@ def builtin_lists() -> VietnameseLists:
     )
 
 
-def numbers_to_digits(words: list[Word], numerals: dict[str, str]) -> list[Word]:
-    """Numbers are fingerspelled digit by digit: 24 → 2 4, hai (tagged M) → 2."""
-    out: list[Word] = []
+# Number-system words around the digit words: "hai mươi lăm" = 25, "một trăm linh năm" = 105.
+NUMBER_DIGIT_VARIANTS = {"mốt": 1, "tư": 4, "lăm": 5, "nhăm": 5}
+NUMBER_MULTIPLIERS = {"mươi": 10, "trăm": 100, "nghìn": 1000, "ngàn": 1000}
+NUMBER_FILLERS = frozenset({"linh", "lẻ"})
+
+
+def spelled_number(words: list[str], numerals: dict[str, str]) -> int | None:
+    """The value of a run of number words, or None if one is not a number word."""
+    total, current, said = 0, 0, False  # said: a digit word was said since the last multiplier
     for w in words:
+        if w in numerals or w in NUMBER_DIGIT_VARIANTS:
+            current += int(numerals.get(w, NUMBER_DIGIT_VARIANTS.get(w, 0)))
+            said = True
+        elif w == "mười":
+            current, said = current + 10, True
+        elif w in NUMBER_MULTIPLIERS:
+            factor = NUMBER_MULTIPLIERS[w]
+            if factor >= 1000:  # multiplies everything said so far: "hai trăm nghìn"
+                total, current = (total + current or 1) * factor, 0
+            elif factor == 100:
+                total, current = total + (current if said else 1) * factor, 0
+            else:
+                current = (current if said else 1) * factor
+            said = False
+        elif w not in NUMBER_FILLERS:
+            return None
+    return total + current
+
+
+def numbers_to_digits(words: list[Word], numerals: dict[str, str]) -> list[Word]:
+    """Numbers are signed digit by digit: 24 → 2 4, hai mươi (tagged M) → 2 0."""
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
         if NUMBER.match(w.text):
             out.extend(Word(d, "M") for d in w.text if d.isdigit())
-        elif w.tag == "M" and w.text in numerals:
-            out.append(Word(numerals[w.text], "M"))
-        else:
+            i += 1
+            continue
+        j = i
+        while j < len(words) and words[j].tag == "M" and not NUMBER.match(words[j].text):
+            j += 1
+        value = spelled_number([x.text for x in words[i:j]], numerals) if j > i else None
+        if value is None:
             out.append(w)
+            i += 1
+        else:
+            out.extend(Word(d, "M") for d in str(value))
+            i = j
     return out
 
 
