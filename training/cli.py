@@ -221,6 +221,73 @@ def _print_gloss_comparison(result, shown) -> None:
         typer.echo(f"{ex.name}: {ex.text}\n  human:   {ex.human}\n  derived: {ex.derived}")
 
 
+# --- synthetic corpus --------------------------------------------------------------------
+
+
+@data_app.command("synth")
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write (new or empty; or a run to resume)."),
+    preset: str = typer.Option(
+        "cpu", help="Sizes: 'cpu' (1500 clips, 48 glosses, 128²) or 'gpu' (5000, 300, 256²)."
+    ),
+    clips: int = typer.Option(None, help="Clips over all splits (80/10/10). [preset]"),
+    glosses: int = typer.Option(None, help="Lexicon size, 16..304. [preset]"),
+    size: int = typer.Option(None, help="Frame width = height in pixels, even. [preset]"),
+    signers: int = typer.Option(None, help="Distinct signers. [6]"),
+    seed: int = typer.Option(None, help="Random seed: same seed + settings, same corpus. [0]"),
+    fps: float = typer.Option(None, help="Frame rate of the videos. [25]"),
+    lang: str = typer.Option(None, help="Text language: en or vi. [en]"),
+    layout: str = typer.Option(
+        None,
+        help="'splits': dataset root (videos, keypoints, train/dev/test.jsonl); 'folder': "
+        "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. [splits]",
+    ),
+    workers: int = typer.Option(None, help="Processes rendering clips. [min(4, CPU cores)]"),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Generate a synthetic signed corpus: a drawn signer, one distinct sign per gloss,
+    sentences whose gloss order differs from the text, ground-truth 133-point keypoints.
+
+    Rerunning with the same settings resumes (finished clips are skipped).
+    """
+    import os
+
+    from slt_training.data.synth.corpus import generate, options_for
+
+    opts = options_for(
+        preset,
+        clips=clips,
+        glosses=glosses,
+        size=size,
+        signers=signers,
+        seed=seed,
+        fps=fps,
+        lang=lang,
+        layout=layout,
+    )
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    if workers < 1:
+        raise SltError(f"--workers {workers}: need at least 1")
+    result = generate(out, opts, workers=workers, progress=progress)
+    per_split = ", ".join(f"{s} {n}" for s, n in result.clips.items())
+    typer.echo(
+        f"wrote {out}: {sum(result.clips.values())} clips ({per_split}), {opts.glosses} glosses, "
+        f"{opts.signers} signers, {opts.size}x{opts.size} @ {opts.fps:g} fps, text in {opts.lang}"
+    )
+    typer.echo(
+        f"rendered {result.rendered} clip(s), {result.frames} frames in {result.seconds:.1f} s"
+        + (f"; {result.skipped} already there" if result.skipped else "")
+    )
+    if opts.layout == "folder":
+        _echo_next(
+            f"slt data import-folder {out / 'videos'} --table {out / 'sentences.csv'} "
+            f"--out DATASET, then slt data gloss-from-text DATASET --lang {opts.lang}"
+        )
+    else:
+        _echo_next(f"slt data vocab {out}")
+
+
 # --- vocabulary and checks ---------------------------------------------------------------
 
 
@@ -255,6 +322,41 @@ def vocab(
     )
     Console().print(table)
     _echo_next(f"slt data frames {dataset}")
+
+
+@data_app.command("frames")
+def frames(
+    dataset: Path = DatasetArg,
+    size: int = typer.Option(256, help="Side of the square frames, in pixels (even)."),
+    splits: str = typer.Option("all", help="Splits to cache, e.g. 'train,dev'; 'all': present."),
+    workers: int = typer.Option(None, help="Clips encoded in parallel (default: CPU cores)."),
+    crf: int = typer.Option(17, help="x264 quality, 0-51, lower is better and larger."),
+    overwrite: bool = typer.Option(False, help="Re-cache clips already in the cache."),
+) -> None:
+    """Decode every clip once into DATASET/frames/SIZE/ (compact H.264, fast to read); resumable."""
+    from slt_training.data.frames import cache_frames
+
+    report = cache_frames(dataset, splits, size=size, workers=workers, overwrite=overwrite, crf=crf)
+    typer.echo(
+        f"{report.cache_dir}: {report.cached} cached, {report.skipped} already there, "
+        f"{len(report.failed)} failed ({report.seconds:.1f} s)"
+    )
+    if report.filled:
+        typer.echo(f"filled in num_frames of {report.filled} clip(s) in the annotations")
+    if report.mismatched:
+        name, annotated, cached = report.mismatched[0]
+        typer.secho(
+            f"warning: {len(report.mismatched)} clip(s) have another frame count in the "
+            f"annotations (e.g. {name}: {annotated} annotated, {cached} decoded); left as annotated",
+            fg=typer.colors.YELLOW,
+        )
+    if report.failed:
+        typer.secho(
+            f"warning: {len(report.failed)} clip(s) failed, e.g. {report.failed[0].name}: "
+            f"{report.failed[0].reason}; all listed in {report.cache_dir / 'errors.jsonl'}",
+            fg=typer.colors.YELLOW,
+        )
+    _echo_next(f"slt data check {dataset}")
 
 
 @data_app.command("check")
