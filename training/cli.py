@@ -230,19 +230,19 @@ def synth(
     preset: str = typer.Option(
         "cpu", help="Sizes: 'cpu' (1500 clips, 48 glosses, 128²) or 'gpu' (5000, 300, 256²)."
     ),
-    clips: int = typer.Option(None, help="Clips over all splits (80/10/10). [preset]"),
-    glosses: int = typer.Option(None, help="Lexicon size, 16..304. [preset]"),
-    size: int = typer.Option(None, help="Frame width = height in pixels, even. [preset]"),
-    signers: int = typer.Option(None, help="Distinct signers. [6]"),
-    seed: int = typer.Option(None, help="Random seed: same seed + settings, same corpus. [0]"),
-    fps: float = typer.Option(None, help="Frame rate of the videos. [25]"),
-    lang: str = typer.Option(None, help="Text language: en or vi. [en]"),
+    clips: int = typer.Option(None, help="Clips over all splits (80/10/10). Default: from --preset."),
+    glosses: int = typer.Option(None, help="Lexicon size, 16..304. Default: from --preset."),
+    size: int = typer.Option(None, help="Frame width = height in pixels, even. Default: from --preset."),
+    signers: int = typer.Option(None, help="Distinct signers. Default: 6."),
+    seed: int = typer.Option(None, help="Random seed: same seed + settings, same corpus. Default: 0."),
+    fps: float = typer.Option(None, help="Frame rate of the videos. Default: 25."),
+    lang: str = typer.Option(None, help="Text language: en or vi. Default: en."),
     layout: str = typer.Option(
         None,
         help="'splits': dataset root (videos, keypoints, train/dev/test.jsonl); 'folder': "
-        "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. [splits]",
+        "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. Default: splits.",
     ),
-    workers: int = typer.Option(None, help="Processes rendering clips. [min(4, CPU cores)]"),
+    workers: int = typer.Option(None, help="Processes rendering clips. Default: min(4, CPU cores)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Generate a synthetic signed corpus: a drawn signer, one distinct sign per gloss,
