@@ -221,8 +221,10 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, size: int) -
         stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": "veryfast"}
-        stream.codec_context.thread_count = 1  # one thread: identical bytes on every machine
+        # No B-frames: with them x264 gave different bytes for identical input in repeated
+        # runs here (64x64, one thread), which breaks "same seed, same decoded frames".
+        stream.options = {"crf": str(CRF), "preset": "veryfast", "x264-params": "bframes=0"}
+        stream.codec_context.thread_count = 1  # frame threads would make bytes machine-dependent
         for img in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
             count += 1

@@ -21,10 +21,12 @@ from slt_training.data.synth import wordlist
 from slt_training.data.synth.motion import (
     HANDS,
     HANDSHAPES,
+    LEFT_WRIST,
     LOCATIONS,
     MOUTHS,
     MOVEMENT_SECONDS,
     ORIENTATIONS,
+    RIGHT_WRIST,
     SignForm,
 )
 
@@ -121,53 +123,83 @@ def priority_order() -> tuple[Word, ...]:
         taken[cat] += 1
 
 
+VERTICAL = ("up", "down", "tap", "open_close")  # "parallel" would equal "mirror"
+
+
 def _motion_combos() -> list[tuple[str, str, str]]:
     combos = [
         (loc, mov, hands)
         for loc, mov, hands in itertools.product(LOCATIONS, MOVEMENT_SECONDS, HANDS)
-        if hands != "base"
+        if hands != "base" and not (hands == "parallel" and mov in VERTICAL)
     ]
     combos += [("base", mov, "base") for mov in MOVEMENT_SECONDS]
     return combos
 
 
+def _trajectories(combos: list[tuple[str, str, str]]) -> np.ndarray:
+    """Both wrists over a sign, (n_combos, 16 × 4) body units: what a model must tell apart."""
+    u = np.linspace(0.0, 1.0, 16)
+    out = []
+    for loc, mov, hands in combos:
+        form = SignForm(loc if loc != "base" else "neutral", mov, hands, "B", "up", "closed")
+        p = form.poses(u)
+        out.append(np.concatenate([p[:, RIGHT_WRIST], p[:, LEFT_WRIST]], 1).ravel())
+    return np.asarray(out)
+
+
+def _distances(traj: np.ndarray, j: int) -> np.ndarray:
+    """Mean distance over sign time between the wrists of combo j and every combo."""
+    d = (traj - traj[j]).reshape(len(traj), -1, 2)
+    return np.sqrt((d**2).sum(-1)).mean(-1)
+
+
+def _pick_shape(chosen: list[int], shapes_of: list[str], dist: np.ndarray, used: dict) -> str:
+    """The least-used hand shape not worn by the 3 motions nearest to this one."""
+    near = sorted(range(len(chosen)), key=lambda k: dist[chosen[k]])[:3]
+    avoid = {shapes_of[k] for k in near}
+    order = sorted(HANDSHAPES, key=lambda s: (used[s], list(HANDSHAPES).index(s)))
+    return next((s for s in order if s not in avoid), order[0])
+
+
 @lru_cache(maxsize=1)
 def sign_forms() -> tuple[SignForm, ...]:
-    """Sign form i for priority word i: distinct motions, spread-out hand shapes."""
+    """Sign form i for priority word i: farthest-point picks of motions, varied hand shapes.
+
+    Each new sign takes the motion whose wrist paths are farthest from every sign
+    picked before it, and a hand shape unlike those of its nearest neighbours.
+    """
     rng = np.random.default_rng(SIGN_FORM_SEED)
     combos = _motion_combos()
     rng.shuffle(combos)
-    factors = np.array(
-        [[_factor_code(c[k], k) for k in range(3)] for c in combos], dtype=np.int64
-    )  # (n_combos, 3) categorical codes
+    traj = _trajectories(combos)
     words = priority_order()
-    min_dist = np.full(len(combos), 4, dtype=np.int64)
-    free = np.ones(len(combos), dtype=bool)
-    shapes, orients, mouths = list(HANDSHAPES), list(ORIENTATIONS), list(MOUTHS)
+    min_dist = np.full(len(combos), np.inf)
+    chosen: list[int] = []
+    shapes_of: list[str] = []
+    used = dict.fromkeys(HANDSHAPES, 0)
+    orients, mouths = list(ORIENTATIONS), list(MOUTHS)
     forms = []
     for i, word in enumerate(words[: len(combos)]):
-        j = int(np.argmax(np.where(free, min_dist, -1)))  # first best in shuffled order
-        free[j] = False
-        min_dist = np.minimum(min_dist, (factors != factors[j]).sum(1))
+        j = int(np.argmax(np.where(np.isin(np.arange(len(combos)), chosen), -1.0, min_dist)))
+        dist = _distances(traj, j)
+        shape = _pick_shape(chosen, shapes_of, dist, used) if chosen else "B"
+        chosen.append(j)
+        shapes_of.append(shape)
+        used[shape] += 1
+        min_dist = np.minimum(min_dist, dist)
         loc, mov, hands = combos[j]
         forms.append(
             SignForm(
                 location=loc,
                 movement=mov,
                 hands=hands,
-                shape=shapes[(i * 7) % len(shapes)],
-                orientation=orients[(i // len(shapes) + i) % len(orients)],
+                shape=shape,
+                orientation=orients[(i * 3 + i // 4) % len(orients)],
                 mouth=mouths[(i * 3) % len(mouths)],
                 brow=1.0 if word.category == "wh" else (-1.0 if word.gloss_en == "NOT" else 0.0),
             )
         )
     return tuple(forms)
-
-
-def _factor_code(value: str, factor: int) -> int:
-    """A stable integer code of one factor's value (location, movement or hands)."""
-    keys = (tuple(LOCATIONS) + ("base",), tuple(MOVEMENT_SECONDS), HANDS)[factor]
-    return keys.index(value)
 
 
 @dataclass(frozen=True)
