@@ -149,10 +149,12 @@ class Grammar:
         neg = p.function("NOT") if p.rng.random() < 0.3 else None
         b = _Builder()
         s = self._subject(b, subj)
+        tense = _tense(time, p.rng)
         if self.lang == "vi":
+            b.add(VI_TENSE_MARK[tense])
             n = b.add(neg.word.vi, neg) if neg else None
         else:
-            b.add(_en_be(subj, _tense(time, p.rng)))
+            b.add(_en_be(subj, tense))
             n = b.add("not", neg) if neg else None
         a = b.add(adj.word.vi if self.lang == "vi" else adj.word.en[0], adj)
         t = self._time(b, time)

@@ -12,7 +12,7 @@ import numpy as np
 
 from slt_training.data.synth import skeleton
 from slt_training.data.synth.figure import Placement, head_center
-from slt_training.data.synth.signer import Signer
+from slt_training.data.synth.signer import Signer, luminance
 
 SHIFT = 4  # sub-pixel bits for OpenCV drawing
 ONE = 1 << SHIFT
@@ -90,7 +90,10 @@ def _arm(img, kp: np.ndarray, right: bool, signer: Signer, place: Placement) -> 
     sh, el, wr = (6, 8, 10) if right else (5, 7, 9)
     wrist = kp[wr, :2]
     cuff = kp[el, :2] + 0.88 * (wrist - kp[el, :2])
-    sleeve = _shade(signer.clothes, 1.25 if sum(signer.clothes) < 300 else 0.85)
+    dark = luminance(signer.clothes) < 90  # sleeves must show over the torso
+    sleeve = (
+        tuple(min(255, c + 40) for c in signer.clothes) if dark else _shade(signer.clothes, 0.8)
+    )
     edge = _shade(signer.clothes, 0.45)
     upper, fore = _px(0.17, place), _px(0.14, place)
     path = [kp[sh, :2], kp[el, :2], cuff]
