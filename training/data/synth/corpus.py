@@ -315,6 +315,13 @@ def claim(root: Path, opts: SynthOptions) -> None:
     write_json(settings_path, describe(opts))
 
 
+def _remove_partial_files(root: Path) -> None:
+    """Temporary files of an interrupted run (atomic writes that never got renamed)."""
+    for folder in ("videos", "keypoints"):
+        for tmp in (root / folder).glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def write_annotations(root: Path, plans: list[ClipPlan], layout: str) -> None:
     if layout == "splits":
         for split in SPLITS:
@@ -339,6 +346,7 @@ def generate(
         raise SltError(f"--workers {workers}: need at least 1")
     root = Path(root)
     claim(root, opts)
+    _remove_partial_files(root)
     plans = plan_corpus(opts)
     todo = [p for p in plans if not _is_done(root, p, opts)]
     log.info("%d clips planned, %d to render with %d worker(s)", len(plans), len(todo), workers)
