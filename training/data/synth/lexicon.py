@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -226,8 +226,9 @@ class Lexicon:
         return [e for e in self.entries if e.word.category == category]
 
     def sign(self, gloss: str) -> SignForm:
-        return self._by_gloss()[gloss].sign
+        return self._by_gloss[gloss].sign
 
+    @cached_property
     def _by_gloss(self) -> dict[str, Entry]:
         return {e.gloss: e for e in self.entries}
 
