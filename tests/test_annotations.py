@@ -94,3 +94,15 @@ def test_real_corpora_validate(corpus, n_dev):
     assert all(c.gloss and c.text and c.num_frames for c in clips)
     first = json.loads((SHARED / corpus / "dev.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert clips[0].name == first["name"] and clips[0].gloss == first["gloss"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "train.jsonl", [Clip(name="a")])
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "train.jsonl").stat().st_mode) == 0o644

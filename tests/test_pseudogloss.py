@@ -120,6 +120,11 @@ def test_possessor_is_signed_first_and_question_phrases_are_one_sign():
     assert vi("Tôi đến khám ở phòng số 2 phải không?")[-1] == "PHẢI-KHÔNG"
 
 
+def test_third_person_pronoun_is_one_sign_not_dropped():
+    assert vi("Anh ấy đọc thư.") == ["ANH-ẤY", "ĐỌC", "THƯ"]
+    assert vi("Số điện thoại của chị ấy là 9.")[:2] == ["CHỊ-ẤY", "SỐ"]
+
+
 def test_decomposed_vietnamese_input_is_normalised():
     text = "Tôi muốn đăng ký khám sức khỏe."
     decomposed = unicodedata.normalize("NFD", text)
