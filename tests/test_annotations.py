@@ -97,12 +97,10 @@ def test_real_corpora_validate(corpus, n_dev):
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    import os
     import stat
 
-    mask = os.umask(0o022)
-    try:
-        write_jsonl(tmp_path / "train.jsonl", [Clip(name="a")])
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE((tmp_path / "train.jsonl").stat().st_mode) == 0o644
+    from slt_serve import fileio
+
+    write_jsonl(tmp_path / "train.jsonl", [Clip(name="a")])
+    mode = stat.S_IMODE((tmp_path / "train.jsonl").stat().st_mode)
+    assert mode == 0o666 & ~fileio._UMASK and mode & 0o044  # group/others can read
