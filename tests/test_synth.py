@@ -12,9 +12,10 @@ import av
 import numpy as np
 import pytest
 
+from slt_serve import skeleton
 from slt_serve.errors import SltError
 from slt_training.data.annotations import SPLITS, read_jsonl, split_path
-from slt_training.data.synth import figure, lexicon, motion, render, skeleton
+from slt_training.data.synth import figure, lexicon, motion, render
 from slt_training.data.synth.corpus import generate, options_for, plan_corpus
 from slt_training.data.synth.grammar import Grammar
 from slt_training.data.synth.signer import make_signer

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slt_training.data.synth import motion, skeleton
+from slt_serve import skeleton
+from slt_training.data.synth import motion
 from slt_training.data.synth.signer import Signer
 
 SHOULDER = (0.5, 0.05)  # (out, down) of each shoulder from the neck

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from slt_training.data.synth import skeleton
+from slt_serve import skeleton
 from slt_training.data.synth.figure import Placement, head_center
 from slt_training.data.synth.signer import Signer, luminance
 
