@@ -344,7 +344,9 @@ def _run(jobs: list[_Job], workers: int, progress: bool):
     counts: dict[str, int] = {}
     failed: list[ClipError] = []
     by_name = {job.name: job for job in jobs}
-    bar = tqdm(total=len(jobs), unit="clip", desc="frames", disable=not progress)
+    bar = tqdm(
+        total=len(jobs), unit="clip", desc="frames", disable=None if progress else True
+    )  # None: off when not a terminal
     if workers > 1 and len(jobs) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
         results = pool.map(_cache_one, jobs, chunksize=1)

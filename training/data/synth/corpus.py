@@ -256,7 +256,9 @@ def _worker_init() -> None:
 
 
 def _render_all(jobs: list, workers: int, progress: bool) -> int:
-    bar = tqdm(total=len(jobs), unit="clip", desc="synth", disable=not progress)
+    bar = tqdm(
+        total=len(jobs), unit="clip", desc="synth", disable=None if progress else True
+    )  # None: off when not a terminal
     frames = 0
     try:
         if workers <= 1 or len(jobs) <= 1:
