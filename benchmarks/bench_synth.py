@@ -44,7 +44,7 @@ def stage_times(clips: int) -> dict[str, float]:
             t1 = time.perf_counter()
             frames = list(corpus.render_frames(plan, opts, kp, place))
             t2 = time.perf_counter()
-            corpus.write_mp4(Path(tmp) / f"{plan.name}.mp4", frames, opts.fps, opts.size)
+            corpus.write_mp4(Path(tmp) / f"{plan.name}.mp4", frames, opts.fps)
             t3 = time.perf_counter()
             spent["pose + keypoints"] += t1 - t0
             spent["draw"] += t2 - t1

@@ -217,3 +217,22 @@ def test_real_webcam_clip():
 def test_import_does_not_pull_torch():
     code = "import sys, slt_serve.video; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_write_video_round_trip_reproducible_and_checked(tmp_path):
+    from slt_serve.video import write_video
+
+    frames = [frame_image(i, 64, 48) for i in range(10)]
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    assert write_video(a, frames, 25, crf=10, reproducible=True) == 10
+    write_video(b, frames, 25, crf=10, reproducible=True)
+    assert a.read_bytes() == b.read_bytes()
+    back = read_frames(a)
+    assert back.shape == (10, 48, 64, 3)
+    assert np.abs(back.astype(int) - np.stack(frames)).mean() < 3
+    assert probe(a).fps == 25
+    with pytest.raises(SltError, match="even H and W"):
+        write_video(tmp_path / "odd.mp4", [np.zeros((5, 6, 3), np.uint8)], 25)
+    with pytest.raises(SltError, match="no frames"):
+        write_video(tmp_path / "none.mp4", [], 25)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]

@@ -31,8 +31,6 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
-from itertools import chain
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -43,7 +41,7 @@ from tqdm import tqdm
 
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write, write_json
-from slt_serve.video import iter_frames, probe
+from slt_serve.video import iter_frames, probe, write_video
 from slt_training.data.annotations import Clip, load_split, parse_splits, split_path, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -102,27 +100,9 @@ def write_clip(
     threads: int = 0,
 ) -> int:
     """Encode RGB frames (H, W, 3, both even) to one cache file atomically; returns the count."""
-    it = iter(frames)
-    first = next(it, None)
-    if first is None:
-        raise SltError(f"{path}: no frames to write")
-    height, width = first.shape[:2]
-    n = 0
-    with atomic_write(path, "wb") as f, av.open(f, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {
-            "crf": str(crf),
-            "preset": PRESET,
-            "tune": "fastdecode",
-            "threads": str(threads),
-        }
-        for rgb in chain([first], it):
-            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")))
-            n += 1
-        out.mux(stream.encode())
-    return n
+    return write_video(
+        path, frames, fps, crf=crf, preset=PRESET, tune="fastdecode", threads=threads
+    )
 
 
 def read_clip(path: Path, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:

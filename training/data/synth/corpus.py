@@ -18,15 +18,14 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from tqdm import tqdm
 
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write, write_json
+from slt_serve.video import write_video
 from slt_training.data.annotations import SPLITS, Clip, split_path, write_jsonl
 from slt_training.data.synth import figure, motion, render, timeline
 from slt_training.data.synth.grammar import Grammar, Sentence
@@ -214,22 +213,9 @@ def render_frames(
         )
 
 
-def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, size: int) -> int:
-    """Encode RGB frames as H.264 (libx264, yuv420p) in MP4, atomically; returns frames written."""
-    count = 0
-    with atomic_write(path, "wb") as f, av.open(f, mode="w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        # No B-frames: with them x264 gave different bytes for identical input in repeated
-        # runs here (64x64, one thread), which breaks "same seed, same decoded frames".
-        stream.options = {"crf": str(CRF), "preset": "veryfast", "x264-params": "bframes=0"}
-        stream.codec_context.thread_count = 1  # frame threads would make bytes machine-dependent
-        for img in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-            count += 1
-        out.mux(stream.encode())
-    return count
+def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Encode RGB frames as H.264 MP4, atomically, byte-for-byte the same for the same frames."""
+    return write_video(path, frames, fps, crf=CRF, preset="veryfast", reproducible=True)
 
 
 def render_clip(job: tuple[Path, ClipPlan, SynthOptions]) -> int:
@@ -246,7 +232,7 @@ def render_clip(job: tuple[Path, ClipPlan, SynthOptions]) -> int:
                 width=np.int64(opts.size),
                 height=np.int64(opts.size),
             )
-    return write_mp4(video, render_frames(plan, opts, kp, place), opts.fps, opts.size)
+    return write_mp4(video, render_frames(plan, opts, kp, place), opts.fps)
 
 
 def _worker_init() -> None:
