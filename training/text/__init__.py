@@ -1,0 +1,1 @@
+"""Text side of translation: tokenizer, mBART construction and vocabulary pruning."""
