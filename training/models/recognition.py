@@ -67,6 +67,7 @@ class SingleStreamOptions:
 
     head: VisualHeadOptions = VisualHeadOptions()  # the gloss head
     frozen_blocks: int = 1  # leading S3D blocks kept frozen (reference: s3d.freeze_block 1)
+    in_channels: int = 3  # video channels: 3 RGB, 6 with frame differences (motion channels)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class TwoStreamOptions:
     """TwoStream S2G; defaults as the reference's PHOENIX-2014T config."""
 
     num_keypoints: int = 79  # K heatmap channels (reference PHOENIX: 79 of COCO-WholeBody)
+    in_channels: int = 3  # video channels: 3 RGB, 6 with frame differences (motion channels)
     heatmaps: HeatmapOptions = HeatmapOptions()  # 112² for 224² frames, σ 4 heatmap pixels
     head: VisualHeadOptions = VisualHeadOptions()  # every head: rgb, keypoint, joint, auxiliary
     rgb_frozen_blocks: int = 1  # reference: s3d.freeze_block 1
@@ -157,10 +159,12 @@ def decode_glosses(output: RecognitionOutput, beam_size: int = 1) -> list[list[i
     return [list(hyps[0].tokens) if hyps else [] for hyps in beams]
 
 
-def _check_video(frames: Tensor, lengths: Tensor | list[int]) -> Tensor:
+def _check_video(frames: Tensor, lengths: Tensor | list[int], channels: int = 3) -> Tensor:
     """Validated lengths as a long tensor on the frames' device."""
-    if frames.dim() != 5 or frames.shape[1] != 3:
-        raise SltError(f"frames must be (batch, 3, time, height, width), got {tuple(frames.shape)}")
+    if frames.dim() != 5 or frames.shape[1] != channels:
+        raise SltError(
+            f"frames must be (batch, {channels}, time, height, width), got {tuple(frames.shape)}"
+        )
     lengths = torch.as_tensor(lengths, device=frames.device)
     batch, steps = frames.shape[0], frames.shape[2]
     if lengths.shape != (batch,) or lengths.is_floating_point():
@@ -231,7 +235,7 @@ class SingleStreamRecognizer(CtcRecognizer):
         super().__init__()
         self.options = options
         self.vocab_size = vocab_size
-        self.backbone = S3DBackbone(3, NUM_BLOCKS, options.frozen_blocks)
+        self.backbone = S3DBackbone(options.in_channels, NUM_BLOCKS, options.frozen_blocks)
         self.head = VisualHead(FEATURE_CHANNELS, vocab_size, options.head)
 
     def forward(
@@ -241,7 +245,7 @@ class SingleStreamRecognizer(CtcRecognizer):
         gloss_ids: Tensor | None = None,
         gloss_lengths: Tensor | None = None,
     ) -> RecognitionOutput:
-        lengths = _check_video(frames, lengths)
+        lengths = _check_video(frames, lengths, self.options.in_channels)
         targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
         steps = self.output_lengths(lengths)
         features = pool_space(self.backbone(_zero_padding(frames, lengths, 2)))
@@ -258,7 +262,7 @@ class TwoStreamRecognizer(CtcRecognizer):
         super().__init__()
         self.options = options
         self.vocab_size = vocab_size
-        self.rgb_backbone = S3DBackbone(3, NUM_BLOCKS, options.rgb_frozen_blocks)
+        self.rgb_backbone = S3DBackbone(options.in_channels, NUM_BLOCKS, options.rgb_frozen_blocks)
         self.keypoint_backbone = S3DBackbone(
             options.num_keypoints, NUM_BLOCKS, options.keypoint_frozen_blocks
         )
@@ -383,7 +387,7 @@ class TwoStreamRecognizer(CtcRecognizer):
         gloss_ids: Tensor | None = None,
         gloss_lengths: Tensor | None = None,
     ) -> RecognitionOutput:
-        lengths = _check_video(frames, lengths)
+        lengths = _check_video(frames, lengths, self.options.in_channels)
         self._check_keypoints(keypoints, frames)
         targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
         heatmaps = self.heatmaps(keypoints, lengths, (frames.shape[4], frames.shape[3]))
