@@ -103,3 +103,31 @@ BODY_BONES = (
 assert len(NAMES) == NUM_KEYPOINTS == RIGHT_HAND.stop
 assert len(FACE_NAMES) == FACE.stop - FACE.start == 68
 assert len(HAND_POINT_NAMES) == 21
+
+
+def _face_bones() -> tuple[tuple[int, int], ...]:
+    """Chains along each face part (indices within the 68); eyes and lips are closed loops."""
+    closed = {"right_eye", "left_eye", "outer_lip", "inner_lip"}
+    bones, start = [], 0
+    for part, n in FACE_PARTS:
+        bones += [(start + i, start + i + 1) for i in range(n - 1)]
+        if part in closed:
+            bones.append((start + n - 1, start))
+        start += n
+    return tuple(bones)
+
+
+# Bones of the face (within its 68 points) and of the feet (indices into the 133 points:
+# each ankle to its big toe, small toe and heel).
+FACE_BONES = _face_bones()
+FOOT_BONES = ((15, 17), (15, 18), (15, 19), (16, 20), (16, 21), (16, 22))
+# Every bone of the 133 points, as (parent, child) indices: body, feet, face, both hands.
+WHOLEBODY_BONES = (
+    BODY_BONES
+    + FOOT_BONES
+    + tuple((FACE.start + a, FACE.start + b) for a, b in FACE_BONES)
+    + tuple(
+        (hand.start + a, hand.start + b) for hand in (LEFT_HAND, RIGHT_HAND) for a, b in HAND_BONES
+    )
+    + ((LEFT_HAND.start, 9), (RIGHT_HAND.start, 10))  # hand wrist to body wrist
+)
