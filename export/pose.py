@@ -125,6 +125,8 @@ def _check_out(out: Path) -> None:
 
 def _to_onnx(graph: PoseGraph, input_size: tuple[int, int]):
     """The dynamo exporter's ONNX ModelProto, batch axis dynamic."""
+    for name in ("onnx_ir", "onnxscript", "torch.onnx"):  # their INFO lines drown the CLI's
+        logging.getLogger(name).setLevel(logging.WARNING)
     example = torch.randint(0, 256, (2, *input_size, 3), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with torch.no_grad():

@@ -147,11 +147,17 @@ def full_frame_box(width: int, height: int, aspect: float, padding: float = 1.0)
 
 
 def box_from_keypoints(
-    keypoints: np.ndarray, aspect: float, options: PoseOptions = PoseOptions()
+    keypoints: np.ndarray,
+    aspect: float,
+    options: PoseOptions = PoseOptions(),
+    frame_size: tuple[int, int] | None = None,
 ) -> Box | None:
-    """A box around the confident keypoints (K, 3), or None when there are too few."""
+    """A box around the confident keypoints (K, 3), clipped to the (width, height) frame when
+    given, or None when there are too few."""
     sure = keypoints[keypoints[:, 2] >= options.box_min_score, :2]
     sure = sure[np.isfinite(sure).all(axis=1)]
+    if frame_size is not None:  # points off the frame cannot widen the box beyond it
+        sure = np.clip(sure, 0, frame_size)
     if len(sure) < options.box_min_points:
         return None
     (x0, y0), (x1, y1) = sure.min(axis=0), sure.max(axis=0)
@@ -217,19 +223,19 @@ def decode_heatmaps(heatmaps: np.ndarray, blur_kernel: int = 11) -> tuple[np.nda
 
 
 def _blur_modulated(hm: np.ndarray, kernel: int) -> np.ndarray:
-    """Gaussian-blur each map (zero padding), rescaled to keep its maximum: DARK's modulation."""
+    """Gaussian-blur each map with zero padding, rescaled to keep its maximum (DARK's modulation).
+
+    All maps go through one OpenCV call, stacked with `kernel // 2` zero rows and
+    columns around each, so no map's blur reaches into the next.
+    """
     n, k, h, w = hm.shape
-    out = np.empty_like(hm)
-    for i in range(n):
-        maps = np.ascontiguousarray(hm[i].transpose(1, 2, 0))  # (h, w, K): one OpenCV call
-        chunks = [maps[..., c : c + 512] for c in range(0, k, 512)]  # OpenCV's channel limit
-        blurred = [
-            cv2.GaussianBlur(c, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT).reshape(
-                h, w, -1
-            )
-            for c in chunks
-        ]
-        out[i] = np.concatenate(blurred, axis=2).transpose(2, 0, 1)
+    b = kernel // 2
+    padded = np.zeros((n * k, h + 2 * b, w + 2 * b), np.float32)
+    padded[:, b : b + h, b : b + w] = hm.reshape(n * k, h, w)
+    tall = padded.reshape(n * k * (h + 2 * b), w + 2 * b)
+    blurred = cv2.GaussianBlur(tall, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
+    out = blurred.reshape(n * k, h + 2 * b, w + 2 * b)[:, b : b + h, b : b + w]
+    out = out.reshape(n, k, h, w)
     before = hm.reshape(n, k, -1).max(axis=2)
     after = out.reshape(n, k, -1).max(axis=2)
     ratio = np.divide(before, after, out=np.ones_like(before), where=after != 0)
@@ -237,7 +243,12 @@ def _blur_modulated(hm: np.ndarray, kernel: int) -> np.ndarray:
 
 
 def _dark(hm: np.ndarray, coords: np.ndarray, kernel: int) -> np.ndarray:
-    """One Newton step on log(blurred heatmap) at each integer peak (mmpose's `_taylor`)."""
+    """One Newton step on log(blurred heatmap) at each integer peak (mmpose's `_taylor`).
+
+    Unlike mmpose, a step is taken only where the log map is concave (a true
+    maximum) and moves at most one heatmap pixel: an untrained or confused model's
+    flat maps otherwise send points far outside the crop.
+    """
     n, k, h, w = hm.shape
     logs = np.log(np.maximum(_blur_modulated(hm, kernel), MIN_LOG))
     px, py = coords[..., 0].astype(np.int64), coords[..., 1].astype(np.int64)
@@ -255,10 +266,10 @@ def _dark(hm: np.ndarray, coords: np.ndarray, kernel: int) -> np.ndarray:
     dyy = 0.25 * (at(2, 0) - 2 * centre + at(-2, 0))
     dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
     det = dxx * dyy - dxy**2
-    ok = inside & (det != 0)
+    ok = inside & (det > 0) & (dxx < 0)  # a maximum: the Newton step points to the peak
     safe = np.where(ok, det, 1.0)
-    offset_x = -(dyy * dx - dxy * dy) / safe
-    offset_y = -(dxx * dy - dxy * dx) / safe
+    offset_x = np.clip(-(dyy * dx - dxy * dy) / safe, -1.0, 1.0)
+    offset_y = np.clip(-(dxx * dy - dxy * dx) / safe, -1.0, 1.0)
     out = coords.copy()
     out[..., 0] += np.where(ok, offset_x, 0.0)
     out[..., 1] += np.where(ok, offset_y, 0.0)
@@ -329,7 +340,7 @@ class PoseEstimator:
         box = (
             None
             if previous is None
-            else box_from_keypoints(previous[-1], self.spec.aspect, self.options)
+            else box_from_keypoints(previous[-1], self.spec.aspect, self.options, (w, h))
         )
         if box is None:
             box = full_frame_box(w, h, self.spec.aspect)
