@@ -19,9 +19,15 @@ data_app = typer.Typer(
 )
 
 
+export_app = typer.Typer(
+    help="Export trained models to ONNX for the torch-free runtime.", no_args_is_help=True
+)
+
+
 def register(app: typer.Typer) -> None:
     """Entry point (group `slt_serve.commands`): add the training commands to `slt`."""
     app.add_typer(data_app, name="data")
+    app.add_typer(export_app, name="export")
     app.command("evaluate")(evaluate)
 
 
@@ -396,6 +402,83 @@ def check(
     if not report.ok:
         raise typer.Exit(1)
     typer.secho("dataset OK", fg=typer.colors.GREEN)
+
+
+# --- keypoints and the pose model --------------------------------------------------------
+
+
+@data_app.command("keypoints")
+def keypoints(
+    dataset: Path = DatasetArg,
+    pose: Path = typer.Option(None, "--pose", help="pose.onnx from `slt export pose`."),
+    from_pose: Path = typer.Option(
+        None, "--from-pose", help="Folder of <clip name>.pose files (MediaPipe, OpenPose)."
+    ),
+    splits: str = typer.Option("all", help="Splits to do, e.g. 'train,dev'; 'all': present."),
+    workers: int = typer.Option(
+        None, help="Clips in parallel (default: 1 with --pose, up to 4 with --from-pose)."
+    ),
+    batch_size: int = typer.Option(16, help="Frames per pose.onnx run."),
+    overwrite: bool = typer.Option(False, help="Redo clips whose .npz exists."),
+) -> None:
+    """Write DATASET/keypoints/<clip>.npz (133 COCO-WholeBody points per frame) for every clip,
+    with pose.onnx or from existing .pose files; resumable, failures listed in errors.jsonl."""
+    from slt_training.data.keypoints import extract_keypoints
+
+    report = extract_keypoints(
+        dataset, pose, from_pose, splits, workers, batch_size, overwrite, progress=True
+    )
+    typer.echo(
+        f"{report.out_dir}: {report.written} written ({report.frames} frames), "
+        f"{report.skipped} already there, {len(report.failed)} failed ({report.seconds:.1f} s)"
+    )
+    if report.frame_mismatches:
+        typer.secho(
+            f"warning: {report.frame_mismatches} clip(s) have another frame count than "
+            "their num_frames",
+            fg=typer.colors.YELLOW,
+        )
+    if report.failed:
+        typer.secho(
+            f"warning: {len(report.failed)} clip(s) failed, e.g. {report.failed[0].name}: "
+            f"{report.failed[0].reason}; all listed in {report.out_dir / 'errors.jsonl'}",
+            fg=typer.colors.YELLOW,
+        )
+    _echo_next(f"slt data check {dataset}")
+
+
+@export_app.command("pose")
+def export_pose(
+    checkpoint: Path = typer.Argument(
+        ..., help="mmpose HRNet checkpoint (.pth, e.g. hrnet_w48_coco_wholebody_384x288_dark)."
+    ),
+    out: Path = typer.Option(Path("pose.onnx"), "--out", "-o", help="ONNX file to write."),
+    input_size: str = typer.Option(
+        None, help="Crop HEIGHTxWIDTH, e.g. 384x288 (default: the checkpoint's, else 384x288)."
+    ),
+    blur_kernel: int = typer.Option(11, help="DARK refinement blur kernel (odd; 0: off)."),
+) -> None:
+    """Export an HRNet whole-body checkpoint to pose.onnx, checked against PyTorch."""
+    from slt_export.pose import export_pose as run_export
+
+    size = None
+    if input_size is not None:
+        try:
+            size = tuple(int(v) for v in input_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2:
+            raise SltError(f"--input-size {input_size}: give HEIGHTxWIDTH, e.g. 384x288")
+    if blur_kernel < 0 or (blur_kernel and blur_kernel % 2 == 0):
+        raise SltError(f"--blur-kernel {blur_kernel}: must be odd, or 0 for no refinement")
+    result = run_export(checkpoint, out, size, blur_kernel)
+    h, w = result.spec.input_size
+    typer.echo(
+        f"wrote {result.path}: {result.megabytes:.1f} MB, {result.spec.num_keypoints} keypoints, "
+        f"input {h}x{w}; parity with PyTorch: max |diff| {result.max_abs_diff:.2g} "
+        f"(heatmap max {result.max_abs_value:.2g}), {result.seconds:.1f} s"
+    )
+    _echo_next(f"slt data keypoints DATASET --pose {result.path}")
 
 
 # --- evaluate ----------------------------------------------------------------------------
