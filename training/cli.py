@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
     app.add_typer(export_app, name="export")
     app.command("evaluate")(evaluate)
+    app.command("prune-mbart")(prune_mbart)
 
 
 DatasetArg = typer.Argument(..., help="Dataset root (holds train.jsonl, dev.jsonl, test.jsonl).")
@@ -402,6 +403,50 @@ def check(
     if not report.ok:
         raise typer.Exit(1)
     typer.secho("dataset OK", fg=typer.colors.GREEN)
+
+
+# --- translation ------------------------------------------------------------------------
+
+
+def prune_mbart(
+    pretrained: Path = typer.Argument(
+        ...,
+        help="Pretrained mBART folder (mbart-large-cc25 layout: config.json, weights, "
+        "tokenizer.json).",
+    ),
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset root whose text is kept."),
+    out: Path = typer.Option(..., "--out", help="Folder for the pruned model and tokenizer."),
+    lang: str = typer.Option("de_DE", help="mBART language token of the text (de_DE, zh_CN, …)."),
+    splits: str = typer.Option(
+        "train,dev,test", help="Splits whose text and glosses are kept (those present are read)."
+    ),
+    gloss_tokens: bool = typer.Option(
+        True, "--gloss-tokens/--no-gloss-tokens", help="Add one token per gloss."
+    ),
+) -> None:
+    """Shrink an mBART's vocabulary to the tokens a corpus uses and add gloss tokens."""
+    from slt_training.data.annotations import SPLITS, available_splits, load_split
+    from slt_training.text.mbart import check_pretrained_folder
+    from slt_training.text.prune import VOCAB_MAP_FILE
+    from slt_training.text.prune import prune_mbart as prune
+
+    wanted = [s.strip() for s in splits.split(",") if s.strip()]
+    if not wanted or set(wanted) - set(SPLITS):
+        raise SltError(f"--splits {splits!r}: give a comma-separated subset of {SPLITS}")
+    check_pretrained_folder(pretrained)
+    present = [s for s in available_splits(dataset) if s in wanted]
+    if not present:
+        raise SltError(f"{dataset}: none of the splits {wanted} is there")
+    clips = [c for s in present for c in load_split(dataset, s)]
+    texts, glosses = [c.text for c in clips], [c.glosses for c in clips]
+    r = prune(pretrained, texts, glosses, out, lang, gloss_tokens)
+    typer.echo(
+        f"read {len(clips)} clips ({', '.join(present)}); vocabulary {r.old_vocab} → {r.kept} "
+        f"tokens + {r.glosses} glosses; parameters {r.parameters_before / 1e6:.1f} M → "
+        f"{r.parameters_after / 1e6:.1f} M"
+    )
+    typer.echo(f"wrote {out}: config.json, model.safetensors, tokenizer.json, {VOCAB_MAP_FILE}")
+    _echo_next(f"set translation.pretrained: {out} in your config, then slt train g2t CONFIG")
 
 
 # --- keypoints and the pose model --------------------------------------------------------

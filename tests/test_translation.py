@@ -1,0 +1,161 @@
+"""TranslationModel (G2T, S2T) on a 2-layer mBART, and the translation data pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slt_serve.errors import SltError
+from slt_training.data.annotations import Clip
+from slt_training.data.text_data import TranslationDataset, collate, token_batches
+from slt_training.models.translation import (
+    IGNORE_INDEX,
+    GenerateOptions,
+    TranslationModel,
+    TranslationOptions,
+    TranslationOutput,
+    smoothed_cross_entropy,
+)
+from slt_training.text.mbart import build_mbart, preset
+from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
+
+CLIPS = [
+    Clip(name="a", gloss="REGEN MORGEN", text="morgen regnet es ."),
+    Clip(name="b", gloss="SONNE SUED HEUTE", text="heute scheint im süden die sonne ."),
+    Clip(name="c", gloss="WIND", text="wind ."),
+    Clip(name="d", gloss="TÔI ĐĂNG-KÝ KHÁM MUỐN", text="tôi muốn đăng ký khám ."),
+]
+FEATURE_DIM = 12
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core CPU: one thread is ~50x faster than contended OpenMP."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(
+        [c.text for c in CLIPS] * 4, [c.glosses for c in CLIPS], TokenizerOptions(vocab_size=120)
+    )
+
+
+def _model(tokenizer, **options) -> TranslationModel:
+    torch.manual_seed(0)
+    mbart = build_mbart(preset("tiny", dropout=0.0, attention_dropout=0.0), tokenizer)
+    return TranslationModel(mbart, TranslationOptions(**options))
+
+
+def _features(name: str) -> np.ndarray:
+    rng = np.random.default_rng(ord(name))
+    return rng.standard_normal((5 + ord(name) % 4, FEATURE_DIM)).astype(np.float32)
+
+
+def _overfit(model, batch, steps: int) -> list[float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        model.train()
+        out = model(labels=batch.labels, **batch.model_inputs())
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss.detach()))
+    return losses
+
+
+def test_collate_pads_sources_and_ignores_padded_labels(tokenizer):
+    ds = TranslationDataset(CLIPS, tokenizer)
+    batch = collate([ds[0], ds[2]], tokenizer.pad_id)
+    a, c = ds[0], ds[2]
+    assert batch.input_ids.shape == (2, max(len(a.source), len(c.source)))
+    assert batch.input_ids[1, len(c.source) :].eq(tokenizer.pad_id).all()
+    assert batch.attention_mask.sum(1).tolist() == [len(a.source), len(c.source)]
+    assert batch.labels[1, len(c.target) :].eq(IGNORE_INDEX).all()
+    assert batch.labels[0, : len(a.target)].tolist() == a.target
+    assert batch.names == ["a", "c"] and batch.texts == [CLIPS[0].text, CLIPS[2].text]
+
+
+def test_token_batches_cover_everything_once_under_the_budget(tokenizer):
+    examples = TranslationDataset(CLIPS, tokenizer).examples * 6
+    batches = list(token_batches(examples, max_tokens=60, seed=1))
+    assert sorted(i for b in batches for i in b) == list(range(len(examples)))
+    for b in batches:
+        longest = max(examples[i].source_len + len(examples[i].target) for i in b)
+        assert longest * len(b) <= 60 or len(b) == 1
+    assert batches != list(token_batches(examples, max_tokens=60, seed=2))
+
+
+def test_dataset_refuses_clips_without_text_or_glosses(tokenizer):
+    with pytest.raises(SltError, match="no text"):
+        TranslationDataset([Clip(name="x", gloss="A")], tokenizer)
+    with pytest.raises(SltError, match="no glosses"):
+        TranslationDataset([Clip(name="x", text="a .")], tokenizer)
+
+
+def test_loss_is_label_smoothed_cross_entropy_over_real_tokens():
+    logits = torch.randn(2, 3, 7)
+    labels = torch.tensor([[1, 2, IGNORE_INDEX], [3, IGNORE_INDEX, IGNORE_INDEX]])
+    loss, nll, n = smoothed_cross_entropy(logits, labels, 0.1)
+    keep = labels != IGNORE_INDEX
+    logp = logits[keep].log_softmax(-1)
+    expected = (
+        0.9 * -logp.gather(1, labels[keep][:, None]).squeeze(1) - 0.1 * logp.mean(-1)
+    ).mean()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(nll, F.cross_entropy(logits[keep], labels[keep]))
+    assert n == 3
+
+
+def test_g2t_trains_and_generates(tokenizer):
+    model = _model(tokenizer, label_smoothing=0.1)
+    ds = TranslationDataset(CLIPS, tokenizer)
+    batch = collate(ds.examples, tokenizer.pad_id)
+    first = model(labels=batch.labels, **batch.model_inputs())
+    assert type(first) is TranslationOutput and dataclasses.is_dataclass(first)
+    assert first.logits.shape == (*batch.labels.shape, len(tokenizer))
+    assert first.num_tokens == int(batch.labels.ne(IGNORE_INDEX).sum())
+    losses = _overfit(model, batch, steps=60)
+    assert losses[-1] < 0.5 * losses[0]
+    model.eval()
+    options = GenerateOptions(num_beams=5, length_penalty=1.5, max_length=20)
+    ids = model.generate(options=options, **batch.model_inputs())
+    assert ids.shape[0] == len(CLIPS) and ids.shape[1] <= 20
+    assert ids[:, 0].eq(tokenizer.lang_id).all()  # the decoder starts at the language token
+    texts = model.translate(tokenizer, options=options, **batch.model_inputs())
+    correct = sum(h == c.text for h, c in zip(texts, CLIPS))
+    assert correct >= 3, texts
+
+
+def test_s2t_maps_features_and_trains(tokenizer):
+    model = _model(tokenizer, input="features", feature_dim=FEATURE_DIM, label_smoothing=0.0)
+    ds = TranslationDataset(CLIPS, tokenizer, load_features=_features)
+    batch = collate(ds.examples, tokenizer.pad_id)
+    assert batch.input_ids is None and batch.features.shape[-1] == FEATURE_DIM
+    assert batch.features[2, len(ds[2].features) :].eq(0).all()
+    losses = _overfit(model, batch, steps=60)
+    assert losses[-1] < 0.5 * losses[0]
+    assert model.mapper.net[0].weight.grad is not None
+    texts = model.translate(tokenizer, options=GenerateOptions(5, 1.0, 20), **batch.model_inputs())
+    assert len(texts) == len(CLIPS) and all(isinstance(t, str) for t in texts)
+    assert sum(h == c.text for h, c in zip(texts, CLIPS)) >= 3, texts
+
+
+def test_models_refuse_the_wrong_input(tokenizer):
+    g2t = _model(tokenizer)
+    s2t = _model(tokenizer, input="features", feature_dim=FEATURE_DIM)
+    mask, labels = torch.ones(1, 3, dtype=torch.long), torch.tensor([[5, 2]])
+    with pytest.raises(SltError, match="input_ids"):
+        g2t(mask, labels, features=torch.zeros(1, 3, FEATURE_DIM))
+    with pytest.raises(SltError, match="features"):
+        s2t(mask, labels, input_ids=torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(SltError, match="unknown"):
+        TranslationOptions(input="video").verify()
