@@ -54,26 +54,15 @@ def phoenix_vocab_and_target(max_glosses: int) -> tuple[int, list[int]]:
 
 
 def holistic_keypoints(frames: int, frame_size: int) -> np.ndarray:
-    """(frames, 79, 3) keypoints in pixels of a `frame_size`² frame, from the real pose file."""
-    from pose_format import Pose
+    """(frames, 79, 3) keypoints in pixels of a `frame_size`² frame, from the real pose file
+    (MediaPipe Holistic mapped onto COCO-WholeBody by point name, TwoStream-SLT's subset)."""
+    from slt_serve.layouts import select
+    from slt_training.data.pose_files import read_pose
 
-    pose = Pose.read(POSE_FILE.read_bytes())
-    offsets, start = {}, 0
-    for component in pose.header.components:
-        offsets[component.name] = start
-        start += len(component.points)
-    face = [offsets["FACE_LANDMARKS"] + i for i in range(0, 478, 24)]
-    hands = [offsets[f"{side}_HAND_LANDMARKS"] + i for side in ("LEFT", "RIGHT") for i in range(21)]
-    index = list(range(17)) + hands + face
-    data = pose.body.data[:frames, 0, index]
-    xy = np.ma.getdata(data[..., :2]).astype(np.float32)
-    xy *= np.array(
-        [frame_size / pose.header.dimensions.width, frame_size / pose.header.dimensions.height],
-        dtype=np.float32,
-    )
-    score = np.asarray(pose.body.confidence[:frames, 0, index], dtype=np.float32)
-    score[np.ma.getmaskarray(data[..., 0])] = 0.0
-    return np.concatenate([xy, score[..., None]], axis=-1)
+    seq, _ = read_pose(POSE_FILE)
+    kp = select(seq.keypoints[:frames], "twostream_79").copy()
+    kp[..., :2] *= np.array([frame_size / seq.width, frame_size / seq.height], np.float32)
+    return kp
 
 
 def build(variant: str, vocab_size: int, size: int):

@@ -238,24 +238,15 @@ def test_bad_input_is_a_one_line_error():
 
 
 def _holistic_keypoints(path: Path, frame_size: int) -> np.ndarray:
-    """(T, 79, 3) from a MediaPipe Holistic .pose: upper body 0-16, both hands, 20 face
-    points, as x, y in pixels of a `frame_size`² frame and the pose's confidence."""
-    from pose_format import Pose
+    """(T, 79, 3): the TwoStream-SLT subset of a MediaPipe Holistic .pose, mapped onto
+    COCO-WholeBody by point name, as x, y in pixels of a `frame_size`² frame and score."""
+    from slt_serve.layouts import select
+    from slt_training.data.pose_files import read_pose
 
-    pose = Pose.read(path.read_bytes())
-    offsets, start = {}, 0
-    for component in pose.header.components:
-        offsets[component.name] = start
-        start += len(component.points)
-    face = [offsets["FACE_LANDMARKS"] + i for i in range(0, 478, 24)]
-    hands = [offsets[f"{side}_HAND_LANDMARKS"] + i for side in ("LEFT", "RIGHT") for i in range(21)]
-    index = list(range(17)) + hands + face
-    xy = np.ma.getdata(pose.body.data[:, 0, index, :2]).astype(np.float32)
-    score = np.asarray(pose.body.confidence[:, 0, index], dtype=np.float32)
-    score[np.ma.getmaskarray(pose.body.data[:, 0, index, 0])] = 0.0
-    dims = pose.header.dimensions
-    xy *= np.array([frame_size / dims.width, frame_size / dims.height], dtype=np.float32)
-    return np.concatenate([xy, score[..., None]], axis=-1)
+    seq, _ = read_pose(path)
+    kp = select(seq.keypoints, "twostream_79").copy()
+    kp[..., :2] *= np.array([frame_size / seq.width, frame_size / seq.height], np.float32)
+    return kp
 
 
 def test_two_stream_forward_on_real_mediapipe_poses():
