@@ -65,3 +65,20 @@ def test_check_fails_on_missing_videos(tmp_path):
 def test_runtime_never_imports_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_overlay_draws_a_clips_keypoints(tmp_path):
+    from slt_serve.video import read_frames
+    from slt_training.data.annotations import load_split
+    from slt_training.data.synth.corpus import generate, options_for
+
+    generate(tmp_path, options_for("cpu", clips=4, glosses=16, size=64, signers=1))
+    clip = load_split(tmp_path, "train")[0]
+    r = slt("data", "overlay", str(tmp_path), clip.name, "--out", str(tmp_path / "o.mp4"))
+    assert r.returncode == 0, r.stderr
+    drawn, plain = read_frames(tmp_path / "o.mp4"), read_frames(tmp_path / clip.video)
+    assert drawn.shape == plain.shape
+    assert abs(drawn.astype(int) - plain).mean() > 1  # the skeleton is on the frames
+    (tmp_path / "keypoints" / f"{clip.name}.npz").unlink()
+    r = slt("data", "overlay", str(tmp_path), clip.name, "--out", str(tmp_path / "o.png"))
+    assert r.returncode == 2 and "slt data keypoints" in r.stderr

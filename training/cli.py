@@ -608,3 +608,28 @@ def _print_scores(scores) -> None:
     if getattr(scores, "signature", None):
         on = " on characters" if scores.level == "char" else ""
         typer.echo(f"sacrebleu{on}: {scores.signature}")
+
+
+@data_app.command("overlay")
+def overlay(
+    dataset: Path = DatasetArg,
+    clip: str = typer.Argument(..., help="Clip name, as in the annotations."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4 (whole clip) or .png (first frame)."),
+) -> None:
+    """Draw a clip's keypoints on its video, to eyeball them."""
+    from slt_serve.overlay import write_overlay
+    from slt_serve.video import probe, read_frames
+    from slt_training.data.annotations import available_splits, load_split
+    from slt_training.data.keypoints import keypoints_path
+    from slt_training.data.pose_files import read_npz
+
+    found = [c for s in available_splits(dataset) for c in load_split(dataset, s) if c.name == clip]
+    if not found or not found[0].video:
+        raise SltError(f"{dataset}: no clip named {clip!r} with a video in the annotations")
+    kp_file = keypoints_path(dataset, clip)
+    if not kp_file.is_file():
+        raise SltError(f"{kp_file}: no keypoints for this clip; run `slt data keypoints {dataset}` first")
+    seq = read_npz(kp_file)
+    video = dataset / found[0].video
+    n = write_overlay(out, read_frames(video), seq.keypoints, probe(video).fps, (seq.width, seq.height))
+    typer.echo(f"wrote {out} ({n} frame{'s' * (n != 1)})")
