@@ -23,11 +23,17 @@ export_app = typer.Typer(
     help="Export trained models to ONNX for the torch-free runtime.", no_args_is_help=True
 )
 
+train_app = typer.Typer(
+    help="Train a stage from a YAML config (configs/): s2g, …", no_args_is_help=True
+)
+
 
 def register(app: typer.Typer) -> None:
     """Entry point (group `slt_serve.commands`): add the training commands to `slt`."""
     app.add_typer(data_app, name="data")
     app.add_typer(export_app, name="export")
+    app.add_typer(train_app, name="train")
+    app.command("features")(features)
     app.command("evaluate")(evaluate)
     app.command("prune-mbart")(prune_mbart)
 
@@ -524,6 +530,68 @@ def export_pose(
         f"(heatmap max {result.max_abs_value:.2g}), {result.seconds:.1f} s"
     )
     _echo_next(f"slt data keypoints DATASET --pose {result.path}")
+
+
+# --- S2G training and features -----------------------------------------------------------
+
+ConfigArg = typer.Argument(..., help="Experiment YAML (see configs/, configs/custom.yaml).")
+OverrideOpt = typer.Option(
+    None, "--override", "-o", help="Change one config key, e.g. training.lr=1e-4 (repeatable)."
+)
+
+
+@train_app.command("s2g")
+def train_s2g(
+    config: Path = ConfigArg,
+    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    override: list[str] = OverrideOpt,
+) -> None:
+    """Train sign-to-gloss recognition (SingleStream or TwoStream, CTC); dev WER every epoch.
+
+    Several GPUs or nodes: `accelerate launch -m slt_serve.cli train s2g CONFIG`.
+    """
+    import logging
+
+    from slt_training.config import S2GConfig, load_config
+    from slt_training.stages import s2g
+
+    cfg = load_config(config, S2GConfig, override or [])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result = s2g.train(cfg, resume=resume)
+    if not result.scores:  # not the main process
+        return
+    scores = ", ".join(f"{split} WER {s['wer']:.2f}" for split, s in result.scores.items())
+    beam = cfg.training.eval_beam_size
+    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
+    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
+    if result.stopped_early:
+        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
+    _echo_next(f"slt features {config} --split train,dev,test")
+
+
+def features(
+    config: Path = ConfigArg,
+    split: str = typer.Option("train,dev,test", "--split", help="Splits, e.g. train,dev,test."),
+    out: Path = typer.Option(None, help="Output folder (default: RUN_DIR/features)."),
+    batch_size: int = typer.Option(1, help="Clips per forward pass (1: exact, no padding)."),
+    override: list[str] = OverrideOpt,
+) -> None:
+    """Write per-clip visual features and gloss log-probs of the best S2G checkpoint."""
+    from slt_training.config import S2GConfig, load_config
+    from slt_training.data.annotations import parse_splits
+    from slt_training.stages.features import extract
+
+    parse_splits(split)
+    if batch_size < 1:
+        raise SltError(f"--batch-size {batch_size}: need at least 1")
+    cfg = load_config(config, S2GConfig, override or [])
+    report = extract(cfg, split, out, batch_size)
+    for name, n in report.clips.items():
+        typer.echo(f"wrote {report.out_dir / name}: {n} clips, {report.steps[name]} feature steps")
+    typer.echo(f"from {report.checkpoint} (sha256 {report.checkpoint_sha256[:12]}…)")
+    _echo_next("train the translation stage on these features (S2T)")
 
 
 # --- evaluate ----------------------------------------------------------------------------

@@ -1,0 +1,280 @@
+"""Typed experiment configs: one YAML per experiment, parsed once, every key checked.
+
+A config is a tree of pydantic models with `extra="forbid"`: a misspelt key, a value
+outside its choices or two settings that do not fit together stop the run before
+anything slow starts, with one line naming the file, the key and what is allowed.
+Defaults live here only; the shipped YAML files set what differs from them.
+
+`load_config(path, S2GConfig, overrides)` is the entry point; `--override
+training.lr=1e-4` values are YAML scalars validated like the file. The sections
+that are not stage-specific (`TrainingConfig`, `Section`, `load_config`,
+`config_hash`) are shared by every training stage (S2G, G2T, S2T).
+
+Relative paths (`run_dir`, `data.root`, pretrained weights) are relative to the
+working directory the command runs in, as in joeynmt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from slt_serve.errors import SltError
+
+CONFIG_COPY = "config.yaml"  # the config a run ran with, in its run folder
+KEYPOINT_SUBSETS = ("coco_wholebody_79", "coco_wholebody_63", "all")
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingConfig(Section):
+    """Optimisation and bookkeeping, the same for every stage (reference: SLRT S2G configs)."""
+
+    epochs: int = Field(40, ge=1)  # passes over the training split
+    batch_size: int = Field(1, ge=1)  # clips per device per step (reference: 1)
+    grad_accumulation: int = Field(1, ge=1)  # batches summed per optimizer step
+    lr: float = Field(1e-3, gt=0)  # Adam peak learning rate
+    weight_decay: float = Field(1e-3, ge=0)  # Adam L2 weight decay (reference: 0.001)
+    betas: tuple[float, float] = (0.9, 0.998)  # Adam betas (reference)
+    schedule: Literal["cosine", "constant"] = "cosine"  # after warm-up
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up, in optimizer steps
+    max_grad_norm: float | None = Field(None, gt=0)  # gradient clipping; None: off
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # YAML's bare `no` (False) means "no"
+    seed: int = Field(0, ge=0)  # model init, data order, augmentation
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
+    checkpoint_every_minutes: float = Field(0, ge=0)  # extra saves within an epoch; 0: off
+    keep_best_n: int = Field(5, ge=1)  # best epoch checkpoints kept (reference: 5)
+    eval_beam_size: int = Field(5, ge=1)  # CTC beam of the final dev/test evaluation
+    dev_beam_size: int = Field(1, ge=1)  # CTC beam of the per-epoch dev evaluation
+    dev_every_steps: int | None = Field(None, ge=1)  # also score dev (and save) every N steps
+    max_minutes: float | None = Field(None, gt=0)  # stop after this wall time (then evaluate)
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
+    plateau_epochs: int = Field(3, ge=1)  # warn when dev output is all blank this long
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        return "no" if value is False else value
+
+
+class DataConfig(Section):
+    """Where the clips come from and what the network sees."""
+
+    root: Path  # dataset root (train.jsonl, gloss_vocab.json, frames/<size>/, keypoints/)
+    frame_size: int = Field(256, ge=16)  # side of the frames cache to read (slt data frames --size)
+    input_size: int = Field(224, ge=16)  # side of the network input, after crop and resize
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str | None = "test"  # evaluated after training when present; None: skip
+    motion_channels: bool = False  # append frame differences (6 input channels)
+    keypoints: str | list[int] = "coco_wholebody_79"  # two_stream: named subset or indices
+    eval_crop: float = Field(1.0, gt=0, le=1)  # dev/test: centre crop of this side fraction
+
+
+class AugmentationConfig(Section):
+    """Training-time augmentation as TwoStream-SLT's (eval clips are never augmented)."""
+
+    enabled: bool = True
+    crop_min_area: float = Field(0.7, gt=0, le=1)  # random crop of ≥ this area fraction
+    crop_aspect: tuple[float, float] = (0.75, 1.3)  # crop width/height ratio range
+    speed: tuple[float, float] = (0.5, 1.5)  # temporal speed range (index resampling)
+    max_frames: int = Field(400, ge=8)  # longer clips are resampled down to this
+    color_jitter: float = Field(0.0, ge=0, le=1)  # brightness/contrast/saturation ± this; 0: off
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentationConfig:
+        lo, hi = self.speed
+        if not 0 < lo <= hi:
+            raise ValueError(f"speed must be (low, high) with 0 < low ≤ high, got {self.speed}")
+        lo, hi = self.crop_aspect
+        if not 0 < lo <= hi:
+            raise ValueError(f"crop_aspect must be (low, high), 0 < low ≤ high, got {lo, hi}")
+        return self
+
+
+class ModelConfig(Section):
+    """The recognizer; maps onto `SingleStreamOptions` / `TwoStreamOptions`."""
+
+    kind: Literal["single_stream", "two_stream"] = "single_stream"
+    pretrained_s3d: Path | None = None  # Kinetics-400 S3D weights for the RGB stream
+    pretrained_keypoint_s3d: Path | None = None  # the same for the keypoint stream
+    hidden_size: int = Field(512, ge=2)  # visual head width = gloss feature size
+    ff_size: int = Field(2048, ge=1)  # visual head conv block inner width
+    ff_kernel_sizes: tuple[int, ...] = (3, 3)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    frozen_blocks: int = Field(
+        0, ge=0, le=4
+    )  # leading RGB S3D blocks frozen (reference: 1, pretrained)
+    keypoint_frozen_blocks: int = Field(0, ge=0, le=4)
+    heatmap_sigma: float = Field(4.0, gt=0)  # in heatmap pixels (heatmaps: input_size / 2)
+    lateral: bool = True  # two_stream: lateral connections after blocks 1-3
+    pyramid: bool = True  # two_stream: sign pyramid auxiliary heads
+    distillation: bool = True  # two_stream: ensemble teaches each head
+    decode_head: Literal["joint", "ensemble"] = "joint"
+
+
+class S2GConfig(Section):
+    """One sign-to-gloss experiment."""
+
+    stage: Literal["s2g"] = "s2g"
+    run_dir: Path  # checkpoints, logs, metrics.json and the config copy go here
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> S2GConfig:
+        data, model = self.data, self.model
+        if data.input_size > data.frame_size:
+            raise ValueError(
+                f"data.input_size {data.input_size} exceeds data.frame_size {data.frame_size}: "
+                "cache larger frames (slt data frames --size) or lower input_size"
+            )
+        if model.kind == "two_stream":
+            if data.input_size % 2:
+                raise ValueError(
+                    f"data.input_size {data.input_size} must be even for two_stream "
+                    "(heatmaps are half the input size)"
+                )
+            if isinstance(data.keypoints, str) and data.keypoints not in KEYPOINT_SUBSETS:
+                raise ValueError(
+                    f"data.keypoints {data.keypoints!r}: choose one of {', '.join(KEYPOINT_SUBSETS)} "
+                    "or a list of indices"
+                )
+        if model.frozen_blocks and not model.pretrained_s3d:
+            raise ValueError(
+                f"model.frozen_blocks {model.frozen_blocks} would freeze randomly initialised "
+                "S3D blocks: set model.pretrained_s3d, or model.frozen_blocks: 0"
+            )
+        if model.keypoint_frozen_blocks and not model.pretrained_keypoint_s3d:
+            raise ValueError(
+                f"model.keypoint_frozen_blocks {model.keypoint_frozen_blocks} would freeze randomly "
+                "initialised blocks: set model.pretrained_keypoint_s3d, or keypoint_frozen_blocks: 0"
+            )
+        if model.pretrained_keypoint_s3d and model.kind != "two_stream":
+            raise ValueError("model.pretrained_keypoint_s3d needs model.kind two_stream")
+        return self
+
+
+Config = TypeVar("Config", bound=Section)
+
+
+def load_config(
+    path: str | os.PathLike, schema: type[Config], overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Read a YAML config, apply `key.sub=value` overrides, validate against `schema`."""
+    path = Path(path)
+    if not path.is_file():
+        raise SltError(f"{path}: no config file there; start from configs/custom.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise SltError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise SltError(f"{path}: expected a mapping of sections (data, model, training, ...)")
+    for item in overrides:
+        _apply_override(raw, item, path)
+    return validate_config(raw, schema, path)
+
+
+def validate_config(raw: dict, schema: type[Config], source: str | os.PathLike) -> Config:
+    """`raw` as a `schema`; the first problem as one SltError line naming `source`."""
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        raise SltError(f"{source}: {_describe(e.errors()[0], schema)}") from None
+
+
+def _apply_override(raw: dict, item: str, source: Path) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise SltError(f"--override {item!r}: write it as section.key=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    *parents, last = key.strip().split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SltError(f"--override {item!r}: {part} is not a section in {source}")
+        node = child
+    node[last] = value
+
+
+def _describe(error: dict, schema: type[BaseModel]) -> str:
+    """One readable line for a pydantic error: the dotted key, what is wrong, what is valid."""
+    loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+    key = ".".join(loc) or "(top level)"
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(schema, loc[:-1])
+        return f"unknown key '{key}'; valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return f"missing key '{key}'"
+    if kind == "literal_error":
+        return f"'{key}' is {error.get('input')!r}: {msg[0].lower() + msg[1:]}"
+    if kind == "value_error":
+        text = msg.removeprefix("Value error, ")
+        return f"{key}: {text}" if loc else text
+    return f"'{key}' is {error.get('input')!r}: {msg.removeprefix('Value error, ')}"
+
+
+def _valid_keys(schema: type[BaseModel], loc: list[str]) -> list[str]:
+    model: Any = schema
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None or not isinstance(field.annotation, type):
+            return sorted(model.model_fields) if hasattr(model, "model_fields") else []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def config_hash(config: Section) -> str:
+    """sha256 of the config's canonical JSON: a resumed run must have the same one."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_differences(a: Section, b: Section) -> list[str]:
+    """Dotted keys whose values differ between two configs of one schema."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{prefix}{k}.")
+        elif x != y:
+            out.append(prefix.rstrip("."))
+
+    walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")
+    return out
+
+
+def save_config(config: Section, run_dir: str | os.PathLike) -> Path:
+    """Write the config a run runs with into its run folder (YAML, atomically)."""
+    from slt_serve.fileio import atomic_write
+
+    path = Path(run_dir) / CONFIG_COPY
+    with atomic_write(path) as f:
+        yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False, allow_unicode=True)
+    return path
