@@ -40,7 +40,7 @@ def prepare_corpus(root: Path) -> Path:
     return root
 
 
-def run(data: Path, minutes: float, dev_every: int, epochs: int, motion: bool, out: Path):
+def run(data, minutes, dev_every, epochs, motion, out, threads):
     """Train for `minutes`; returns (history, final scores, batch size)."""
     from slt_training.config import S2GConfig, load_config
     from slt_training.stages.s2g import train
@@ -53,6 +53,7 @@ def run(data: Path, minutes: float, dev_every: int, epochs: int, motion: bool, o
         f"training.dev_every_steps={dev_every}",
         f"training.epochs={epochs}",
         "training.checkpoint_every_minutes=0",
+        f"training.cpu_threads={threads}",
     ]
     cfg = load_config(CONFIG, S2GConfig, overrides)
     result = train(cfg)
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="prepared synthetic corpus")
     parser.add_argument("--dev-every", type=int, default=100, help="dev WER every N steps")
     parser.add_argument("--epochs", type=int, default=4, help="cosine schedule length")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--compare", action="store_true", help="also train on raw RGB")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -103,7 +105,7 @@ def main() -> None:
             started = time.monotonic()
             out = Path(tmp) / label.replace(" ", "_").replace("+", "p")
             history, scores, batch = run(
-                data, args.minutes, args.dev_every, args.epochs, motion, out
+                data, args.minutes, args.dev_every, args.epochs, motion, out, args.threads
             )
             rows.append((label, history, scores, batch))
             print(f"{label}: {(time.monotonic() - started) / 60:.1f} min with final evaluation")

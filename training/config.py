@@ -59,6 +59,7 @@ class TrainingConfig(Section):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # YAML's bare `no` (False) means "no"
     seed: int = Field(0, ge=0)  # model init, data order, augmentation
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes
+    cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: torch's default
     checkpoint_every_minutes: float = Field(0, ge=0)  # extra saves within an epoch; 0: off
     keep_best_n: int = Field(5, ge=1)  # best epoch checkpoints kept (reference: 5)
     eval_beam_size: int = Field(5, ge=1)  # CTC beam of the final dev/test evaluation

@@ -160,6 +160,8 @@ class Trainer:
             step_scheduler_with_optimizer=False,
         )
         set_seed(cfg.seed)
+        if cfg.cpu_threads is not None:  # a shared CPU: more threads than cores spin and stall
+            torch.set_num_threads(cfg.cpu_threads)
         loader = DataLoader(
             train_set,
             batch_size=cfg.batch_size,
