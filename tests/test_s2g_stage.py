@@ -1,0 +1,105 @@
+"""The S2G stage end to end on a tiny synthetic corpus: `slt train s2g`, `slt features`,
+refusals naming the command to run first, and learning tests (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_s2g_data import SIZE, make_corpus
+
+from slt_serve.errors import SltError
+from slt_training.config import S2GConfig, load_config, validate_config
+from slt_training.models.s3d import output_length
+from slt_training.stages import features, s2g
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("synth") / "ds", clips=12)
+
+
+def tiny(root: Path, run_dir: Path, **sections) -> S2GConfig:
+    raw = {
+        "run_dir": str(run_dir),
+        "data": {
+            "root": str(root),
+            "frame_size": SIZE,
+            "input_size": SIZE,
+            "motion_channels": True,
+        },
+        "model": {"hidden_size": 32, "ff_size": 64},
+        "training": {"epochs": 1, "batch_size": 4, "eval_beam_size": 2, "cpu_threads": 1},
+    }
+    for name, values in sections.items():
+        raw[name] = raw.get(name, {}) | values
+    return validate_config(raw, S2GConfig, "test")
+
+
+def slt(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_train_and_features_from_the_command_line(corpus, tmp_path):
+    config = tmp_path / "s2g.yaml"
+    run_dir = tmp_path / "run"
+    config.write_text(yaml.safe_dump(tiny(corpus, run_dir).model_dump(mode="json")))
+    r = slt("features", str(config))
+    assert r.returncode == 2 and "slt train s2g" in r.stderr and "Traceback" not in r.stderr
+    r = slt("train", "s2g", str(config), "--override", "training.max_steps=1")
+    assert r.returncode == 0, r.stderr
+    assert "next: slt features" in r.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["scores"]) == {"dev", "test"} and metrics["beam_size"] == 2
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "predictions" / "dev.jsonl").is_file()
+    r = slt("train", "s2g", str(config))
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = slt("features", str(config), "--split", "dev,test")
+    assert r.returncode == 0, r.stderr
+    check_features(load_config(config, S2GConfig), corpus)
+
+
+def check_features(cfg: S2GConfig, root: Path) -> None:
+    digest = features.file_sha256(s2g.best_checkpoint(cfg) / "model.safetensors")
+    for split in ("dev", "test"):
+        written = features.FeatureSplit.open(Path(cfg.run_dir) / "features" / split, digest)
+        clips = [json.loads(line) for line in (root / f"{split}.jsonl").open()]
+        assert written.names() == [c["name"] for c in clips]
+        for clip, entry in zip(clips, written.index["clips"]):
+            assert entry["length"] == output_length(clip["num_frames"])
+            feats, log_probs = written.clip(clip["name"])
+            assert feats.shape == (entry["length"], 32) and log_probs.shape[0] == entry["length"]
+            assert np.allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-4)
+        total = sum(c["length"] for c in written.index["clips"])
+        assert written.features.shape == (total, 32)
+    with pytest.raises(SltError, match="another S2G checkpoint"):
+        features.FeatureSplit.open(Path(cfg.run_dir) / "features" / "dev", "0" * 64)
+
+
+def test_stage_refuses_without_frames_cache_or_vocab(corpus, tmp_path):
+    no_frames = tmp_path / "no_frames"
+    shutil.copytree(corpus, no_frames, ignore=shutil.ignore_patterns("frames"))
+    with pytest.raises(SltError, match=r"slt data frames .* --size 32"):
+        s2g.train(tiny(no_frames, tmp_path / "a"))
+    no_vocab = tmp_path / "no_vocab"
+    shutil.copytree(corpus, no_vocab, ignore=shutil.ignore_patterns("gloss_vocab.json"))
+    with pytest.raises(SltError, match="slt data vocab"):
+        s2g.train(tiny(no_vocab, tmp_path / "b"))
+    no_points = tmp_path / "no_points"
+    shutil.copytree(corpus, no_points, ignore=shutil.ignore_patterns("keypoints"))
+    with pytest.raises(SltError, match="slt data keypoints"):
+        s2g.train(tiny(no_points, tmp_path / "c", model={"kind": "two_stream"}))
+
+
+def test_features_refuse_without_a_checkpoint(corpus, tmp_path):
+    with pytest.raises(SltError, match="slt train s2g"):
+        features.extract(tiny(corpus, tmp_path / "empty"), "dev")
