@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 PREDICTIONS_DIR = "predictions"
 INPUT_SPEC = "input_spec.json"
+SCRATCH_BN_MOMENTUM = 0.1  # PyTorch's default; S3D's own 1e-3 is for pretrained statistics
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,10 @@ def build_model(
         loaded = rgb.load_pretrained(m.pretrained_s3d)
         if loaded.layout == "torchvision":
             mean, std = s3d.TORCHVISION_MEAN, s3d.TORCHVISION_STD
+    else:
+        scratch_batchnorm(rgb)
+    if m.kind == "two_stream" and not m.pretrained_keypoint_s3d:
+        scratch_batchnorm(model.keypoint_backbone)
     options = ClipOptions(
         frame_size=data.frame_size,
         input_size=data.input_size,
@@ -163,6 +168,15 @@ def build_model(
         seed=cfg.training.seed,
     )
     return model, options
+
+
+def scratch_batchnorm(backbone: nn.Module) -> None:
+    """BatchNorm momentum 0.1 for an S3D trained from scratch. S3D's 1e-3 suits fine-tuning
+    pretrained statistics; from random init the running statistics would still be far
+    from the batch statistics after thousands of steps, and eval-mode output wrong."""
+    for module in backbone.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            module.momentum = SCRATCH_BN_MOMENTUM
 
 
 def two_stream_options(cfg: S2GConfig, head: VisualHeadOptions, num_keypoints: int):
