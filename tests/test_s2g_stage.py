@@ -103,3 +103,55 @@ def test_stage_refuses_without_frames_cache_or_vocab(corpus, tmp_path):
 def test_features_refuse_without_a_checkpoint(corpus, tmp_path):
     with pytest.raises(SltError, match="slt train s2g"):
         features.extract(tiny(corpus, tmp_path / "empty"), "dev")
+
+
+# --- learning ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory) -> Path:
+    """100 clips of 16 glosses at 32², 12.5 fps (half the frames of 25 fps, same signs)."""
+    from slt_training.data.annotations import load_split
+    from slt_training.data.frames import cache_frames
+    from slt_training.data.synth.corpus import generate, options_for
+    from slt_training.data.vocab import build_vocab
+
+    root = tmp_path_factory.mktemp("learn") / "ds"
+    opts = options_for("cpu", clips=100, glosses=16, size=SIZE, signers=2, seed=1, fps=12.5)
+    generate(root, opts)
+    build_vocab(load_split(root, "train")).save(root / "gloss_vocab.json")
+    cache_frames(root, size=SIZE, workers=1, progress=False)
+    return root
+
+
+def untrained_dev_wer(cfg: S2GConfig) -> float:
+    from slt_training.data.s2g_data import SignClips, load_vocab
+
+    vocab = load_vocab(cfg.data.root)
+    model, options = s2g.build_model(cfg, len(vocab))
+    dev = SignClips(cfg.data.root, "dev", vocab, options)
+    return s2g.score(s2g.predict(model, dev, cfg, vocab, 1), False)["wer"]
+
+
+def learning_config(root: Path, run_dir: Path, **model) -> S2GConfig:
+    return tiny(
+        root,
+        run_dir,
+        data={"keypoints": "coco_wholebody_63", "test_split": None},
+        model={"hidden_size": 128, "ff_size": 256, "pyramid": False, "heatmap_sigma": 1.0} | model,
+        training={"epochs": 4, "batch_size": 2, "lr": 1e-3, "eval_beam_size": 1},
+        augmentation={"speed": [0.8, 1.2]},
+    )
+
+
+@pytest.mark.slow
+def test_single_stream_learns(learnable, tmp_path):
+    """Dev WER falls from ~100 to well below in 4 epochs (≈ 2 min on 2 cores)."""
+    cfg = learning_config(learnable, tmp_path / "single")
+    start = untrained_dev_wer(cfg)
+    result = s2g.train(cfg)
+    best = min(
+        h["wer"] for h in json.loads((tmp_path / "single" / "metrics.json").read_text())["history"]
+    )
+    assert start >= 90 and best <= 60 and best <= start - 35, (start, best)
+    assert result.scores["dev"]["wer"] == pytest.approx(best)  # beam 1: the best epoch's score
