@@ -155,3 +155,15 @@ def test_single_stream_learns(learnable, tmp_path):
     )
     assert start >= 90 and best <= 60 and best <= start - 35, (start, best)
     assert result.scores["dev"]["wer"] == pytest.approx(best)  # beam 1: the best epoch's score
+
+
+@pytest.mark.slow
+def test_two_stream_learns_from_ground_truth_keypoints(learnable, tmp_path):
+    """The same with the keypoint stream (63 ground-truth points), shorter: 2 epochs."""
+    cfg = learning_config(learnable, tmp_path / "two", kind="two_stream")
+    cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"epochs": 2})})
+    start = untrained_dev_wer(cfg)
+    s2g.train(cfg)
+    history = json.loads((tmp_path / "two" / "metrics.json").read_text())["history"]
+    best = min(h["wer"] for h in history)
+    assert start >= 90 and best <= start - 20, (start, best)
