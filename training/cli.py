@@ -536,7 +536,7 @@ def export_pose(
 
 ConfigArg = typer.Argument(..., help="Experiment YAML (see configs/, configs/custom.yaml).")
 OverrideOpt = typer.Option(
-    None, "--override", "-o", help="Change one config key, e.g. training.lr=1e-4 (repeatable)."
+    None, "--override", help="Change one config key, e.g. training.lr=1e-4 (repeatable)."
 )
 
 
