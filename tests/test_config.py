@@ -89,6 +89,8 @@ def test_config_copy_and_hash(tmp_path):
     other = load_config(copy, S2GConfig, ["training.seed=3"])
     assert config_differences(cfg, other) == ["training.seed"]
     assert config_hash(other) != config_hash(cfg)
+    longer = load_config(copy, S2GConfig, ["training.max_minutes=90", "training.num_workers=4"])
+    assert config_hash(longer) == config_hash(cfg)  # budgets may change on --resume
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

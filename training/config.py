@@ -250,9 +250,25 @@ def _valid_keys(schema: type[BaseModel], loc: list[str]) -> list[str]:
     return sorted(model.model_fields)
 
 
+# Settings a resumed run may change: budgets and bookkeeping, not what is trained.
+RESUME_MAY_CHANGE = {
+    "training": {
+        "max_minutes",
+        "max_steps",
+        "num_workers",
+        "cpu_threads",
+        "checkpoint_every_minutes",
+        "plateau_epochs",
+        "eval_beam_size",
+    }
+}
+
+
 def config_hash(config: Section) -> str:
-    """sha256 of the config's canonical JSON: a resumed run must have the same one."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    """sha256 of the config's canonical JSON, less `RESUME_MAY_CHANGE`: a resumed run must
+    have the same one."""
+    dump = config.model_dump(mode="json", exclude=RESUME_MAY_CHANGE)
+    text = json.dumps(dump, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
