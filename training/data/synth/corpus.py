@@ -25,8 +25,10 @@ from tqdm import tqdm
 
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write, write_json
+from slt_serve.pose import PoseSequence
 from slt_serve.video import write_video
 from slt_training.data.annotations import SPLITS, Clip, split_path, write_jsonl
+from slt_training.data.pose_files import write_npz
 from slt_training.data.synth import figure, motion, render, timeline
 from slt_training.data.synth.grammar import Grammar, Sentence
 from slt_training.data.synth.lexicon import LANGUAGES, MIN_GLOSSES, build_lexicon, max_glosses
@@ -224,14 +226,7 @@ def render_clip(job: tuple[Path, ClipPlan, SynthOptions]) -> int:
     video, kp_path = clip_paths(root, plan.name)
     kp, place = render_keypoints(plan, opts)
     if opts.layout == "splits":
-        with atomic_write(kp_path, "wb") as f:
-            np.savez_compressed(
-                f,
-                keypoints=kp,
-                fps=np.float64(opts.fps),
-                width=np.int64(opts.size),
-                height=np.int64(opts.size),
-            )
+        write_npz(kp_path, PoseSequence(kp, opts.fps, opts.size, opts.size))
     return write_mp4(video, render_frames(plan, opts, kp, place), opts.fps)
 
 
