@@ -45,6 +45,16 @@ def _echo_next(msg: str) -> None:
     typer.secho(f"next: {msg}", fg=typer.colors.CYAN)
 
 
+def _warn_failed(failed, errors_file: Path) -> None:
+    """One warning for the clips a per-clip stage (frames, keypoints) skipped, with an example."""
+    if failed:
+        typer.secho(
+            f"warning: {len(failed)} clip(s) failed, e.g. {failed[0].name}: {failed[0].reason}; "
+            f"all listed in {errors_file}",
+            fg=typer.colors.YELLOW,
+        )
+
+
 # --- import / export -------------------------------------------------------------------
 
 
@@ -363,12 +373,7 @@ def frames(
             f"annotations (e.g. {name}: {annotated} annotated, {cached} decoded); left as annotated",
             fg=typer.colors.YELLOW,
         )
-    if report.failed:
-        typer.secho(
-            f"warning: {len(report.failed)} clip(s) failed, e.g. {report.failed[0].name}: "
-            f"{report.failed[0].reason}; all listed in {report.cache_dir / 'errors.jsonl'}",
-            fg=typer.colors.YELLOW,
-        )
+    _warn_failed(report.failed, report.cache_dir / "errors.jsonl")
     _echo_next(f"slt data check {dataset}")
 
 
@@ -489,12 +494,7 @@ def keypoints(
             "their num_frames",
             fg=typer.colors.YELLOW,
         )
-    if report.failed:
-        typer.secho(
-            f"warning: {len(report.failed)} clip(s) failed, e.g. {report.failed[0].name}: "
-            f"{report.failed[0].reason}; all listed in {report.out_dir / 'errors.jsonl'}",
-            fg=typer.colors.YELLOW,
-        )
+    _warn_failed(report.failed, report.out_dir / "errors.jsonl")
     _echo_next(f"slt data check {dataset}")
 
 
