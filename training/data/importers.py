@@ -178,7 +178,7 @@ def import_folder(
     if missing:
         log.warning("skipped %d rows whose video is missing", len(missing))
     used = {c.name for c in clips}
-    unused = len({p for p in index.values()}) - len({index[n] for n in used})
+    unused = len(set(index.values())) - len({index[n] for n in used})
     splits, split_by = _assign_splits(clips, split_of, dev_fraction, test_fraction, seed, table)
     return FolderImport(splits=splits, split_by=split_by, videos_without_row=unused)
 
