@@ -1,8 +1,5 @@
-"""`slt` commands of the training stack: `slt data …`, `slt evaluate`.
-
-Thin wrappers: every command checks its arguments, calls a function that is
-just as usable from Python, and prints what it did and what to run next.
-"""
+"""`slt data …`: import annotations, derive glosses, build the vocabulary, cache frames
+and keypoints, generate a synthetic corpus, check a dataset root."""
 
 from __future__ import annotations
 
@@ -12,53 +9,16 @@ import typer
 
 from slt_serve.errors import SltError
 
-data_app = typer.Typer(
+from .common import DatasetArg, echo_next, warn_failed
+
+app = typer.Typer(
     help="Prepare datasets: import annotations, derive glosses, build the vocabulary, "
     "cache frames, generate a synthetic corpus, check a dataset root.",
     no_args_is_help=True,
 )
 
 
-export_app = typer.Typer(
-    help="Export trained models to ONNX for the torch-free runtime.", no_args_is_help=True
-)
-
-train_app = typer.Typer(
-    help="Train a stage from a YAML config (configs/): s2g, …", no_args_is_help=True
-)
-
-
-def register(app: typer.Typer) -> None:
-    """Entry point (group `slt_serve.commands`): add the training commands to `slt`."""
-    app.add_typer(data_app, name="data")
-    app.add_typer(export_app, name="export")
-    app.add_typer(train_app, name="train")
-    app.command("features")(features)
-    app.command("evaluate")(evaluate)
-    app.command("prune-mbart")(prune_mbart)
-
-
-DatasetArg = typer.Argument(..., help="Dataset root (holds train.jsonl, dev.jsonl, test.jsonl).")
-
-
-def _echo_next(msg: str) -> None:
-    typer.secho(f"next: {msg}", fg=typer.colors.CYAN)
-
-
-def _warn_failed(failed, errors_file: Path) -> None:
-    """One warning for the clips a per-clip stage (frames, keypoints) skipped, with an example."""
-    if failed:
-        typer.secho(
-            f"warning: {len(failed)} clip(s) failed, e.g. {failed[0].name}: {failed[0].reason}; "
-            f"all listed in {errors_file}",
-            fg=typer.colors.YELLOW,
-        )
-
-
-# --- import / export -------------------------------------------------------------------
-
-
-@data_app.command("import-slrt")
+@app.command("import-slrt")
 def import_slrt(
     files: list[Path] = typer.Argument(..., help="TwoStream/SLRT annotation files (gzip pickles)."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
@@ -80,10 +40,10 @@ def import_slrt(
     }
     write_dataset(out, splits, overwrite)
     _echo_written(out, splits)
-    _echo_next(f"slt data vocab {out}")
+    echo_next(f"slt data vocab {out}")
 
 
-@data_app.command("import-phoenix")
+@app.command("import-phoenix")
 def import_phoenix(
     files: list[Path] = typer.Argument(
         ..., help="PHOENIX `|`-separated corpus CSVs (one per split)."
@@ -105,10 +65,10 @@ def import_phoenix(
         splits[s] = read_phoenix_csv(f, video_dir.format(split=s) if video_dir else None)
     write_dataset(out, splits, overwrite)
     _echo_written(out, splits)
-    _echo_next(f"slt data vocab {out}")
+    echo_next(f"slt data vocab {out}")
 
 
-@data_app.command("import-folder")
+@app.command("import-folder")
 def import_folder(
     videos: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
     table: Path = typer.Option(
@@ -141,12 +101,10 @@ def import_folder(
     if result.videos_without_row:
         typer.echo(f"{result.videos_without_row} video(s) in {videos} have no row in the table")
     has_gloss = any(c.gloss for clips in result.splits.values() for c in clips)
-    _echo_next(
-        f"slt data vocab {out}" if has_gloss else f"slt data gloss-from-text {out} --lang vi"
-    )
+    echo_next(f"slt data vocab {out}" if has_gloss else f"slt data gloss-from-text {out} --lang vi")
 
 
-@data_app.command("export-slrt")
+@app.command("export-slrt")
 def export_slrt(
     dataset: Path = DatasetArg,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the reference-format files."),
@@ -167,10 +125,7 @@ def _echo_written(out: Path, splits: dict) -> None:
         typer.echo(f"wrote {out / (split + '.jsonl')}: {len(clips)} clips")
 
 
-# --- glosses from text -------------------------------------------------------------------
-
-
-@data_app.command("gloss-from-text")
+@app.command("gloss-from-text")
 def gloss_from_text(
     dataset: Path = typer.Argument(
         ..., help="Dataset root (train/dev/test.jsonl) or a single .jsonl annotation file."
@@ -222,7 +177,7 @@ def gloss_from_text(
         typer.echo(f"{done.human_kept} human gloss(es) kept in 'gloss_human'")
     if done.no_text:
         typer.secho(f"warning: {done.no_text} clip(s) have no text", fg=typer.colors.YELLOW)
-    _echo_next(f"slt data vocab {dataset.parent if dataset.is_file() else dataset}")
+    echo_next(f"slt data vocab {dataset.parent if dataset.is_file() else dataset}")
 
 
 def _print_gloss_comparison(result, shown) -> None:
@@ -244,20 +199,23 @@ def _print_gloss_comparison(result, shown) -> None:
         typer.echo(f"{ex.name}: {ex.text}\n  human:   {ex.human}\n  derived: {ex.derived}")
 
 
-# --- synthetic corpus --------------------------------------------------------------------
-
-
-@data_app.command("synth")
+@app.command("synth")
 def synth(
     out: Path = typer.Argument(..., help="Folder to write (new or empty; or a run to resume)."),
     preset: str = typer.Option(
         "cpu", help="Sizes: 'cpu' (1500 clips, 48 glosses, 128²) or 'gpu' (5000, 300, 256²)."
     ),
-    clips: int = typer.Option(None, help="Clips over all splits (80/10/10). Default: from --preset."),
+    clips: int = typer.Option(
+        None, help="Clips over all splits (80/10/10). Default: from --preset."
+    ),
     glosses: int = typer.Option(None, help="Lexicon size, 16..304. Default: from --preset."),
-    size: int = typer.Option(None, help="Frame width = height in pixels, even. Default: from --preset."),
+    size: int = typer.Option(
+        None, help="Frame width = height in pixels, even. Default: from --preset."
+    ),
     signers: int = typer.Option(None, help="Distinct signers. Default: 6."),
-    seed: int = typer.Option(None, help="Random seed: same seed + settings, same corpus. Default: 0."),
+    seed: int = typer.Option(
+        None, help="Random seed: same seed + settings, same corpus. Default: 0."
+    ),
     fps: float = typer.Option(None, help="Frame rate of the videos. Default: 25."),
     lang: str = typer.Option(None, help="Text language: en or vi. Default: en."),
     layout: str = typer.Option(
@@ -265,7 +223,9 @@ def synth(
         help="'splits': dataset root (videos, keypoints, train/dev/test.jsonl); 'folder': "
         "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. Default: splits.",
     ),
-    workers: int = typer.Option(None, help="Processes rendering clips. Default: min(4, CPU cores)."),
+    workers: int = typer.Option(
+        None, help="Processes rendering clips. Default: min(4, CPU cores)."
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Generate a synthetic signed corpus: a drawn signer, one distinct sign per gloss,
@@ -303,18 +263,15 @@ def synth(
         + (f"; {result.skipped} already there" if result.skipped else "")
     )
     if opts.layout == "folder":
-        _echo_next(
+        echo_next(
             f"slt data import-folder {out / 'videos'} --table {out / 'sentences.csv'} "
             f"--out DATASET, then slt data gloss-from-text DATASET --lang {opts.lang}"
         )
     else:
-        _echo_next(f"slt data vocab {out}")
+        echo_next(f"slt data vocab {out}")
 
 
-# --- vocabulary and checks ---------------------------------------------------------------
-
-
-@data_app.command("vocab")
+@app.command("vocab")
 def vocab(
     dataset: Path = DatasetArg,
     min_freq: int = typer.Option(1, help="Keep glosses seen at least this often in train."),
@@ -344,10 +301,10 @@ def vocab(
         f"wrote {dataset / VOCAB_FILE}: {len(vocab)} entries ({len(vocab) - 3} glosses + 3 specials)"
     )
     Console().print(table)
-    _echo_next(f"slt data frames {dataset}")
+    echo_next(f"slt data frames {dataset}")
 
 
-@data_app.command("frames")
+@app.command("frames")
 def frames(
     dataset: Path = DatasetArg,
     size: int = typer.Option(256, help="Side of the square frames, in pixels (even)."),
@@ -373,11 +330,11 @@ def frames(
             f"annotations (e.g. {name}: {annotated} annotated, {cached} decoded); left as annotated",
             fg=typer.colors.YELLOW,
         )
-    _warn_failed(report.failed, report.cache_dir / "errors.jsonl")
-    _echo_next(f"slt data check {dataset}")
+    warn_failed(report.failed, report.cache_dir / "errors.jsonl")
+    echo_next(f"slt data check {dataset}")
 
 
-@data_app.command("check")
+@app.command("check")
 def check(
     dataset: Path = DatasetArg,
     probe: bool = typer.Option(True, help="Open every video to verify its frame count."),
@@ -416,54 +373,7 @@ def check(
     typer.secho("dataset OK", fg=typer.colors.GREEN)
 
 
-# --- translation ------------------------------------------------------------------------
-
-
-def prune_mbart(
-    pretrained: Path = typer.Argument(
-        ...,
-        help="Pretrained mBART folder (mbart-large-cc25 layout: config.json, weights, "
-        "tokenizer.json).",
-    ),
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset root whose text is kept."),
-    out: Path = typer.Option(..., "--out", help="Folder for the pruned model and tokenizer."),
-    lang: str = typer.Option("de_DE", help="mBART language token of the text (de_DE, zh_CN, …)."),
-    splits: str = typer.Option(
-        "train,dev,test", help="Splits whose text and glosses are kept (those present are read)."
-    ),
-    gloss_tokens: bool = typer.Option(
-        True, "--gloss-tokens/--no-gloss-tokens", help="Add one token per gloss."
-    ),
-) -> None:
-    """Shrink an mBART's vocabulary to the tokens a corpus uses and add gloss tokens."""
-    from slt_training.data.annotations import SPLITS, available_splits, load_split
-    from slt_training.text.mbart import check_pretrained_folder
-    from slt_training.text.prune import VOCAB_MAP_FILE
-    from slt_training.text.prune import prune_mbart as prune
-
-    wanted = [s.strip() for s in splits.split(",") if s.strip()]
-    if not wanted or set(wanted) - set(SPLITS):
-        raise SltError(f"--splits {splits!r}: give a comma-separated subset of {SPLITS}")
-    check_pretrained_folder(pretrained)
-    present = [s for s in available_splits(dataset) if s in wanted]
-    if not present:
-        raise SltError(f"{dataset}: none of the splits {wanted} is there")
-    clips = [c for s in present for c in load_split(dataset, s)]
-    texts, glosses = [c.text for c in clips], [c.glosses for c in clips]
-    r = prune(pretrained, texts, glosses, out, lang, gloss_tokens)
-    typer.echo(
-        f"read {len(clips)} clips ({', '.join(present)}); vocabulary {r.old_vocab} → {r.kept} "
-        f"tokens + {r.glosses} glosses; parameters {r.parameters_before / 1e6:.1f} M → "
-        f"{r.parameters_after / 1e6:.1f} M"
-    )
-    typer.echo(f"wrote {out}: config.json, model.safetensors, tokenizer.json, {VOCAB_MAP_FILE}")
-    _echo_next(f"set translation.pretrained: {out} in your config, then slt train g2t CONFIG")
-
-
-# --- keypoints and the pose model --------------------------------------------------------
-
-
-@data_app.command("keypoints")
+@app.command("keypoints")
 def keypoints(
     dataset: Path = DatasetArg,
     pose: Path = typer.Option(None, "--pose", help="pose.onnx from `slt export pose`."),
@@ -494,195 +404,17 @@ def keypoints(
             "their num_frames",
             fg=typer.colors.YELLOW,
         )
-    _warn_failed(report.failed, report.out_dir / "errors.jsonl")
-    _echo_next(f"slt data check {dataset}")
+    warn_failed(report.failed, report.out_dir / "errors.jsonl")
+    echo_next(f"slt data check {dataset}")
 
 
-@export_app.command("pose")
-def export_pose(
-    checkpoint: Path = typer.Argument(
-        ..., help="mmpose HRNet checkpoint (.pth, e.g. hrnet_w48_coco_wholebody_384x288_dark)."
-    ),
-    out: Path = typer.Option(Path("pose.onnx"), "--out", "-o", help="ONNX file to write."),
-    input_size: str = typer.Option(
-        None, help="Crop HEIGHTxWIDTH, e.g. 384x288 (default: the checkpoint's, else 384x288)."
-    ),
-    blur_kernel: int = typer.Option(11, help="DARK refinement blur kernel (odd; 0: off)."),
-) -> None:
-    """Export an HRNet whole-body checkpoint to pose.onnx, checked against PyTorch."""
-    from slt_export.pose import export_pose as run_export
-
-    size = None
-    if input_size is not None:
-        try:
-            size = tuple(int(v) for v in input_size.lower().split("x"))
-        except ValueError:
-            size = ()
-        if len(size) != 2:
-            raise SltError(f"--input-size {input_size}: give HEIGHTxWIDTH, e.g. 384x288")
-    if blur_kernel < 0 or (blur_kernel and blur_kernel % 2 == 0):
-        raise SltError(f"--blur-kernel {blur_kernel}: must be odd, or 0 for no refinement")
-    result = run_export(checkpoint, out, size, blur_kernel)
-    h, w = result.spec.input_size
-    typer.echo(
-        f"wrote {result.path}: {result.megabytes:.1f} MB, {result.spec.num_keypoints} keypoints, "
-        f"input {h}x{w}; parity with PyTorch: max |diff| {result.max_abs_diff:.2g} "
-        f"(heatmap max {result.max_abs_value:.2g}), {result.seconds:.1f} s"
-    )
-    _echo_next(f"slt data keypoints DATASET --pose {result.path}")
-
-
-# --- S2G training and features -----------------------------------------------------------
-
-ConfigArg = typer.Argument(..., help="Experiment YAML (see configs/, configs/custom.yaml).")
-OverrideOpt = typer.Option(
-    None, "--override", help="Change one config key, e.g. training.lr=1e-4 (repeatable)."
-)
-
-
-@train_app.command("s2g")
-def train_s2g(
-    config: Path = ConfigArg,
-    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
-    override: list[str] = OverrideOpt,
-) -> None:
-    """Train sign-to-gloss recognition (SingleStream or TwoStream, CTC); dev WER every epoch.
-
-    Several GPUs or nodes: `accelerate launch -m slt_serve.cli train s2g CONFIG`.
-    """
-    import logging
-
-    from slt_training.config import S2GConfig, load_config
-    from slt_training.stages import s2g
-
-    cfg = load_config(config, S2GConfig, override or [])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    result = s2g.train(cfg, resume=resume)
-    if not result.scores:  # not the main process
-        return
-    scores = ", ".join(f"{split} WER {s['wer']:.2f}" for split, s in result.scores.items())
-    beam = cfg.training.eval_beam_size
-    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
-    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
-    if result.stopped_early:
-        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
-    _echo_next(f"slt features {config} --split train,dev,test")
-
-
-def features(
-    config: Path = ConfigArg,
-    split: str = typer.Option("train,dev,test", "--split", help="Splits, e.g. train,dev,test."),
-    out: Path = typer.Option(None, help="Output folder (default: RUN_DIR/features)."),
-    batch_size: int = typer.Option(1, help="Clips per forward pass (1: exact, no padding)."),
-    override: list[str] = OverrideOpt,
-) -> None:
-    """Write per-clip visual features and gloss log-probs of the best S2G checkpoint."""
-    from slt_training.config import S2GConfig, load_config
-    from slt_training.data.annotations import parse_splits
-    from slt_training.stages.features import extract
-
-    parse_splits(split)
-    if batch_size < 1:
-        raise SltError(f"--batch-size {batch_size}: need at least 1")
-    cfg = load_config(config, S2GConfig, override or [])
-    report = extract(cfg, split, out, batch_size)
-    for name, n in report.clips.items():
-        typer.echo(f"wrote {report.out_dir / name}: {n} clips, {report.steps[name]} feature steps")
-    typer.echo(f"from {report.checkpoint} (sha256 {report.checkpoint_sha256[:12]}…)")
-    _echo_next("train the translation stage on these features (S2T)")
-
-
-# --- evaluate ----------------------------------------------------------------------------
-
-
-def evaluate(
-    hyp: Path = typer.Option(..., "--hyp", help="Hypotheses: plain text (one a line) or JSONL."),
-    ref: Path = typer.Option(..., "--ref", help="References: plain text or JSONL (by `name`)."),
-    task: str = typer.Option(
-        "text", help="What to score: 'text' (BLEU, ROUGE-L) or 'gloss' (WER)."
-    ),
-    lang: str = typer.Option(
-        None,
-        help="Language of the text (de, zh, vi, en, ...); zh is scored on characters. "
-        "Required for --task text.",
-    ),
-    phoenix_cleanup: bool = typer.Option(
-        None,
-        "--phoenix-cleanup/--no-phoenix-cleanup",
-        help="Apply the PHOENIX-2014T gloss clean-up to both sides before WER "
-        "(default: on for --task gloss --lang de, off otherwise).",
-    ),
-    json_out: Path = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
-) -> None:
-    """Score hypotheses against references as TwoStream-SLT reports: WER, BLEU-1..4, ROUGE-L.
-
-    FILEs are plain text (aligned by line) or JSONL clips (matched by `name`,
-    scoring their `gloss` or `text` field).
-    """
-    from dataclasses import asdict
-
-    from slt_serve.fileio import write_json
-    from slt_training import metrics
-
-    metrics.check_task(task)
-    if task == "text" and lang is None:
-        raise SltError(
-            "--task text needs --lang (e.g. de, zh, vi, en): Chinese is scored on characters"
-        )
-    lang = metrics.check_lang(lang) if lang is not None else None
-    if task == "text" and phoenix_cleanup:
-        raise SltError("--phoenix-cleanup applies to glosses; use it with --task gloss")
-    if phoenix_cleanup is None:
-        phoenix_cleanup = metrics.default_phoenix_cleanup(task, lang)
-    hyps, refs = metrics.load_pairs(hyp, ref, task)
-    if task == "gloss":
-        scores = metrics.evaluate_gloss(hyps, refs, phoenix_cleanup=phoenix_cleanup)
-    else:
-        scores = metrics.evaluate_text(hyps, refs, lang)
-    typer.echo(f"{task}: {hyp} vs {ref}")
-    _print_scores(scores)
-    if json_out is not None:
-        write_json(
-            json_out,
-            {
-                "task": task,
-                "lang": lang,
-                "hyp": str(hyp),
-                "ref": str(ref),
-                "scores": asdict(scores),
-            },
-        )
-        typer.echo(f"wrote {json_out}")
-    else:
-        _echo_next("add --json FILE to keep these scores")
-
-
-def _print_scores(scores) -> None:
-    from dataclasses import asdict
-
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("metric", "value")
-    for name, value in asdict(scores).items():
-        if name != "signature":
-            table.add_row(
-                name,
-                f"{value:.{3 if name == 'bp' else 2}f}" if isinstance(value, float) else str(value),
-            )
-    Console().print(table)
-    if getattr(scores, "signature", None):
-        on = " on characters" if scores.level == "char" else ""
-        typer.echo(f"sacrebleu{on}: {scores.signature}")
-
-
-@data_app.command("overlay")
+@app.command("overlay")
 def overlay(
     dataset: Path = DatasetArg,
     clip: str = typer.Argument(..., help="Clip name, as in the annotations."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .mp4 (whole clip) or .png (first frame)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output .mp4 (whole clip) or .png (first frame)."
+    ),
 ) -> None:
     """Draw a clip's keypoints on its video, to eyeball them."""
     from slt_serve.overlay import write_overlay
@@ -696,8 +428,12 @@ def overlay(
         raise SltError(f"{dataset}: no clip named {clip!r} with a video in the annotations")
     kp_file = keypoints_path(dataset, clip)
     if not kp_file.is_file():
-        raise SltError(f"{kp_file}: no keypoints for this clip; run `slt data keypoints {dataset}` first")
+        raise SltError(
+            f"{kp_file}: no keypoints for this clip; run `slt data keypoints {dataset}` first"
+        )
     seq = read_npz(kp_file)
     video = dataset / found[0].video
-    n = write_overlay(out, read_frames(video), seq.keypoints, probe(video).fps, (seq.width, seq.height))
+    n = write_overlay(
+        out, read_frames(video), seq.keypoints, probe(video).fps, (seq.width, seq.height)
+    )
     typer.echo(f"wrote {out} ({n} frame{'s' * (n != 1)})")

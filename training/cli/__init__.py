@@ -1,0 +1,20 @@
+"""`slt` commands of the training stack, one module a command group.
+
+Thin wrappers: every command checks its arguments, calls a function that is
+just as usable from Python, and prints what it did and what to run next.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import data, evaluate, train
+
+
+def register(app: typer.Typer) -> None:
+    """Entry point (group `slt_serve.commands`): add the training commands to `slt`."""
+    app.add_typer(data.app, name="data")
+    app.add_typer(train.app, name="train")
+    app.command("features")(train.features)
+    app.command("prune-mbart")(train.prune_mbart)
+    app.command("evaluate")(evaluate.evaluate)
