@@ -178,3 +178,26 @@ def test_sigkill_then_resume_equals_straight(toy, tmp_path):
     assert 8 <= step < 18 and not (killed / "final.safetensors").exists()
     run(killed, "--slow", "--resume")
     assert same(weights(tmp_path / "straight"), weights(killed))
+
+
+def test_resume_unpickles_nothing(toy, tmp_path, monkeypatch):
+    """Every file a resume reads is safetensors, JSON or `torch.load(weights_only=True)`."""
+    import torch
+
+    module, _ = toy
+    module.run(tmp_path / "run", max_steps=2)
+    latest = tmp_path / "run" / "checkpoints"
+    assert not list(latest.rglob("*.pkl")) or all(
+        p.name.startswith("random_states") for p in latest.rglob("*.pkl")
+    )
+    calls = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    resumed = module.run(tmp_path / "run", resume=True)
+    assert resumed.state.step > 2
+    assert calls and all(w is True for w in calls), calls

@@ -9,7 +9,8 @@ scored on dev). What it does, and why:
   with fp16/bf16 autocast; gradient accumulation is explicit (`no_sync` on the
   micro-batches that do not step), so a checkpoint always falls on a step boundary.
 - Every epoch: dev score, then a checkpoint (`accelerator.save_state`: safetensors
-  weights, optimizer, scheduler, RNG states; plus `trainer_state.json`: epoch,
+  weights, optimizer, RNG states, all loaded with `weights_only=True`; plus
+  `scheduler.json` and `trainer_state.json`: epoch,
   step, batches done in the epoch, history, best score, config hash). The
   `keep_best_n` best epochs are kept, `checkpoints/best.json` and `latest.json`
   point at the best and the newest. Extra checkpoints every
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+# The LR schedule's position, as JSON: accelerate would pickle a registered object and
+# load it back with weights_only=False, which we never do with a file from disk.
+SCHEDULER_FILE = "scheduler.json"
 WEIGHTS_FILE = "model.safetensors"  # what accelerator.save_state names the model's weights
 LATEST, BEST = "latest.json", "best.json"
 
@@ -178,7 +182,6 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(loader) / cfg.grad_accumulation)
         self.scheduler = make_scheduler(optimizer, cfg, self.steps_per_epoch * cfg.epochs)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.state = TrainState(config_hash=config_hash)
         self._last_save = time.monotonic()
 
@@ -341,6 +344,7 @@ class Trainer:
             self.state.elapsed_s += now - self._last_save
             self._last_save = now
             write_json(tmp / STATE_FILE, self.state.to_json())
+            write_json(tmp / SCHEDULER_FILE, self.scheduler.state_dict())
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
@@ -387,6 +391,9 @@ class Trainer:
                 "resume with the same config and overrides, or use a new run_dir"
             )
         self.accelerator.load_state(str(folder))
+        self.scheduler.load_state_dict(
+            json.loads((folder / SCHEDULER_FILE).read_text(encoding="utf-8"))
+        )
         self.state = state
         log.info("resumed from %s: epoch %d, step %d", folder, state.epoch, state.step)
 
