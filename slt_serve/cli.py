@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import typer
 
@@ -44,6 +45,36 @@ def _root(
     )
 
 
+@app.command("doctor")
+def doctor(
+    dataset: Path = typer.Argument(
+        None, help="Dataset root to inspect too: what is prepared and which step is next."
+    ),
+) -> None:
+    """Check this machine (Python, packages, GPU, onnxruntime, torch, disk, video codecs, known
+    traps) and optionally a dataset root; print what to fix. Exit 1 if any check fails."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from slt_serve.doctor import run_doctor
+
+    report = run_doctor(dataset)
+    style = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
+    table = Table("check", "status", "detail", "fix", title="slt doctor", show_lines=False)
+    for c in report.checks:
+        table.add_row(
+            escape(c.name), f"[{style[c.status]}]{c.status}[/]", escape(c.detail), escape(c.fix)
+        )
+    Console(width=max(Console().width, 140)).print(table)
+    counts = {s: sum(1 for c in report.checks if c.status == s) for s in style}
+    typer.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if report.next_step:
+        typer.secho(f"next: {report.next_step}", fg=typer.colors.CYAN)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def _register_plugins() -> None:
     for ep in entry_points(group="slt_serve.commands"):
         try:
@@ -55,6 +86,153 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+
+
+# --- serving: the HTTP API and offline batch translation ---------------------------------
+
+
+def _settings(**overrides):
+    """Settings from SLT_* environment variables, the options given on the command line win."""
+    from pydantic import ValidationError
+
+    from slt_serve.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise SltError(f"setting {where} (option or SLT_{where.upper()}): {err['msg']}") from None
+
+
+@app.command("serve")
+def serve(
+    bundle: str = typer.Argument(..., help="Bundle folder (made by `slt export`)."),
+    host: str = typer.Option(None, help="Address to bind [SLT_HOST; default 127.0.0.1]."),
+    port: int = typer.Option(None, help="Port [SLT_PORT; default 8000]."),
+    workers: int = typer.Option(None, help="Inferences at once [SLT_WORKERS; default 1]."),
+    queue_size: int = typer.Option(
+        None,
+        help="Requests that may wait beyond the workers; then 503 [SLT_QUEUE_SIZE; default 4].",
+    ),
+    max_bytes: int = typer.Option(None, help="Largest upload [SLT_MAX_BYTES; default 100 MB]."),
+    max_seconds: float = typer.Option(None, help="Longest video [SLT_MAX_SECONDS; default 60]."),
+    max_frames: int = typer.Option(None, help="Most frames [SLT_MAX_FRAMES; default 3000]."),
+    max_pixels: int = typer.Option(
+        None, help="Largest frame, width × height [SLT_MAX_PIXELS; default 3840×2160]."
+    ),
+    tmp_dir: str = typer.Option(None, help="Where uploads are spooled [SLT_TMP_DIR]."),
+    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    log_level: str = typer.Option("info", help="uvicorn's log level."),
+) -> None:
+    """Serve a bundle over HTTP: POST /v1/translate, /v1/translate/gloss, GET /v1/model, /docs.
+
+    An API key (header X-API-Key) is required when SLT_API_KEY is set. Limits and the
+    pool are settings: each option here overrides its SLT_* environment variable."""
+    import uvicorn
+
+    from slt_serve.api import create_app
+    from slt_serve.translator import Translator
+
+    settings = _settings(
+        host=host,
+        port=port,
+        workers=workers,
+        queue_size=queue_size,
+        max_bytes=max_bytes,
+        max_seconds=max_seconds,
+        max_frames=max_frames,
+        max_pixels=max_pixels,
+        tmp_dir=tmp_dir,
+    )
+    translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
+    url = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"serving {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}) "
+        f"at {url} with {settings.workers} worker(s), queue {settings.queue_size}; API docs at {url}/docs"
+    )
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        typer.secho(
+            f"warning: listening on {settings.host} with no API key; set SLT_API_KEY to require one",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    if translator.stage == "g2t":
+        example = f"""curl -H 'content-type: application/json' -d '{{"gloss": "…"}}' {url}/v1/translate/gloss"""
+    else:
+        example = f"curl -F file=@clip.mp4 {url}/v1/translate"
+    typer.echo(f"next: {example}")
+    uvicorn.run(
+        create_app(translator, settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+    )
+
+
+@app.command("translate")
+def translate(
+    paths: list[str] = typer.Argument(
+        ..., help="Videos, folders (searched recursively) or manifests (.txt: one path a line)."
+    ),
+    bundle: str = typer.Option(
+        None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."
+    ),
+    out: str = typer.Option(
+        None, "--out", "-o", help="Results file [results.jsonl; results.I-of-N.jsonl with --shard]."
+    ),
+    fmt: str = typer.Option(None, "--format", help="jsonl or csv [from --out's suffix]."),
+    workers: int = typer.Option(1, help="Videos translated at once."),
+    shard: str = typer.Option(
+        None, help="i/n: only this job's share of the inputs (i from 0), for cluster job arrays."
+    ),
+    retry_errors: bool = typer.Option(
+        False, help="Translate again the inputs whose row in --out is an error."
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+) -> None:
+    """Translate many videos offline into a JSONL (or CSV) file, one row per video.
+
+    Rerunning the same command resumes: inputs already in --out are skipped. A video
+    that fails becomes an error row (ok=false) and the run goes on; the exit status is 1
+    when any input has failed."""
+    from pathlib import Path
+
+    from slt_serve import batch
+
+    if bundle is None:
+        raise SltError("give --bundle BUNDLE: a bundle folder made by `slt export`")
+    shard_ = batch.parse_shard(shard) if shard else None
+    out_path = Path(out) if out else batch.default_out(shard_, fmt)
+    fmt = batch.format_for(out_path, fmt)
+    inputs = batch.in_shard(batch.discover(paths), shard_)
+    if not inputs:
+        typer.echo(f"no inputs in shard {shard}; nothing to do")
+        return
+    from slt_serve.translator import Translator
+
+    translator = Translator.from_bundle(bundle, device=device)
+    if translator.stage == "g2t":
+        raise SltError(f"{bundle}: a G2T bundle translates glosses, not videos; give an S2T bundle")
+    results = batch.ResultsFile(out_path, fmt)
+    try:
+        summary = batch.run(translator, inputs, results, workers=workers, retry_errors=retry_errors)
+    finally:
+        results.close()
+    typer.echo(
+        f"translated {summary.translated}, failed {summary.failed}, skipped {summary.skipped} "
+        f"already in {out_path} (of {summary.total} input(s){f' in shard {shard}' if shard else ''})"
+    )
+    if summary.failed_before:
+        typer.echo(f"{summary.failed_before} input(s) failed in an earlier run (not retried)")
+    if summary.ok:
+        typer.echo(f"next: read the results in {out_path} (one {fmt.upper()} row per video)")
+    else:
+        typer.echo(
+            f"next: see the rows with ok=false in {out_path}, fix those files, then rerun with "
+            "--retry-errors"
+        )
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -63,6 +63,10 @@ def test_dependent_settings_are_checked_together(tmp_path):
     subset = BASE | {"model": {"kind": "two_stream"}}
     assert "coco_wholebody_79" in error(tmp_path, subset, ("data.keypoints=face",))
     assert "speed" in error(tmp_path, BASE | {"augmentation": {"speed": [1.5, 0.5]}})
+    narrow = BASE | {"model": {"width": 0.25, "pretrained_s3d": "s3d.pt"}}
+    assert "model.width 0.25" in error(tmp_path, narrow)
+    assert "model.width" in error(tmp_path, BASE | {"model": {"width": 0}})
+    assert "data.frame_stride" in error(tmp_path, BASE, ("data.frame_stride=0",))
 
 
 def test_overrides_are_validated_like_the_file(tmp_path):

@@ -121,6 +121,32 @@ def test_backward_reaches_first_unfrozen_blocks_laterals_and_pyramid():
     assert _grad_norm(model.backbone.blocks[1]) > 0
 
 
+def test_narrow_width_shapes_and_gradients_reach_every_block():
+    torch.manual_seed(0)
+    model = single(frozen_blocks=0, in_channels=6, width=0.25)
+    assert model.head.input_size == model.backbone.out_channels == 208
+    video = torch.randn(2, 6, T, SIZE, SIZE)
+    out = model(video, torch.tensor([16, 11]), *TARGETS)
+    assert out.gloss_logits.shape == (2, 4, VOCAB) and out.output_lengths.tolist() == [4, 3]
+    out.loss.backward()
+    assert all(_grad_norm(block) > 0 for block in model.backbone.blocks)
+
+    torch.manual_seed(0)
+    model = two(width=0.25, rgb_frozen_blocks=0)
+    assert [lat.conv.weight.shape[0] for lat in model.to_rgb.values()] == [16, 48, 120]
+    assert model.heads["joint"].input_size == 2 * 208
+    assert model.pyramids["rgb"].channels == (48, 120, 208)
+    video, points = clips()
+    out = model(video, points, torch.tensor([16, 12]), *TARGETS)
+    assert out.gloss_logits.shape == (2, 4, VOCAB) and torch.isfinite(out.loss)
+    out.loss.backward()
+    streams = [*model.rgb_backbone.blocks, *model.keypoint_backbone.blocks]
+    assert all(_grad_norm(block) > 0 for block in streams)
+    laterals = [*model.to_rgb.values(), *model.to_keypoint.values()]
+    assert all(_grad_norm(lat) > 0 for lat in laterals)
+    assert all(_grad_norm(p) > 0 for p in model.pyramids.values())
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_visual_head_ignores_whatever_fills_the_padding(training):
     torch.manual_seed(0)

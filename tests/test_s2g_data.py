@@ -83,6 +83,20 @@ def test_speed_and_max_frames():
     assert len(frame_indices(30, rng, fast_aug, ClipOptions(SIZE, SIZE))) == 20
 
 
+def test_frame_stride_keeps_every_nth_frame(corpus):
+    rng = np.random.default_rng(0)
+    half = ClipOptions(SIZE, SIZE, frame_stride=2)
+    assert np.array_equal(frame_indices(95, rng, None, half), np.arange(0, 95, 2))
+    steady = AugmentationConfig(speed=(1.0, 1.0))
+    assert len(frame_indices(100, rng, steady, ClipOptions(SIZE, SIZE, frame_stride=2))) == 50
+    slow = AugmentationConfig(speed=(0.5, 0.5))
+    assert len(frame_indices(100, rng, slow, ClipOptions(SIZE, SIZE, frame_stride=2))) == 100
+    short = frame_indices(10, rng, None, ClipOptions(SIZE, SIZE, frame_stride=4))
+    assert len(short) == 8  # never fewer than MIN_FRAMES
+    every, strided = clips(corpus)[0].frames, clips(corpus, frame_stride=2)[0].frames
+    assert torch.equal(strided, every[:, ::2])
+
+
 def test_random_crop_stays_inside_with_the_area_asked():
     rng = np.random.default_rng(1)
     aug = AugmentationConfig(crop_min_area=0.7)

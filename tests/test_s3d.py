@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from slt_serve.errors import SltError
-from slt_training.models.s3d import S3DBackbone, output_length
+from slt_training.models.s3d import BLOCK_CHANNELS, S3DBackbone, block_channels, output_length
 
 # Mixed_3b … Mixed_5c as both sources write them: in, b0, b1 mid/out, b2 mid/out, b3.
 MIXED = [
@@ -293,3 +293,34 @@ def test_bad_arguments_and_input():
         S3DBackbone(num_blocks=1)(torch.zeros(1, 4, 4, 32, 32))
     with pytest.raises(SltError, match="at least 5 frames"):
         S3DBackbone(num_blocks=5)(torch.zeros(1, 3, 4, 64, 64))
+    for width in (0, -0.5, 25):
+        with pytest.raises(SltError, match="width"):
+            S3DBackbone(width=width)
+
+
+def test_width_scales_every_block_and_every_layer_trains():
+    assert block_channels(1.0) == BLOCK_CHANNELS
+    assert block_channels(0.25) == (16, 48, 120, 208, 256)
+    quarter = S3DBackbone(in_channels=6, width=0.25)
+    assert quarter.block_channels == (16, 48, 120, 208) and quarter.out_channels == 208
+    n_full = sum(p.numel() for p in S3DBackbone().parameters())
+    n_quarter = sum(p.numel() for p in S3DBackbone(width=0.25).parameters())
+    assert n_quarter < n_full / 10  # conv weights shrink with the square of the width
+    assert S3DBackbone(width=0.25).state_dict().keys() == S3DBackbone().state_dict().keys()
+    x = torch.randn(2, 6, 16, 64, 64)
+    outputs = quarter.forward_blocks(x)
+    assert [tuple(o.shape) for o in outputs] == [
+        (2, 16, 8, 32, 32),
+        (2, 48, 8, 16, 16),
+        (2, 120, 8, 8, 8),
+        (2, 208, 4, 4, 4),
+    ]
+    outputs[-1].square().mean().backward()
+    convs = [m for m in quarter.modules() if isinstance(m, nn.Conv3d)]
+    assert convs and all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs)
+
+
+def test_pretrained_weights_refuse_another_width(reference_nets, tmp_path):
+    path = saved(reference_nets["torchvision"], tmp_path / "s3d.pt", "torchvision")
+    with pytest.raises(SltError, match=r"width 0\.5; set model\.width: 1"):
+        S3DBackbone(num_blocks=2, width=0.5).load_pretrained(path)

@@ -85,6 +85,7 @@ class DataConfig(Section):
     dev_split: str = "dev"
     test_split: str | None = "test"  # evaluated after training when present; None: skip
     motion_channels: bool = False  # append frame differences (6 input channels)
+    frame_stride: int = Field(1, ge=1)  # keep every N-th cached frame (2: 25 fps → 12.5 fps)
     keypoints: str | list[int] = "coco_wholebody_79"  # two_stream: named subset or indices
     eval_crop: float = Field(1.0, gt=0, le=1)  # dev/test: centre crop of this side fraction
 
@@ -114,6 +115,7 @@ class ModelConfig(Section):
     """The recognizer; maps onto `SingleStreamOptions` / `TwoStreamOptions`."""
 
     kind: Literal["single_stream", "two_stream"] = "single_stream"
+    width: float = Field(1.0, gt=0, le=4)  # S3D channel multiplier; ≠ 1 only from scratch
     pretrained_s3d: Path | None = None  # Kinetics-400 S3D weights for the RGB stream
     pretrained_keypoint_s3d: Path | None = None  # the same for the keypoint stream
     hidden_size: int = Field(512, ge=2)  # visual head width = gloss feature size
@@ -169,6 +171,11 @@ class S2GConfig(Section):
             raise ValueError(
                 f"model.keypoint_frozen_blocks {model.keypoint_frozen_blocks} would freeze randomly "
                 "initialised blocks: set model.pretrained_keypoint_s3d, or keypoint_frozen_blocks: 0"
+            )
+        if model.width != 1 and (model.pretrained_s3d or model.pretrained_keypoint_s3d):
+            raise ValueError(
+                f"model.width {model.width}: Kinetics-400 S3D weights fit only width 1; "
+                "set model.width: 1, or drop the pretrained S3D weights"
             )
         if model.pretrained_keypoint_s3d and model.kind != "two_stream":
             raise ValueError("model.pretrained_keypoint_s3d needs model.kind two_stream")

@@ -13,6 +13,10 @@ gives the same clips whatever the number of workers, and a resumed run sees what
 the interrupted one would have. `EpochSampler` yields those keys in a per-epoch
 permutation seeded the same way.
 
+Frame stride: `frame_stride` N keeps every N-th cached frame (25 fps → 12.5 fps for
+N = 2), so the network sees a clip at a lower frame rate for a fraction of the compute;
+the speed augmentation resamples around that rate.
+
 Motion channels: with `motion_channels`, the frame difference x[t] - x[t-1] of the
 normalised frames (0 at t = 0) is appended to the RGB channels (6 channels in all).
 On the rendered synthetic corpus at 64², CTC from raw RGB stayed on the all-blank
@@ -84,6 +88,7 @@ class ClipOptions:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)  # per RGB channel, on [0, 1] values
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     motion_channels: bool = False  # append frame differences
+    frame_stride: int = 1  # keep every N-th cached frame (temporal down-sampling)
     keypoints: str | tuple[int, ...] | None = None  # subset for TwoStream; None: no keypoints
     eval_crop: float = 1.0  # centre crop side fraction for eval items
     augmentation: AugmentationConfig = AugmentationConfig()
@@ -225,15 +230,19 @@ class SignClips(Dataset):
 def frame_indices(
     total: int, rng: np.random.Generator, aug: AugmentationConfig | None, options: ClipOptions
 ) -> np.ndarray:
-    """Which cached frames make the clip: all (eval), or resampled at a random speed (train);
-    never more than `max_frames`."""
-    max_frames = options.augmentation.max_frames
-    length = total
+    """Which cached frames make the clip: every `frame_stride`-th (eval), or resampled at a
+    random speed (train, `total / frame_stride / speed` frames); never more than
+    `max_frames`, never fewer than `MIN_FRAMES` (or the whole clip when it is shorter)."""
+    max_frames, stride = options.augmentation.max_frames, options.frame_stride
+    strided = -(-total // stride)  # ceil: frames 0, stride, 2·stride, …
+    length = strided
     if aug is not None:
-        length = int(round(total / rng.uniform(*aug.speed)))
+        length = int(round(total / stride / rng.uniform(*aug.speed)))
     length = max(min(length, max_frames), min(total, MIN_FRAMES))
     if length == total:
         return np.arange(total)
+    if aug is None and length == strided:
+        return np.arange(0, total, stride)
     return np.floor(np.linspace(0, total, length, endpoint=False)).astype(np.int64)
 
 

@@ -49,13 +49,16 @@ class Upsampling(nn.Module):
 class SignPyramid(nn.Module):
     """Top-down pathway over the outputs of the last `num_levels` of four S3D blocks."""
 
-    def __init__(self, num_levels: int = 3) -> None:
+    def __init__(
+        self, num_levels: int = 3, block_channels: tuple[int, ...] = BLOCK_CHANNELS
+    ) -> None:
+        """`block_channels`: output channels of the backbone's blocks 1..4 (its width)."""
         super().__init__()
         if not 2 <= num_levels <= 4:
             raise SltError(f"sign pyramid num_levels must be 2..4, got {num_levels}")
         self.num_levels = num_levels
         self.blocks = tuple(range(5 - num_levels, 5))  # 1-based blocks, lowest first
-        self.channels = tuple(BLOCK_CHANNELS[b - 1] for b in self.blocks)
+        self.channels = tuple(block_channels[b - 1] for b in self.blocks)
         # upsample[i] takes level i + 1 to level i.
         self.upsample = nn.ModuleList(
             Upsampling(self.channels[i + 1], self.channels[i], 2 if b in _HALVES_TIME else 1)

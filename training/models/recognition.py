@@ -54,8 +54,8 @@ from .pyramid import SignPyramid
 from .s3d import BLOCK_CHANNELS, S3DBackbone, output_length, pool_space
 from .visual_head import HeadOutput, VisualHead, VisualHeadOptions, step_mask
 
-NUM_BLOCKS = 4  # S3D blocks used by S2G: 832 channels at T/4
-FEATURE_CHANNELS = BLOCK_CHANNELS[NUM_BLOCKS - 1]
+NUM_BLOCKS = 4  # S3D blocks used by S2G: 832 channels (at width 1) at T/4
+FEATURE_CHANNELS = BLOCK_CHANNELS[NUM_BLOCKS - 1]  # at width 1
 BLANK_ID = 0
 DECODE_HEADS = ("joint", "ensemble")
 STREAMS = ("rgb", "keypoint")
@@ -68,6 +68,7 @@ class SingleStreamOptions:
     head: VisualHeadOptions = VisualHeadOptions()  # the gloss head
     frozen_blocks: int = 1  # leading S3D blocks kept frozen (reference: s3d.freeze_block 1)
     in_channels: int = 3  # video channels: 3 RGB, 6 with frame differences (motion channels)
+    width: float = 1.0  # S3D channel multiplier (1: the reference's 832-d features)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class TwoStreamOptions:
 
     num_keypoints: int = 79  # K heatmap channels (reference PHOENIX: 79 of COCO-WholeBody)
     in_channels: int = 3  # video channels: 3 RGB, 6 with frame differences (motion channels)
+    width: float = 1.0  # S3D channel multiplier of both streams (1: the reference's)
     heatmaps: HeatmapOptions = HeatmapOptions()  # 112² for 224² frames, σ 4 heatmap pixels
     head: VisualHeadOptions = VisualHeadOptions()  # every head: rgb, keypoint, joint, auxiliary
     rgb_frozen_blocks: int = 1  # reference: s3d.freeze_block 1
@@ -235,8 +237,10 @@ class SingleStreamRecognizer(CtcRecognizer):
         super().__init__()
         self.options = options
         self.vocab_size = vocab_size
-        self.backbone = S3DBackbone(options.in_channels, NUM_BLOCKS, options.frozen_blocks)
-        self.head = VisualHead(FEATURE_CHANNELS, vocab_size, options.head)
+        self.backbone = S3DBackbone(
+            options.in_channels, NUM_BLOCKS, options.frozen_blocks, options.width
+        )
+        self.head = VisualHead(self.backbone.out_channels, vocab_size, options.head)
 
     def forward(
         self,
@@ -262,20 +266,19 @@ class TwoStreamRecognizer(CtcRecognizer):
         super().__init__()
         self.options = options
         self.vocab_size = vocab_size
-        self.rgb_backbone = S3DBackbone(options.in_channels, NUM_BLOCKS, options.rgb_frozen_blocks)
-        self.keypoint_backbone = S3DBackbone(
-            options.num_keypoints, NUM_BLOCKS, options.keypoint_frozen_blocks
+        self.rgb_backbone = S3DBackbone(
+            options.in_channels, NUM_BLOCKS, options.rgb_frozen_blocks, options.width
         )
-        self.to_rgb, self.to_keypoint = self._laterals(options.lateral)
-        heads = {
-            "rgb": FEATURE_CHANNELS,
-            "keypoint": FEATURE_CHANNELS,
-            "joint": 2 * FEATURE_CHANNELS,
-        }
+        self.keypoint_backbone = S3DBackbone(
+            options.num_keypoints, NUM_BLOCKS, options.keypoint_frozen_blocks, options.width
+        )
+        widths = self.rgb_backbone.block_channels  # the same for both streams
+        self.to_rgb, self.to_keypoint = self._laterals(options.lateral, widths)
+        heads = {"rgb": widths[-1], "keypoint": widths[-1], "joint": 2 * widths[-1]}
         self.pyramids = nn.ModuleDict()
         if options.pyramid.enabled:
             for stream in STREAMS:
-                self.pyramids[stream] = SignPyramid(options.pyramid.num_levels)
+                self.pyramids[stream] = SignPyramid(options.pyramid.num_levels, widths)
                 for block, channels in zip(
                     self.pyramids[stream].blocks[:-1], self.pyramids[stream].channels
                 ):
@@ -285,11 +288,13 @@ class TwoStreamRecognizer(CtcRecognizer):
         )
 
     @staticmethod
-    def _laterals(options: LateralOptions) -> tuple[nn.ModuleDict, nn.ModuleDict]:
+    def _laterals(
+        options: LateralOptions, block_channels: tuple[int, ...]
+    ) -> tuple[nn.ModuleDict, nn.ModuleDict]:
         """Connections into the RGB stream and into the keypoint stream, keyed by block."""
         to_rgb, to_keypoint = nn.ModuleDict(), nn.ModuleDict()
         for block in options.blocks:
-            channels, key = BLOCK_CHANNELS[block - 1], f"block{block}"
+            channels, key = block_channels[block - 1], f"block{block}"
             if options.pose_to_rgb:
                 to_rgb[key] = LateralConnection(channels, "pose2rgb", options)
             if options.rgb_to_pose:

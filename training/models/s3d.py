@@ -21,6 +21,10 @@ The reference's S2G uses 4 blocks: 832 channels at a quarter of the frame rate,
 A SepConv3d is a (1,k,k) spatial conv + BN + ReLU then a (k,1,1) temporal conv +
 BN + ReLU; BN uses eps 1e-3 and momentum 1e-3 as in both originals.
 
+`width` scales the channels of every layer (every inception branch): the table is
+width 1, the reference's; smaller widths are for training from scratch on small data
+or a CPU (`block_channels(width)`).
+
 Kinetics-400 weights load from a local file in either layout users have
 (`load_pretrained`); the two expect differently normalised input (see
 `PretrainedLoad.input_mean` / `input_std`).
@@ -45,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 BLOCK_CHANNELS = (64, 192, 480, 832, 1024)  # output channels of blocks 1..5
 MAX_BLOCKS = len(BLOCK_CHANNELS)
+MAX_WIDTH = 4.0  # channel multiplier bound, a guard against typos (e.g. 25 for 0.25)
 BN_EPS = 1e-3
 BN_MOMENTUM = 1e-3
 
@@ -117,28 +122,53 @@ class SepInception(nn.Module):
         return torch.cat([branch(x) for branch in branches], dim=1)
 
 
-def _inceptions(*names: str) -> list[tuple[str, nn.Module]]:
-    return [(name, SepInception(*_INCEPTION[name])) for name in names]
+def scaled_channels(channels: int, width: float) -> int:
+    """`channels` times the width multiplier, rounded, at least 1."""
+    return max(1, int(round(channels * width)))
 
 
-def _build_blocks(in_channels: int) -> list[nn.Sequential]:
+def block_channels(width: float = 1.0) -> tuple[int, ...]:
+    """Output channels of blocks 1..5 of an S3D of `width` (BLOCK_CHANNELS at width 1)."""
+    s = lambda c: scaled_channels(c, width)  # noqa: E731
+    inception_out = {n: s(p[1]) + s(p[3]) + s(p[5]) + s(p[6]) for n, p in _INCEPTION.items()}
+    return (s(64), s(192), inception_out["mixed_3c"], inception_out["mixed_4f"],
+            inception_out["mixed_5c"])  # fmt: skip
+
+
+def _inceptions(cin: int, width: float, *names: str) -> list[tuple[str, nn.Module]]:
+    """Inception blocks in sequence from `cin` channels, every branch scaled by `width`."""
+    layers = []
+    for name in names:
+        _, b0, b1_mid, b1, b2_mid, b2, b3 = (scaled_channels(c, width) for c in _INCEPTION[name])
+        layers.append((name, SepInception(cin, b0, b1_mid, b1, b2_mid, b2, b3)))
+        cin = b0 + b1 + b2 + b3
+    return layers
+
+
+def _build_blocks(in_channels: int, width: float = 1.0) -> list[nn.Sequential]:
+    c1, c2, c3, c4, _ = block_channels(width)
+    s = lambda c: scaled_channels(c, width)  # noqa: E731
     pool_s = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
     return [
-        nn.Sequential(OrderedDict(stem=SepConv3d(in_channels, 64, 7, 2, 3))),
+        nn.Sequential(OrderedDict(stem=SepConv3d(in_channels, c1, 7, 2, 3))),
         nn.Sequential(
-            OrderedDict(pool=pool_s, reduce=ConvBnRelu(64, 64, 1), conv=SepConv3d(64, 192, 3, 1, 1))
+            OrderedDict(
+                pool=pool_s, reduce=ConvBnRelu(c1, s(64), 1), conv=SepConv3d(s(64), c2, 3, 1, 1)
+            )
         ),
         nn.Sequential(
             OrderedDict([("pool", nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))])
-            | OrderedDict(_inceptions("mixed_3b", "mixed_3c"))
+            | OrderedDict(_inceptions(c2, width, "mixed_3b", "mixed_3c"))
         ),
         nn.Sequential(
             OrderedDict([("pool", nn.MaxPool3d(3, stride=2, padding=1))])
-            | OrderedDict(_inceptions("mixed_4b", "mixed_4c", "mixed_4d", "mixed_4e", "mixed_4f"))
+            | OrderedDict(
+                _inceptions(c3, width, "mixed_4b", "mixed_4c", "mixed_4d", "mixed_4e", "mixed_4f")
+            )
         ),
         nn.Sequential(
             OrderedDict([("pool", nn.MaxPool3d(2, stride=2, padding=0))])
-            | OrderedDict(_inceptions("mixed_5b", "mixed_5c"))
+            | OrderedDict(_inceptions(c4, width, "mixed_5b", "mixed_5c"))
         ),
     ]
 
@@ -163,11 +193,17 @@ class S3DBackbone(nn.Module):
     """The first `num_blocks` S3D blocks over (B, C, T, H, W) video; the first
     `frozen_blocks` are frozen (no gradient, BatchNorm kept in eval mode).
 
+    `width` multiplies the channels of every layer (every inception branch too), as
+    MobileNet's width multiplier: 0.25 gives 208 channels after block 4 and ~1/10 of
+    the full network's FLOPs, the size that trains on a CPU. Pretrained weights need 1.
+
     `blocks` is an `nn.ModuleList`, so a two-stream model can run the streams block
     by block and add lateral connections between them.
     """
 
-    def __init__(self, in_channels: int = 3, num_blocks: int = 4, frozen_blocks: int = 0):
+    def __init__(
+        self, in_channels: int = 3, num_blocks: int = 4, frozen_blocks: int = 0, width: float = 1.0
+    ):
         super().__init__()
         if not 1 <= num_blocks <= MAX_BLOCKS:
             raise SltError(f"S3D num_blocks must be 1..{MAX_BLOCKS}, got {num_blocks}")
@@ -175,11 +211,15 @@ class S3DBackbone(nn.Module):
             raise SltError(f"S3D frozen_blocks must be 0..{num_blocks}, got {frozen_blocks}")
         if in_channels < 1:
             raise SltError(f"S3D in_channels must be at least 1, got {in_channels}")
+        if not 0 < width <= MAX_WIDTH:
+            raise SltError(f"S3D width must be in (0, {MAX_WIDTH}], got {width}")
         self.in_channels = in_channels
         self.num_blocks = num_blocks
         self.frozen_blocks = frozen_blocks
-        self.out_channels = BLOCK_CHANNELS[num_blocks - 1]
-        self.blocks = nn.ModuleList(_build_blocks(in_channels)[:num_blocks])
+        self.width = width
+        self.block_channels = block_channels(width)[:num_blocks]  # output channels per block
+        self.out_channels = self.block_channels[-1]
+        self.blocks = nn.ModuleList(_build_blocks(in_channels, width)[:num_blocks])
         for block in self.blocks[:frozen_blocks]:
             block.requires_grad_(False)
         self.train()
@@ -436,6 +476,12 @@ def load_pretrained(
     heatmaps); without it such a stem is a shape error. (The reference instead leaves
     a non-RGB stem randomly initialised.)
     """
+    if model.width != 1.0:
+        raise SltError(
+            f"{path}: Kinetics-400 S3D weights are for the full-width network, this one has "
+            f"width {model.width}; set model.width: 1 to load them, or train from scratch "
+            "without pretrained weights"
+        )
     state = _strip_prefixes(read_state_dict(path))
     layout = detect_layout(state)
     mapped, missing, wrong, stem_adapted = _map_state(model, state, layout, adapt_stem)

@@ -136,7 +136,9 @@ def build_model(
     channels = 6 if data.motion_channels else 3
     if m.kind == "single_stream":
         model = SingleStreamRecognizer(
-            SingleStreamOptions(head=head, frozen_blocks=m.frozen_blocks, in_channels=channels),
+            SingleStreamOptions(
+                head=head, frozen_blocks=m.frozen_blocks, in_channels=channels, width=m.width
+            ),
             vocab_size,
         )
         rgb = model.backbone
@@ -162,6 +164,7 @@ def build_model(
         mean=mean,
         std=std,
         motion_channels=data.motion_channels,
+        frame_stride=data.frame_stride,
         keypoints=keypoints,
         eval_crop=data.eval_crop,
         augmentation=cfg.augmentation,
@@ -187,6 +190,7 @@ def two_stream_options(cfg: S2GConfig, head: VisualHeadOptions, num_keypoints: i
     return TwoStreamOptions(
         num_keypoints=num_keypoints,
         in_channels=6 if cfg.data.motion_channels else 3,
+        width=m.width,
         heatmaps=HeatmapOptions(size=(side, side), sigma=m.heatmap_sigma),
         head=head,
         rgb_frozen_blocks=m.frozen_blocks,
@@ -332,6 +336,7 @@ def save_input_spec(run_dir: Path, options: ClipOptions) -> None:
             "mean": list(options.mean),
             "std": list(options.std),
             "motion_channels": options.motion_channels,
+            "frame_stride": options.frame_stride,
             "keypoints": None if options.keypoints is None else list(options.keypoints),
             "eval_crop": options.eval_crop,
         },
@@ -353,6 +358,7 @@ def load_clip_options(cfg: S2GConfig) -> ClipOptions:
         mean=tuple(spec["mean"]),
         std=tuple(spec["std"]),
         motion_channels=spec["motion_channels"],
+        frame_stride=spec.get("frame_stride", 1),  # runs from before the option: every frame
         keypoints=None if keypoints is None else tuple(keypoints),
         eval_crop=spec["eval_crop"],
         augmentation=cfg.augmentation,
