@@ -61,7 +61,9 @@ def test_check_fails_on_missing_videos(tmp_path):
     assert "1 clip(s) point at videos that do not exist" in r.stdout
 
 
-@pytest.mark.parametrize("module", ["slt_serve.cli", "slt_serve.vocab", "slt_serve.fileio"])
+@pytest.mark.parametrize(
+    "module", ["slt_serve.cli", "slt_serve.vocab", "slt_serve.fileio", "slt_serve.doctor"]
+)
 def test_runtime_never_imports_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
