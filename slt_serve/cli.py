@@ -108,27 +108,24 @@ def _settings(**overrides):
 @app.command("serve")
 def serve(
     bundle: str = typer.Argument(..., help="Bundle folder (made by `slt export`)."),
-    host: str = typer.Option(None, help="Address to bind [SLT_HOST; default 127.0.0.1]."),
-    port: int = typer.Option(None, help="Port [SLT_PORT; default 8000]."),
-    workers: int = typer.Option(None, help="Inferences at once [SLT_WORKERS; default 1]."),
+    host: str = typer.Option(None, help="Address to bind (SLT_HOST)."),
+    port: int = typer.Option(None, help="Port (SLT_PORT)."),
+    workers: int = typer.Option(None, help="Inferences at once (SLT_WORKERS)."),
     queue_size: int = typer.Option(
         None,
-        help="Requests that may wait beyond the workers; then 503 [SLT_QUEUE_SIZE; default 4].",
+        help="Requests that may wait beyond the workers; then 503 (SLT_QUEUE_SIZE).",
     ),
-    max_bytes: int = typer.Option(None, help="Largest upload [SLT_MAX_BYTES; default 100 MB]."),
-    max_seconds: float = typer.Option(None, help="Longest video [SLT_MAX_SECONDS; default 60]."),
-    max_frames: int = typer.Option(None, help="Most frames [SLT_MAX_FRAMES; default 3000]."),
-    max_pixels: int = typer.Option(
-        None, help="Largest frame, width × height [SLT_MAX_PIXELS; default 3840×2160]."
-    ),
-    tmp_dir: str = typer.Option(None, help="Where uploads are spooled [SLT_TMP_DIR]."),
+    max_bytes: int = typer.Option(None, help="Largest upload (SLT_MAX_BYTES)."),
+    max_seconds: float = typer.Option(None, help="Longest video (SLT_MAX_SECONDS)."),
+    max_frames: int = typer.Option(None, help="Most frames (SLT_MAX_FRAMES)."),
+    max_pixels: int = typer.Option(None, help="Largest frame, width × height (SLT_MAX_PIXELS)."),
+    tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
 ) -> None:
-    """Serve a bundle over HTTP: POST /v1/translate, /v1/translate/gloss, GET /v1/model, /docs.
+    """Serve a bundle over HTTP: POST /v1/translate (video), /v1/translate/gloss, GET /v1/model, /docs.
 
-    An API key (header X-API-Key) is required when SLT_API_KEY is set. Limits and the
-    pool are settings: each option here overrides its SLT_* environment variable."""
+    Each option overrides its SLT_* environment variable; SLT_API_KEY makes /v1/* require the X-API-Key header."""
     import uvicorn
 
     from slt_serve.api import create_app
@@ -150,6 +147,11 @@ def serve(
     typer.echo(
         f"serving {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}) "
         f"at {url} with {settings.workers} worker(s), queue {settings.queue_size}; API docs at {url}/docs"
+    )
+    typer.echo(
+        f"limits: {settings.max_bytes:,} bytes, {settings.max_seconds:g} s, "
+        f"{settings.max_frames:,} frames, {settings.max_pixels:,} pixels a frame; API key "
+        f"{'required' if settings.api_key else 'off'}"
     )
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         typer.secho(
@@ -179,9 +181,9 @@ def translate(
         None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."
     ),
     out: str = typer.Option(
-        None, "--out", "-o", help="Results file [results.jsonl; results.I-of-N.jsonl with --shard]."
+        None, "--out", "-o", help="Results file (results.jsonl; results.I-of-N.jsonl with --shard)."
     ),
-    fmt: str = typer.Option(None, "--format", help="jsonl or csv [from --out's suffix]."),
+    fmt: str = typer.Option(None, "--format", help="jsonl or csv (from --out's suffix)."),
     workers: int = typer.Option(1, help="Videos translated at once."),
     shard: str = typer.Option(
         None, help="i/n: only this job's share of the inputs (i from 0), for cluster job arrays."
@@ -193,9 +195,7 @@ def translate(
 ) -> None:
     """Translate many videos offline into a JSONL (or CSV) file, one row per video.
 
-    Rerunning the same command resumes: inputs already in --out are skipped. A video
-    that fails becomes an error row (ok=false) and the run goes on; the exit status is 1
-    when any input has failed."""
+    Rerunning the same command resumes (inputs already in --out are skipped). A video that fails becomes an error row (ok=false) and the run goes on; the exit status is 1 when any input has failed."""
     from pathlib import Path
 
     from slt_serve import batch

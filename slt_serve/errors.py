@@ -8,3 +8,11 @@ wrong and what to do about it.
 
 class SltError(Exception):
     """A problem with the user's input, files or environment, explained in one line."""
+
+
+class ApiError(SltError):
+    """A request the HTTP API refuses: an HTTP status and a stable code beside the message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers or {}

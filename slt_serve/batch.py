@@ -1,0 +1,316 @@
+"""Offline batch translation: many videos through one bundle into a JSONL or CSV file.
+
+What `slt translate` runs. Inputs are video files, folders (searched recursively
+for video extensions) or manifest files (`.txt`/`.lst`/`.list`: one path a line,
+relative to the manifest; a line may name a folder of frames). Each input
+becomes one row of the output, appended and flushed as soon as it is done, so a
+run that is stopped resumes by skipping the inputs already there (a half-written
+last row is dropped first). A file that fails becomes an error row and the run
+goes on.
+
+`--shard i/n` keeps the inputs whose absolute path hashes to i modulo n: n jobs
+of a cluster array, each given the same paths and its own index, split any
+collection without talking to each other, never overlap, and together cover it
+all; a file keeps its shard when files are added, so a rerun resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from slt_serve.errors import SltError
+
+if TYPE_CHECKING:
+    from slt_serve.translator import Translator
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+     ".3gp", ".flv", ".wmv", ".ogv"}
+)  # fmt: skip
+MANIFEST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = ("path", "ok", "gloss", "text", "duration_s", "gloss_spans", "timings_ms", "model", "error")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a run did; `failed_before` counts error rows from earlier runs not retried."""
+
+    total: int  # inputs in this shard
+    translated: int
+    failed: int
+    skipped: int  # already in the output
+    failed_before: int
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.failed_before == 0
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Absolute paths of the videos named by files, folders and manifests, first seen first."""
+    found: dict[str, None] = {}
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise SltError(f"{path}: no such file or folder; give videos, folders or a manifest")
+        if path.is_dir():
+            videos = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+            )
+            if not videos:
+                raise SltError(
+                    f"{path}: no videos in this folder or below (looked for "
+                    f"{', '.join(sorted(VIDEO_SUFFIXES))}); a folder of frames goes in a manifest"
+                )
+            found.update((os.path.abspath(p), None) for p in videos)
+        elif path.suffix.lower() in MANIFEST_SUFFIXES:
+            found.update((p, None) for p in read_manifest(path))
+        else:
+            found[os.path.abspath(path)] = None
+    return list(found)
+
+
+def read_manifest(path: Path) -> list[str]:
+    """One path a line (blank lines and `#` comments skipped), relative to the manifest."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SltError(
+            f"{path}: not a UTF-8 text manifest; a manifest lists one video path a line"
+        ) from None
+    base = path.parent
+    lines = (line.strip() for line in text.splitlines())
+    return [os.path.abspath(base / line) for line in lines if line and not line.startswith("#")]
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """`i/n` with 0 ≤ i < n, as a cluster array's task index and size."""
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise SltError(f"--shard {spec}: expected i/n, e.g. 0/8 (index from 0)") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise SltError(f"--shard {spec}: need 0 ≤ i < n (the index counts from 0: 0/{n} … {n - 1}/{n})")  # fmt: skip
+    return i, n
+
+
+def shard_of(path: str, n: int) -> int:
+    """Which of n shards a path belongs to: a hash of it, the same on every machine."""
+    return int.from_bytes(hashlib.sha1(path.encode("utf-8")).digest()[:8], "big") % n
+
+
+def in_shard(paths: list[str], shard: tuple[int, int] | None) -> list[str]:
+    if shard is None:
+        return paths
+    i, n = shard
+    return [p for p in paths if shard_of(p, n) == i]
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def format_for(out: Path, fmt: str | None) -> str:
+    """The output format: as given, else from the file's suffix (.csv → csv, else jsonl)."""
+    if fmt is None:
+        return "csv" if out.suffix.lower() == ".csv" else "jsonl"
+    if fmt not in FORMATS:
+        raise SltError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def default_out(shard: tuple[int, int] | None, fmt: str | None) -> Path:
+    ext = fmt or "jsonl"
+    return Path(f"results.{shard[0]}-of-{shard[1]}.{ext}" if shard else f"results.{ext}")
+
+
+class ResultsFile:
+    """The output, opened for appending one complete row at a time.
+
+    Opening it reads what earlier runs wrote (path → whether its latest row is a
+    success), after cutting off a half-written last line. An exclusive lock
+    stops a second `slt translate` from writing the same file at once.
+    """
+
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: IO[str] = open(path, "a+", encoding="utf-8", newline="")  # noqa: SIM115
+        try:
+            _lock(self._f, path)
+            self.done = self._recover()
+        except BaseException:
+            self._f.close()
+            raise
+        if fmt == "csv" and self._f.tell() == 0:
+            self._write_line(_csv_line(CSV_COLUMNS))
+
+    def _recover(self) -> dict[str, bool]:
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            keep = raw.rfind(b"\n") + 1
+            log.warning("%s: dropping a half-written last row (%d bytes)", self.path, len(raw) - keep)  # fmt: skip
+            os.truncate(self.path, keep)
+            raw = raw[:keep]
+        self._f.seek(0, io.SEEK_END)
+        text = raw.decode("utf-8", errors="replace")
+        return _rows_jsonl(text, self.path) if self.fmt == "jsonl" else _rows_csv(text, self.path)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            self._write_line(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            self._write_line(_csv_line(_csv_values(row)))
+        self.done[row["path"]] = row["ok"]
+
+    def _write_line(self, line: str) -> None:
+        self._f.write(line)
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+
+def _lock(f: IO, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SltError(
+            f"{path}: another `slt translate` is writing this file; wait for it or use --out"
+        ) from None
+
+
+def _rows_jsonl(text: str, path: Path) -> dict[str, bool]:
+    done: dict[str, bool] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            done[row["path"]] = bool(row["ok"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise SltError(
+                f"{path}:{n}: not a row of slt translate's JSONL; give another --out or fix the line"
+            ) from None
+    return done
+
+
+def _rows_csv(text: str, path: Path) -> dict[str, bool]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return {}
+    if tuple(rows[0]) != CSV_COLUMNS:
+        raise SltError(
+            f"{path}: a CSV with other columns than slt translate writes ({', '.join(CSV_COLUMNS)}); "
+            "give another --out"
+        )
+    return {r[0]: r[1] == "true" for r in rows[1:] if len(r) == len(CSV_COLUMNS)}
+
+
+def _csv_values(row: dict[str, Any]) -> list[str]:
+    values = []
+    for col in CSV_COLUMNS:
+        v = row.get(col, "")
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, list | dict):
+            v = json.dumps(v, ensure_ascii=False)
+        values.append(str(v))
+    return values
+
+
+def _csv_line(values: Iterable[str]) -> str:
+    """One CSV row on one line: newlines inside values become spaces, so a row is a line."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(
+        [str(v).replace("\r", " ").replace("\n", " ") for v in values]
+    )
+    return buf.getvalue()
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def translate_one(translator: Translator, path: str) -> dict[str, Any]:
+    """One output row: the result, or the error that stopped this file."""
+    try:
+        return {"path": path, "ok": True, **translator.translate(path).to_dict()}
+    except SltError as e:
+        return {"path": path, "ok": False, "error": str(e)}
+    except Exception as e:  # a file that breaks the decoder must not stop the batch
+        log.debug("%s failed", path, exc_info=True)
+        return {"path": path, "ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def run(
+    translator: Translator,
+    inputs: list[str],
+    results: ResultsFile,
+    *,
+    workers: int = 1,
+    retry_errors: bool = False,
+    progress: bool | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> Summary:
+    """Translate the inputs not yet in `results`, `workers` at a time; rows in completion order."""
+    if workers < 1:
+        raise SltError(f"--workers {workers}: must be at least 1")
+    done = results.done
+    todo = [p for p in inputs if p not in done or (retry_errors and not done[p])]
+    skipped = len(inputs) - len(todo)
+    retried = set(todo)
+    failed_before = sum(1 for p in inputs if p in done and not done[p] and p not in retried)
+    translated = failed = 0
+    # progress=None: a bar only when stderr is a terminal (tqdm's own rule)
+    bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress)
+    with ThreadPoolExecutor(workers, thread_name_prefix="slt-batch") as pool:
+        pending: set = set()
+        queue = iter(todo)
+        try:
+            while True:
+                while len(pending) < 2 * workers and (path := next(queue, None)) is not None:
+                    pending.add(pool.submit(translate_one, translator, path))
+                if not pending:
+                    break
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    row = future.result()
+                    results.write(row)
+                    translated += row["ok"]
+                    failed += not row["ok"]
+                    if not row["ok"]:
+                        bar.write(f"failed: {row['path']}: {row['error']}", file=sys.stderr)
+                    if on_row:
+                        on_row(row)
+                    bar.update(1)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+    return Summary(len(inputs), translated, failed, skipped, failed_before)

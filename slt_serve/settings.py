@@ -1,0 +1,46 @@
+"""Settings of the HTTP API: limits, the worker pool, the API key, where to listen.
+
+Each field can be set from the environment as `SLT_<NAME>` (`SLT_MAX_BYTES=50000000`,
+`SLT_API_KEY=…`), by `slt serve` options (which win), or in code. The limits are
+what keeps one upload from taking the server down: they are checked while the
+upload streams in (bytes) and by probing the file before any inference (duration,
+frames, pixels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What `slt serve` runs with; every field has an `SLT_` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="SLT_", frozen=True, extra="forbid")
+
+    max_bytes: int = Field(100_000_000, gt=0, description="Largest upload accepted, in bytes.")
+    max_seconds: float = Field(60.0, gt=0, description="Longest video accepted, in seconds.")
+    max_frames: int = Field(3000, gt=0, description="Most frames a video may hold.")
+    max_pixels: int = Field(
+        3840 * 2160, gt=0, description="Largest frame accepted, width × height (4K by default)."
+    )
+    max_gloss_chars: int = Field(
+        2000, gt=0, description="Longest gloss sequence /v1/translate/gloss accepts."
+    )
+    workers: int = Field(1, ge=1, description="Inferences that run at the same time.")
+    queue_size: int = Field(
+        4,
+        ge=0,
+        description="Requests that may wait for a worker; beyond it the server answers 503.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="When set, /v1/* requires this value in the X-API-Key header."
+    )
+    host: str = Field("127.0.0.1", description="Address to bind (loopback unless told otherwise).")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    tmp_dir: Path | None = Field(
+        None,
+        description="Where uploads are spooled while they are processed (default: the system's).",
+    )

@@ -1,0 +1,116 @@
+"""Bounded concurrency for inference: a fixed pool of worker threads and a bounded queue.
+
+A request takes a slot before its upload is read and gives it back when its
+inference has finished, so at most `workers + queue_size` requests are in the
+server's hands at once: that bounds CPU, memory and the temporary files on disk
+(each at most `max_bytes`). A request that finds no free slot is refused with
+503 and a Retry-After estimated from recent inference times, instead of piling
+up. Threads suit onnxruntime, which releases the GIL while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slt_serve.errors import ApiError
+
+
+class WorkerPool:
+    """`workers` threads running jobs; `queue_size` more requests may wait for them."""
+
+    def __init__(self, workers: int, queue_size: int):
+        if workers < 1 or queue_size < 0:
+            raise ValueError(f"workers={workers} must be ≥ 1 and queue_size={queue_size} ≥ 0")
+        self.workers, self.queue_size = workers, queue_size
+        self.capacity = workers + queue_size
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="slt-infer")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._job_s = 0.0  # moving average of a job's duration, for Retry-After
+        self.completed = 0
+        self.rejected = 0
+        self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def acquire(self) -> Slot:
+        """A slot for one request, or 503 with Retry-After when all are taken."""
+        with self._lock:
+            if self.closed:
+                raise ApiError(503, "shutting_down", "the server is shutting down; retry later")
+            if self._in_flight >= self.capacity:
+                self.rejected += 1
+                retry = self.retry_after()
+                raise ApiError(
+                    503,
+                    "busy",
+                    f"all {self.workers} worker(s) are busy and {self.queue_size} request(s) are "
+                    f"waiting; retry in about {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
+            self._in_flight += 1
+        return Slot(self)
+
+    def retry_after(self) -> int:
+        """Seconds until a slot is likely free: the queue ahead drained at the recent job rate."""
+        rounds = max(1, math.ceil(self._in_flight / self.workers))
+        return max(1, math.ceil(self._job_s * rounds))
+
+    def _release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _record(self, seconds: float) -> None:
+        with self._lock:
+            self.completed += 1
+            self._job_s = seconds if self.completed == 1 else 0.8 * self._job_s + 0.2 * seconds
+
+    def close(self) -> None:
+        """Refuse new requests; jobs already queued still run."""
+        with self._lock:
+            self.closed = True
+        self._executor.shutdown(wait=False, cancel_futures=False)
+
+
+class Slot:
+    """One request's place in the pool; released once, after its job (if any) has finished."""
+
+    def __init__(self, pool: WorkerPool):
+        self._pool = pool
+        self._released = False
+        self._handed_to_job = False
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` on a worker; the slot is released when the job ends, even if the
+        request waiting for it is cancelled (the job keeps its place until it is done)."""
+        pool = self._pool
+
+        def job():
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                pool._record(time.perf_counter() - start)
+                self._release()
+
+        future = pool._executor.submit(job)
+        self._handed_to_job = True
+        return await asyncio.wrap_future(future)
+
+    def release_unless_running(self) -> None:
+        """Called when the request ends: give the slot back unless a job now owns it."""
+        if not self._handed_to_job:
+            self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pool._release()
