@@ -62,7 +62,15 @@ def test_check_fails_on_missing_videos(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", ["slt_serve.cli", "slt_serve.vocab", "slt_serve.fileio", "slt_serve.doctor"]
+    "module",
+    [
+        "slt_serve.cli",
+        "slt_serve.vocab",
+        "slt_serve.fileio",
+        "slt_serve.doctor",
+        "slt_serve.api",
+        "slt_serve.batch",
+    ],
 )
 def test_runtime_never_imports_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
