@@ -302,3 +302,104 @@ def save_config(config: Section, run_dir: str | os.PathLike) -> Path:
     with atomic_write(path) as f:
         yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False, allow_unicode=True)
     return path
+
+
+# --- translation stages (G2T, S2T) -----------------------------------------------------
+
+MBART_LANG_TOKENS = {"de": "de_DE", "zh": "zh_CN", "vi": "vi_VN", "en": "en_XX", "ja": "ja_XX"}
+
+
+class TextDataConfig(Section):
+    """Translation data: which splits, and the text's language (scoring, language token)."""
+
+    root: Path | None = None  # dataset root (train.jsonl …); S2T: None → the S2G run's data.root
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str | None = "test"  # evaluated after training when present; None: skip
+    lang: str = "de"  # ISO code of the text: zh/ja are scored on characters
+    max_tokens: int | None = Field(None, ge=16)  # batches by padded tokens; None: batch_size clips
+
+
+class TokenizerConfig(Section):
+    """The text tokenizer: trained on the train split, or an existing `tokenizer.json`."""
+
+    path: Path | None = None  # an existing tokenizer.json (or its folder); None: train one
+    vocab_size: int = Field(4000, ge=100)  # BPE pieces, specials included
+    glosses: Literal["text", "tokens"] = "text"  # G2T source: lowercased sub-words or one token each
+    lang_token: str | None = None  # mBART language token; None: from data.lang (de → de_DE)
+    lowercase: bool = False  # lowercase the text before splitting it
+
+
+class TranslationModelConfig(Section):
+    """mBART: a preset trained from scratch, or a local pretrained folder (slt prune-mbart)."""
+
+    size: Literal["small", "tiny"] = "small"  # from scratch: 3+3 layers d 256, or 2+2 d 32
+    pretrained: Path | None = None  # local mBART folder (config.json, weights, tokenizer.json)
+    dropout: float = Field(0.1, ge=0, lt=1)  # residual/embedding dropout (reference: 0.3)
+    attention_dropout: float = Field(0.1, ge=0, lt=1)  # reference: 0.1
+    label_smoothing: float = Field(0.2, ge=0, lt=1)  # reference: 0.2
+    lr: float | None = Field(None, gt=0)  # mBART's learning rate; None: training.lr
+
+
+class GenerationConfig(Section):
+    """Beam search of the final dev/test evaluation (and of serving, via model.json)."""
+
+    num_beams: int = Field(5, ge=1)
+    length_penalty: float = 1.0  # > 1 favours longer output
+    max_length: int = Field(100, ge=2)  # output tokens, language token included
+
+
+class G2TConfig(Section):
+    """One gloss-to-text experiment. The per-epoch dev score uses beam
+    `training.dev_beam_size`; the final one `generation` (training.eval_beam_size is unused)."""
+
+    stage: Literal["g2t"] = "g2t"
+    run_dir: Path
+    data: TextDataConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: TranslationModelConfig = TranslationModelConfig()
+    generation: GenerationConfig = GenerationConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> G2TConfig:
+        if self.data.root is None:
+            raise ValueError("missing key 'data.root' (the dataset root with train.jsonl)")
+        _check_text_sections(self.tokenizer, self.model)
+        return self
+
+
+class S2TConfig(Section):
+    """One sign-to-text experiment on top of an S2G run (and optionally a G2T run)."""
+
+    stage: Literal["s2t"] = "s2t"
+    run_dir: Path
+    s2g_run: Path  # S2G run folder: config.yaml, checkpoints/best.json, features/<split>/
+    g2t_run: Path | None = None  # initialise mBART and tokenizer from this G2T run's best
+    finetune_s2g: bool = False  # False: train on extracted features; True: video end to end
+    ctc_weight: float = Field(1.0, ge=0)  # finetune_s2g: weight of the recognizer's CTC loss
+    data: TextDataConfig = TextDataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()  # used when g2t_run is null
+    model: TranslationModelConfig = TranslationModelConfig()  # shape unused with g2t_run
+    generation: GenerationConfig = GenerationConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> S2TConfig:
+        if self.g2t_run is None:
+            _check_text_sections(self.tokenizer, self.model)
+        elif self.model.pretrained is not None or self.tokenizer.path is not None:
+            raise ValueError(
+                "g2t_run gives the mBART and its tokenizer: leave model.pretrained and "
+                "tokenizer.path unset"
+            )
+        if self.finetune_s2g and self.data.max_tokens is not None:
+            raise ValueError("data.max_tokens batches text only; with finetune_s2g use batch_size")
+        return self
+
+
+def _check_text_sections(tokenizer: TokenizerConfig, model: TranslationModelConfig) -> None:
+    if model.pretrained is not None and tokenizer.path is not None:
+        raise ValueError(
+            "model.pretrained brings its own tokenizer.json: leave tokenizer.path unset"
+        )

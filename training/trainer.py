@@ -154,6 +154,7 @@ class Trainer:
         collate_fn: Callable,
         sampler: Any,
         config_hash: str = "",
+        param_groups: list[dict] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.task = cfg, Path(run_dir), task
         self.config_hash = config_hash
@@ -175,7 +176,9 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
             persistent_workers=cfg.num_workers > 0,
         )
-        params = [p for p in model.parameters() if p.requires_grad]
+        # param_groups: torch's per-group dicts ({"params": [...], "lr": ...}), e.g. a smaller
+        # learning rate for a pretrained part; default: every trainable parameter at cfg.lr
+        params = param_groups or [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(
             params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )

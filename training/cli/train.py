@@ -10,7 +10,7 @@ from slt_serve.errors import SltError
 
 from .common import ConfigArg, OverrideOpt, echo_next
 
-app = typer.Typer(help="Train a stage from a YAML config (configs/): s2g, …", no_args_is_help=True)
+app = typer.Typer(help="Train a stage from a YAML config (configs/): s2g, g2t, s2t.", no_args_is_help=True)
 
 
 @app.command("s2g")
@@ -44,6 +44,65 @@ def train_s2g(
     echo_next(f"slt features {config} --split train,dev,test")
 
 
+def _echo_translation(result, config: Path, beam: int) -> None:
+    scores = ", ".join(
+        f"{split} BLEU-4 {s['bleu4']:.2f} ROUGE-L {s['rouge_l']:.2f}"
+        for split, s in result.scores.items()
+    )
+    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
+    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
+    if result.stopped_early:
+        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
+
+
+@app.command("g2t")
+def train_g2t(
+    config: Path = ConfigArg,
+    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    override: list[str] = OverrideOpt,
+) -> None:
+    """Train gloss-to-text translation (mBART from scratch or a pruned pretrained folder);
+    dev BLEU-4 every epoch, the best checkpoint scored on dev and test with beam search."""
+    import logging
+
+    from slt_training.config import G2TConfig, load_config
+    from slt_training.stages import g2t
+
+    cfg = load_config(config, G2TConfig, override or [])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result = g2t.train(cfg, resume=resume)
+    if not result.scores:  # not the main process
+        return
+    _echo_translation(result, config, cfg.generation.num_beams)
+    echo_next(f"set g2t_run: {result.run_dir} in an S2T config, then slt train s2t CONFIG")
+
+
+@app.command("s2t")
+def train_s2t(
+    config: Path = ConfigArg,
+    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    override: list[str] = OverrideOpt,
+) -> None:
+    """Train sign-to-text translation on an S2G run's features (or end to end on video with
+    finetune_s2g), mBART initialised from a G2T run; dev BLEU-4 every epoch."""
+    import logging
+
+    from slt_training.config import S2TConfig, load_config
+    from slt_training.stages import s2t
+
+    cfg = load_config(config, S2TConfig, override or [])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result = s2t.train(cfg, resume=resume)
+    if not result.scores:  # not the main process
+        return
+    _echo_translation(result, config, cfg.generation.num_beams)
+    echo_next(f"export the model in {result.run_dir} (slt export), or translate with it")
+
+
 def features(
     config: Path = ConfigArg,
     split: str = typer.Option("train,dev,test", "--split", help="Splits, e.g. train,dev,test."),
@@ -64,7 +123,7 @@ def features(
     for name, n in report.clips.items():
         typer.echo(f"wrote {report.out_dir / name}: {n} clips, {report.steps[name]} feature steps")
     typer.echo(f"from {report.checkpoint} (sha256 {report.checkpoint_sha256[:12]}…)")
-    echo_next("train the translation stage on these features (S2T)")
+    echo_next("set s2g_run in an S2T config (configs/*/s2t.yaml), then slt train s2t CONFIG")
 
 
 def prune_mbart(
@@ -105,4 +164,4 @@ def prune_mbart(
         f"{r.parameters_after / 1e6:.1f} M"
     )
     typer.echo(f"wrote {out}: config.json, model.safetensors, tokenizer.json, {VOCAB_MAP_FILE}")
-    echo_next(f"set translation.pretrained: {out} in your config, then slt train g2t CONFIG")
+    echo_next(f"set model.pretrained: {out} in a G2T config, then slt train g2t CONFIG")

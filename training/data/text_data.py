@@ -49,6 +49,18 @@ class TextBatch:
     input_ids: Tensor | None = None  # (B, S) G2T, pad id on padding
     features: Tensor | None = None  # (B, S, D) S2T, zeros on padding
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TextBatch:
+        """The tensors on `device` (Accelerate's prepared loaders call this)."""
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return TextBatch(
+            self.names,
+            self.texts,
+            move(self.attention_mask),
+            move(self.labels),
+            move(self.input_ids),
+            move(self.features),
+        )
+
     def model_inputs(self) -> dict[str, Tensor]:
         """The keyword arguments of `TranslationModel.forward` / `.generate` (minus labels)."""
         return {

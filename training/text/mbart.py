@@ -112,10 +112,12 @@ def check_pretrained_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
-def load_mbart(folder: str | os.PathLike) -> MBartForConditionalGeneration:
-    """Load a local pretrained mBART; never touches the network."""
+def load_mbart(folder: str | os.PathLike, **config_overrides) -> MBartForConditionalGeneration:
+    """Load a local pretrained mBART; never touches the network. `config_overrides`
+    replace config values before the model is built (e.g. dropout=0.3, as the reference)."""
     folder = check_pretrained_folder(folder)
     config = MBartConfig.from_pretrained(folder, local_files_only=True)
+    config.update(config_overrides)
     if config.model_type != "mbart":
         raise SltError(f"{folder}: model_type is {config.model_type!r}, not 'mbart'")
     model = MBartForConditionalGeneration.from_pretrained(

@@ -1,0 +1,133 @@
+"""G2T stage: train mBART to translate gloss sequences into text.
+
+`train(cfg)` reads as its steps: prepare the run folder → tokenizer (trained on the
+train text and glosses, an existing `tokenizer.json`, or a pruned mBART's) and mBART
+(a preset from scratch, or `model.pretrained`) → `model.json` → the shared `Trainer`
+(label-smoothed cross-entropy; dev BLEU-4 every epoch, best checkpoint by it; exact
+resume) → reload the best checkpoint → dev and test with the configured beam search →
+`metrics.json`, `predictions/`.
+
+The run folder is the contract `slt train s2t` (`g2t_run`), `slt pipeline` and the
+ONNX exporter read: see `slt_training.stages.translation_run`.
+
+Run it as `slt train g2t CONFIG`, or on several GPUs with
+`accelerate launch -m slt_serve.cli train g2t CONFIG`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from slt_serve.errors import SltError
+from slt_training.config import G2TConfig, config_hash
+from slt_training.data.annotations import load_split
+from slt_training.data.text_data import TranslationDataset
+from slt_training.models.translation import TranslationModel, TranslationOptions
+from slt_training.trainer import Trainer
+
+from .translation_run import ModelSpec, write_model_spec
+from .translation_task import (
+    TranslationResult,
+    TranslationTask,
+    batched_loader_args,
+    check_lengths,
+    eval_batches,
+    existing_splits,
+    final_evaluation,
+    generate_options,
+    make_mbart,
+    make_tokenizer,
+    param_groups,
+    prepare_run,
+)
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: G2TConfig, resume: bool = False) -> TranslationResult:
+    """Train, select on dev BLEU-4, evaluate the best checkpoint; see the module docstring."""
+    root = Path(cfg.data.root)
+    run_dir = prepare_run(cfg, resume, root)
+    train_clips = load_split(root, cfg.data.train_split)
+    tokenizer = make_tokenizer(
+        cfg.tokenizer, cfg.model, cfg.data.lang, run_dir, train_clips, True, resume
+    )
+    torch.manual_seed(cfg.training.seed)
+    mbart = make_mbart(cfg.model, tokenizer)
+    options = TranslationOptions(input="gloss", label_smoothing=cfg.model.label_smoothing)
+    model = TranslationModel(mbart, options)
+    write_model_spec(
+        run_dir,
+        ModelSpec(
+            mbart_config=mbart.config.to_dict(),
+            translation_options=options,
+            generation=generate_options(cfg.generation),
+            stage="g2t",
+            lang=cfg.data.lang,
+        ),
+    )
+    train_set = TranslationDataset(train_clips, tokenizer)
+    check_lengths(train_set.examples, mbart.config.max_position_embeddings, cfg.data.train_split)
+    datasets = {
+        split: TranslationDataset(load_split(root, split), tokenizer)
+        for split in existing_splits(root, cfg.data)
+    }
+    batches = {s: partial(eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
+    task = TranslationTask(batches[cfg.data.dev_split], tokenizer, cfg.data.lang, cfg.generation)
+    view, sampler, collate_fn, training = batched_loader_args(
+        train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
+    )
+    trainer = Trainer(
+        training,
+        run_dir,
+        model,
+        view,
+        task,
+        collate_fn=collate_fn,
+        sampler=sampler,
+        config_hash=config_hash(cfg),
+        param_groups=param_groups(model, mbart, cfg.model.lr, cfg.training.lr),
+    )
+    fit = trainer.fit(resume)
+    if fit.best_checkpoint is None:
+        raise SltError(f"{run_dir}: no epoch finished, so there is no best checkpoint to test")
+    scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.accelerator.is_main_process:
+        scores = final_evaluation(
+            "g2t",
+            run_dir,
+            model,
+            fit,
+            batches,
+            tokenizer,
+            cfg.data.lang,
+            cfg.generation,
+        )
+    trainer.accelerator.wait_for_everyone()
+    return TranslationResult(
+        run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m slt_training.stages.g2t CONFIG [--resume] [--override k=v ...]`."""
+    import argparse
+
+    from slt_training.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--override", action="append", default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SLT_LOG", "INFO"))
+    train(load_config(args.config, G2TConfig, args.override), resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""S2T stage: translate sign video into text, on top of a trained S2G run (and a G2T run).
+
+`train(cfg)` reads as its steps: check the inputs (the S2G run's best checkpoint, its
+features made by that checkpoint, the G2T run's checkpoint) and refuse with the
+command to run first → tokenizer and mBART (from `g2t_run`'s best checkpoint, or as
+G2T builds them) behind a V-L mapper (2-layer MLP from the S2G feature size to
+mBART's) → the shared `Trainer` (dev BLEU-4 every epoch, exact resume) → reload the
+best checkpoint → dev and test with beam search → `metrics.json`, `predictions/`.
+
+Two ways to feed it:
+
+- `finetune_s2g: false` (default, fast): the features `slt features` wrote
+  (`S2G_RUN/features/<split>/`), memory-mapped; the recognizer is not run.
+- `finetune_s2g: true`: the recognizer (initialised from the S2G run's best
+  checkpoint) runs on the video clips and is trained too; its CTC loss is kept as an
+  auxiliary loss, weighted by `ctc_weight`. The checkpoint then holds a
+  `SignTranslator` (`recognizer.*`, `translation.*`).
+
+The order matters: a translation model trained on an untrained recognizer learns
+nothing (BLEU-4 under 2), which is why S2T refuses to start without a trained S2G
+run, and refuses features that another checkpoint made.
+
+The run folder follows `slt_training.stages.translation_run` (`model.json` records
+the S2G run and its checkpoint's sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from slt_serve.errors import SltError
+from slt_training.config import CONFIG_COPY, S2GConfig, S2TConfig, config_hash, load_config
+from slt_training.data.annotations import load_split
+from slt_training.data.s2g_data import ClipBatch, EpochSampler, SignClips, load_vocab
+from slt_training.data.s2g_data import collate as collate_clips
+from slt_training.data.text_data import TranslationDataset
+from slt_training.models.translation import (
+    IGNORE_INDEX,
+    GenerateOptions,
+    TranslationModel,
+    TranslationOptions,
+)
+from slt_training.stages.features import FEATURES_DIR, INDEX_FILE, FeatureSplit, file_sha256
+from slt_training.stages.s2g import build_model, load_clip_options, run_model
+from slt_training.text.tokenizer import TOKENIZER_FILE, TextTokenizer
+from slt_training.trainer import BEST, WEIGHTS_FILE, Trainer, checkpoint_pointer
+
+from .translation_run import (
+    ModelSpec,
+    best_checkpoint_of,
+    load_state,
+    mbart_from_config,
+    read_model_spec,
+    read_weights,
+    split_state,
+    write_model_spec,
+)
+from .translation_task import (
+    TranslationResult,
+    TranslationTask,
+    batched_loader_args,
+    check_lengths,
+    eval_batches,
+    existing_splits,
+    final_evaluation,
+    generate_options,
+    make_mbart,
+    make_tokenizer,
+    param_groups,
+    prepare_run,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class S2GInputs:
+    """The S2G run S2T builds on, checked."""
+
+    run_dir: Path
+    cfg: S2GConfig
+    checkpoint: Path  # its best checkpoint folder
+    sha256: str  # of the best checkpoint's weights
+    config_path: Path  # S2G_RUN/config.yaml, for the commands in messages
+
+
+def check_s2g_run(s2g_run: Path) -> S2GInputs:
+    """The S2G run's config and best checkpoint; refuses, naming `slt train s2g`, without."""
+    config_path = s2g_run / CONFIG_COPY
+    if not config_path.is_file():
+        raise SltError(
+            f"{s2g_run}: not an S2G run (no {CONFIG_COPY}); train the recognizer first: "
+            "`slt train s2g CONFIG`"
+        )
+    cfg = load_config(config_path, S2GConfig)
+    checkpoint = checkpoint_pointer(s2g_run, BEST)
+    if checkpoint is None or not (checkpoint / WEIGHTS_FILE).is_file():
+        raise SltError(
+            f"{s2g_run}: no trained S2G checkpoint; train the recognizer first: "
+            f"`slt train s2g {config_path}`"
+        )
+    return S2GInputs(s2g_run, cfg, checkpoint, file_sha256(checkpoint / WEIGHTS_FILE), config_path)
+
+
+def open_features(s2g: S2GInputs, split: str) -> FeatureSplit:
+    """A split's features, refused (naming `slt features`) when missing or made by another
+    checkpoint than the S2G run's current best."""
+    folder = s2g.run_dir / FEATURES_DIR / split
+    command = f"`slt features {s2g.config_path} --split train,dev,test`"
+    if not (folder / INDEX_FILE).is_file():
+        raise SltError(f"{folder}: no features for '{split}'; extract them first: {command}")
+    index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
+    if index.get("checkpoint_sha256") != s2g.sha256:
+        raise SltError(
+            f"{folder}: features were made by another S2G checkpoint than the run's best "
+            f"({s2g.checkpoint.name}); extract them again: {command}"
+        )
+    return FeatureSplit.open(folder, s2g.sha256)
+
+
+def check_g2t_run(g2t_run: Path) -> tuple[ModelSpec, Path]:
+    """The G2T run's model.json and best checkpoint; refuses, naming `slt train g2t`."""
+    if not (g2t_run / "model.json").is_file():
+        raise SltError(
+            f"{g2t_run}: not a G2T run (no model.json); train it first: `slt train g2t CONFIG`"
+        )
+    spec = read_model_spec(g2t_run)
+    if spec.stage != "g2t":
+        raise SltError(f"{g2t_run}: a {spec.stage} run, g2t_run needs a G2T run")
+    return spec, best_checkpoint_of(g2t_run, "slt train g2t CONFIG")
+
+
+# --- the end-to-end model (finetune_s2g) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignTextBatch:
+    """Video clips and their target text, for the end-to-end model."""
+
+    names: list[str]
+    texts: list[str]
+    clips: ClipBatch
+    labels: Tensor  # (B, L) target ids, IGNORE_INDEX on padding
+
+    def to(self, device, non_blocking: bool = False) -> SignTextBatch:
+        return SignTextBatch(
+            self.names,
+            self.texts,
+            self.clips.to(device, non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+        )
+
+
+class SignTextClips(Dataset):
+    """S2G clips (frames, keypoints, gloss ids) with their tokenised text."""
+
+    def __init__(self, clips: SignClips, tokenizer: TextTokenizer) -> None:
+        self.clips = clips
+        self.targets = [tokenizer.target_ids(c.text) for c in clips.clips]
+        empty = [c.name for c in clips.clips if not c.text.strip()]
+        if empty:
+            raise SltError(f"{len(empty)} clips have no text (first: {empty[0]})")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key):
+        index = key[1] if isinstance(key, tuple) else key
+        return self.clips[key], self.targets[index], self.clips.clips[index].text
+
+
+def collate_sign_text(items, pad_id: int = 1) -> SignTextBatch:
+    clips = collate_clips([item for item, _, _ in items], pad_id)
+    labels = torch.full((len(items), max(len(t) for _, t, _ in items)), IGNORE_INDEX)
+    for i, (_, target, _) in enumerate(items):
+        labels[i, : len(target)] = torch.tensor(target)
+    return SignTextBatch(clips.names, [text for _, _, text in items], clips, labels)
+
+
+class SignTranslator(nn.Module):
+    """Recognizer → gloss features → V-L mapper → mBART; loss = translation + ctc_weight × CTC."""
+
+    def __init__(self, recognizer: nn.Module, translation: TranslationModel, ctc_weight: float):
+        super().__init__()
+        self.recognizer, self.translation, self.ctc_weight = recognizer, translation, ctc_weight
+
+    def _encode(self, batch: SignTextBatch, targets: bool):
+        rec = run_model(self.recognizer, batch.clips, targets=targets)
+        steps = torch.arange(rec.gloss_features.shape[1], device=rec.gloss_features.device)
+        mask = (steps[None] < rec.output_lengths[:, None]).long()
+        return rec, mask
+
+    def forward(self, batch: SignTextBatch) -> tuple[Tensor, dict[str, float]]:
+        rec, mask = self._encode(batch, targets=self.ctc_weight > 0)
+        out = self.translation(mask, batch.labels, features=rec.gloss_features)
+        parts = {"translation": float(out.loss.detach()), "nll": float(out.nll)}
+        loss = out.loss
+        if self.ctc_weight > 0:
+            loss = loss + self.ctc_weight * rec.loss
+            parts["ctc"] = float(rec.loss.detach())
+        return loss, parts
+
+    @torch.no_grad()
+    def generate(self, batch: SignTextBatch, options: GenerateOptions) -> Tensor:
+        rec, mask = self._encode(batch, targets=False)
+        return self.translation.generate(mask, options, features=rec.gloss_features)
+
+
+# --- the stage -------------------------------------------------------------------------
+
+
+def train(cfg: S2TConfig, resume: bool = False) -> TranslationResult:
+    """Check inputs, train, select on dev BLEU-4, evaluate; see the module docstring."""
+    s2g = check_s2g_run(Path(cfg.s2g_run))
+    g2t = check_g2t_run(Path(cfg.g2t_run)) if cfg.g2t_run is not None else None
+    root = Path(cfg.data.root or s2g.cfg.data.root)
+    splits = [cfg.data.train_split, *existing_splits(root, cfg.data)]
+    features = None
+    if not cfg.finetune_s2g:  # refuse before anything is written
+        features = {split: open_features(s2g, split) for split in splits}
+    run_dir = prepare_run(cfg, resume, root)
+    train_clips = load_split(root, cfg.data.train_split)
+    if g2t is not None:
+        tokenizer = TextTokenizer.load(Path(cfg.g2t_run) / TOKENIZER_FILE)
+        tokenizer.save(run_dir / TOKENIZER_FILE)
+    else:
+        tokenizer = make_tokenizer(
+            cfg.tokenizer, cfg.model, cfg.data.lang, run_dir, train_clips, False, resume
+        )
+    torch.manual_seed(cfg.training.seed)
+    mbart = initial_mbart(cfg, tokenizer, g2t)
+    options = TranslationOptions(
+        input="features",
+        feature_dim=s2g.cfg.model.hidden_size,
+        label_smoothing=cfg.model.label_smoothing,
+    )
+    translation = TranslationModel(mbart, options)
+    write_model_spec(
+        run_dir,
+        ModelSpec(
+            mbart_config=mbart.config.to_dict(),
+            translation_options=options,
+            generation=generate_options(cfg.generation),
+            stage="s2t",
+            lang=cfg.data.lang,
+            s2g_run=str(s2g.run_dir.resolve()),
+            s2g_checkpoint_sha256=s2g.sha256,
+            finetune_s2g=cfg.finetune_s2g,
+        ),
+    )
+    if cfg.finetune_s2g:
+        model, data = end_to_end(cfg, s2g, translation, tokenizer, root, splits)
+    else:
+        model, data = on_features(cfg, features, translation, tokenizer, root, splits)
+    train_set, sampler, collate_fn, training, batches = data
+    task = TranslationTask(batches[cfg.data.dev_split], tokenizer, cfg.data.lang, cfg.generation)
+    trainer = Trainer(
+        training,
+        run_dir,
+        model,
+        train_set,
+        task,
+        collate_fn=collate_fn,
+        sampler=sampler,
+        config_hash=config_hash(cfg),
+        param_groups=param_groups(model, mbart, cfg.model.lr, cfg.training.lr),
+    )
+    fit = trainer.fit(resume)
+    if fit.best_checkpoint is None:
+        raise SltError(f"{run_dir}: no epoch finished, so there is no best checkpoint to test")
+    scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.accelerator.is_main_process:
+        evaluated = {s: b for s, b in batches.items() if s != cfg.data.train_split}
+        scores = final_evaluation(
+            "s2t",
+            run_dir,
+            model,
+            fit,
+            evaluated,
+            tokenizer,
+            cfg.data.lang,
+            cfg.generation,
+        )
+    trainer.accelerator.wait_for_everyone()
+    return TranslationResult(
+        run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
+    )
+
+
+def initial_mbart(cfg: S2TConfig, tokenizer: TextTokenizer, g2t: tuple[ModelSpec, Path] | None):
+    """mBART with the G2T run's best weights, or built as G2T builds it."""
+    if g2t is None:
+        return make_mbart(cfg.model, tokenizer)
+    spec, checkpoint = g2t
+    drop = {"dropout": cfg.model.dropout, "attention_dropout": cfg.model.attention_dropout}
+    mbart = mbart_from_config(spec.mbart_config, **drop)
+    load_state(mbart, split_state(read_weights(checkpoint), "mbart"), checkpoint)
+    log.info("mBART initialised from %s", checkpoint)
+    return mbart
+
+
+def on_features(cfg: S2TConfig, features, translation, tokenizer, root: Path, splits):
+    """The translation model alone, trained on the extracted features."""
+    datasets = {}
+    for split in splits:
+        feats = features[split]
+        have = set(feats.names())
+        clips = [c for c in load_split(root, split) if c.name in have]
+        if not clips:
+            raise SltError(f"{feats.folder}: none of the '{split}' clips has features")
+        datasets[split] = TranslationDataset(clips, tokenizer, lambda n, f=feats: f.clip(n)[0])
+    train_set = datasets[cfg.data.train_split]
+    positions = translation.mbart.config.max_position_embeddings
+    check_lengths(train_set.examples, positions, cfg.data.train_split)
+    batches = {s: partial(eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
+    view, sampler, collate_fn, training = batched_loader_args(
+        train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
+    )
+    return translation, (view, sampler, collate_fn, training, batches)
+
+
+def end_to_end(cfg: S2TConfig, s2g: S2GInputs, translation, tokenizer, root: Path, splits):
+    """Recognizer (from the S2G best checkpoint) + translation model, on the video clips."""
+    vocab = load_vocab(s2g.cfg.data.root)
+    with torch.random.fork_rng():
+        recognizer, _ = build_model(s2g.cfg, len(vocab), pretrained=False)
+    load_state(recognizer, read_weights(s2g.checkpoint), s2g.checkpoint)
+    model = SignTranslator(recognizer, translation, cfg.ctc_weight)
+    options = load_clip_options(s2g.cfg)
+    data = {
+        split: SignTextClips(SignClips(root, split, vocab, options), tokenizer) for split in splits
+    }
+    collate_fn = collate_sign_text
+
+    def loader(split: str):
+        return DataLoader(data[split], batch_size=cfg.training.batch_size, collate_fn=collate_fn)
+
+    train_set = data[cfg.data.train_split]
+    sampler = EpochSampler(len(train_set), cfg.training.seed)
+    batches = {split: partial(loader, split) for split in splits}
+    return model, (train_set, sampler, collate_fn, cfg.training, batches)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m slt_training.stages.s2t CONFIG [--resume] [--override k=v ...]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--override", action="append", default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SLT_LOG", "INFO"))
+    train(load_config(args.config, S2TConfig, args.override), resume=args.resume)
