@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from slt_serve.errors import SltError
-from slt_training.cli.common import echo_next
+from slt_training.cli.common import ConfigArg, OverrideOpt, echo_next
 
 app = typer.Typer(
     help="Export trained models to ONNX for the torch-free runtime.", no_args_is_help=True
@@ -48,6 +48,52 @@ def export_pose(
     echo_next(f"slt data keypoints DATASET --pose {result.path}")
 
 
+def pipeline(
+    config: Path = ConfigArg,
+    until: str = typer.Option(
+        None, help="Stop after this stage: prepare, s2g, features, g2t, s2t, export, evaluate."
+    ),
+    override: list[str] = OverrideOpt,
+) -> None:
+    """Run every stage in order: prepare → S2G → features → G2T → S2T → export → evaluate.
+
+    A finished stage is skipped, an interrupted one resumes: run the same command again
+    after a crash or on a fresh notebook. Several GPUs: `accelerate launch -m slt_serve.cli
+    pipeline CONFIG`.
+    """
+    import logging
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from slt_export.pipeline import STAGES, TEXT_METRICS, Pipeline, load_plan
+
+    if until is not None and until not in STAGES:
+        raise SltError(f"--until {until}: choose one of {', '.join(STAGES)}")
+    plan = load_plan(config, override or [])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    results = Pipeline(plan, say=lambda line: typer.secho(f"[pipeline] {line}", bold=True)).run(
+        until
+    )
+    if not results:
+        return
+    table = Table("model", "split", "WER", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L")
+    names = {"s2t": "S2T (PyTorch)", "bundle": "S2T bundle (ONNX)", "g2t": "G2T (gold glosses)"}
+    for key, name in names.items():
+        for split, row in results.get(key, {}).items():
+            cells = [row.get("wer"), *(row.get(m) for m in TEXT_METRICS)]
+            table.add_row(name, split, *("–" if v is None else f"{v:.2f}" for v in cells))
+    Console().print(table)
+    typer.echo(f"results in {plan.run_dir}/results.json and results.md")
+    if plan.config.export.enabled:
+        echo_next(
+            f"slt serve {plan.bundle_dir}   or   slt translate VIDEOS --bundle {plan.bundle_dir}"
+        )
+
+
 def register(root: typer.Typer) -> None:
-    """Entry point (group `slt_serve.commands`): add `slt export …` to `slt`."""
+    """Entry point (group `slt_serve.commands`): add `slt export …` and `slt pipeline`."""
     root.add_typer(app, name="export")
+    root.command("pipeline")(pipeline)
