@@ -88,10 +88,12 @@ class PipelineConfig(Section):
     run_dir: Path
     data: dict[str, Any]  # S2G data keys (root, frame_size, ...) and text keys (lang, ...)
     prepare: PrepareConfig = PrepareConfig()
-    s2g: dict[str, Any] = {}  # model, training, augmentation (as `slt train s2g`)
+    # A stage section is inline (model, training, ... as in `slt train STAGE`), or the path
+    # of a stage config file whose run_dir and stage-linking paths the pipeline replaces.
+    s2g: dict[str, Any] | Path = {}  # model, training, augmentation
     features: dict[str, Any] = {}  # splits: "train,dev,test"
-    g2t: dict[str, Any] | None = {}  # tokenizer, model, generation, training; null: no G2T
-    s2t: dict[str, Any] = {}  # finetune_s2g, ctc_weight, generation, training, ...
+    g2t: dict[str, Any] | Path | None = {}  # tokenizer, model, generation, training; null: none
+    s2t: dict[str, Any] | Path = {}  # finetune_s2g, ctc_weight, generation, training, ...
     export: ExportConfig = ExportConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
@@ -124,31 +126,16 @@ def load_plan(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
     cfg = load_config(path, PipelineConfig, overrides)
     run_dir = Path(cfg.run_dir)
     s2g_data, text_data = _split_data(cfg.data, path)
-    s2g = validate_config(
-        _section(cfg.s2g, "s2g", path)
-        | {"run_dir": str(run_dir / "s2g"), "data": s2g_data | cfg.s2g.get("data", {})},
-        S2GConfig,
-        f"{path} (section s2g)",
-    )
+    s2g = _stage_config(cfg.s2g, S2GConfig, s2g_data, {"run_dir": run_dir / "s2g"}, path)
     g2t = None
     if cfg.g2t is not None:
-        g2t = validate_config(
-            _section(cfg.g2t, "g2t", path)
-            | {"run_dir": str(run_dir / "g2t"), "data": text_data | cfg.g2t.get("data", {})},
-            G2TConfig,
-            f"{path} (section g2t)",
-        )
-    s2t = validate_config(
-        _section(cfg.s2t, "s2t", path)
-        | {
-            "run_dir": str(run_dir / "s2t"),
-            "s2g_run": str(run_dir / "s2g"),
-            "g2t_run": None if g2t is None else str(run_dir / "g2t"),
-            "data": text_data | cfg.s2t.get("data", {}),
-        },
-        S2TConfig,
-        f"{path} (section s2t)",
-    )
+        g2t = _stage_config(cfg.g2t, G2TConfig, text_data, {"run_dir": run_dir / "g2t"}, path)
+    links = {
+        "run_dir": run_dir / "s2t",
+        "s2g_run": run_dir / "s2g",
+        "g2t_run": None if g2t is None else run_dir / "g2t",
+    }
+    s2t = _stage_config(cfg.s2t, S2TConfig, text_data, links, path)
     unknown = set(cfg.features) - {"splits"}
     if unknown:
         raise SltError(f"{path}: unknown key 'features.{sorted(unknown)[0]}'; valid keys: splits")
@@ -170,14 +157,42 @@ def _split_data(data: dict[str, Any], source: Path) -> tuple[dict, dict]:
     return s2g, text
 
 
-def _section(section: dict[str, Any], name: str, source: Path) -> dict[str, Any]:
-    for key in ("run_dir", "s2g_run", "g2t_run", "stage"):
-        if key in section:
-            raise SltError(
-                f"{source}: '{name}.{key}' is set by the pipeline (stages run in "
-                f"run_dir/{name}); remove it"
-            )
-    return {k: v for k, v in section.items() if k != "data"}
+LINKS = ("run_dir", "s2g_run", "g2t_run")  # set by the pipeline: where each stage runs
+
+
+def _stage_config(
+    section: dict[str, Any] | Path,
+    schema: type[Section],
+    shared_data: dict[str, Any],
+    links: dict[str, Path | None],
+    source: Path,
+):
+    """One stage's config: the section (inline, or a stage YAML file) with the shared data
+    section under it and the pipeline's run folders in place of the file's own."""
+    name = schema.model_fields["stage"].default
+    if isinstance(section, Path):
+        file = section
+        if not file.is_file():
+            raise SltError(f"{source}: '{name}: {file}' names no file (paths are relative to CWD)")
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict) or raw.get("stage", name) != name:
+            raise SltError(f"{file}: not a {name} config (section {name} of {source})")
+        raw = {k: v for k, v in raw.items() if k not in (*LINKS, "stage")}
+        label = f"{file} (section {name} of {source})"
+        data = (raw.get("data") or {}) | shared_data  # the pipeline's data section wins
+    else:
+        for key in (*LINKS, "stage"):
+            if key in section:
+                raise SltError(
+                    f"{source}: '{name}.{key}' is set by the pipeline (stages run in "
+                    f"run_dir/{name}); remove it"
+                )
+        raw, label = dict(section), f"{source} (section {name})"
+        data = shared_data | (section.get("data") or {})
+    fields = schema.model_fields
+    raw |= {k: None if v is None else str(v) for k, v in links.items() if k in fields}
+    raw["data"] = data
+    return validate_config(raw, schema, label)
 
 
 # --- hashes: what a stage ran on ------------------------------------------------------

@@ -143,3 +143,29 @@ def test_interrupted_stage_resumes(corpus, tmp_path):
     assert "s2g: resuming" in lines, lines
     metrics = json.loads((tmp_path / "run" / "s2g" / "metrics.json").read_text())
     assert metrics["steps"] > 1
+
+
+def test_a_stage_section_may_name_a_stage_config_file(tmp_path):
+    """The stage's own YAML is reused: its run folders and data root are the pipeline's."""
+    s2g_file = tmp_path / "s2g.yaml"
+    s2g_file.write_text(
+        yaml.safe_dump(
+            {
+                "stage": "s2g",
+                "run_dir": "runs/elsewhere",
+                "data": {"root": "data/other", "frame_size": 64, "input_size": 48},
+                "model": {"hidden_size": 64},
+            }
+        )
+    )
+    raw = tiny_pipeline(tmp_path / "ds", tmp_path / "run", s2g=str(s2g_file))
+    del raw["data"]["input_size"], raw["data"]["frame_size"]
+    plan = load_plan(write(tmp_path, raw))
+    assert plan.s2g.run_dir == tmp_path / "run" / "s2g" and plan.s2g.data.root == tmp_path / "ds"
+    assert plan.s2g.data.input_size == 48 and plan.s2g.model.hidden_size == 64
+    s2g_file.write_text(yaml.safe_dump({"stage": "g2t", "run_dir": "x"}))
+    with pytest.raises(SltError, match="not a s2g config"):
+        load_plan(write(tmp_path, raw))
+    raw["s2g"] = str(tmp_path / "missing.yaml")
+    with pytest.raises(SltError, match="names no file"):
+        load_plan(write(tmp_path, raw))
