@@ -200,3 +200,13 @@ def test_cli_exit_codes_and_next(tmp_path):
 def test_doctor_reads_no_training_stack():
     code = "import sys, slt_serve.doctor; assert 'slt_training' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_import_folder_names_the_split_signers_and_the_texts_language(tmp_path, raw):
+    videos, table = raw
+    r = slt(
+        "data", "import-folder", str(videos), "--table", str(table), "--out", str(tmp_path / "ds")
+    )
+    assert r.returncode == 0, r.stderr
+    assert "1 signer" in r.stdout and "split by signer" in r.stdout
+    assert f"next: slt data gloss-from-text {tmp_path / 'ds'} --lang vi" in r.stdout

@@ -138,6 +138,24 @@ def test_folder_import_splits_by_signer(tmp_path):
         write_dataset(tmp_path / "ds", result.splits)
 
 
+def test_folder_import_signer_split_stays_near_its_share(tmp_path):
+    # 60 clips from signers of unequal size; 10% dev and test is 6 clips each. A signer is
+    # held out only when it brings the split nearer its share: the 16-clip signer never is.
+    sizes = {"A": 16, "B": 11, "C": 10, "D": 9, "E": 8, "F": 6}
+    names = [(f"{s}{k:02d}", s) for s, n in sizes.items() for k in range(n)]
+    make_videos(tmp_path / "videos", [n for n, _ in names])
+    table = tmp_path / "sentences.csv"
+    rows = ["name,text,signer"] + [f"{n},câu {n}.,{s}" for n, s in names]
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    held_out = set()
+    for seed in range(8):
+        splits = import_folder(tmp_path / "videos", table, tmp_path / "ds", 0.1, 0.1, seed).splits
+        assert 0 < len(splits["test"]) < 12 and 0 < len(splits["dev"]) < 12, seed
+        assert len(splits["train"]) >= 36
+        held_out |= {c.signer for c in splits["test"]}
+    assert "A" not in held_out and len(held_out) > 1  # the seed still chooses among the rest
+
+
 def test_folder_import_with_split_column_tsv_and_missing_videos(tmp_path):
     make_videos(tmp_path / "v" / "sub", ["a", "b"])
     table = tmp_path / "t.tsv"

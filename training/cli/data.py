@@ -3,6 +3,7 @@ and keypoints, generate a synthetic corpus, check a dataset root."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -86,12 +87,18 @@ def import_folder(
     overwrite: bool = typer.Option(False, help="Replace existing split files."),
 ) -> None:
     """Import your own videos and a table of sentences; splits by signer when none is given."""
+    from slt_serve.doctor import guess_language
     from slt_training.data.importers import import_folder as run_import
     from slt_training.data.importers import write_dataset
 
     result = run_import(videos, table, out, dev_fraction, test_fraction, seed, skip_missing)
     write_dataset(out, result.splits, overwrite)
-    _echo_written(out, result.splits)
+    for split, clips in result.splits.items():
+        signers = len({c.signer for c in clips if c.signer})
+        typer.echo(
+            f"wrote {out / (split + '.jsonl')}: {len(clips)} clips"
+            + (f", {signers} signer{'s' * (signers != 1)}" if signers else "")
+        )
     how = {
         "table": "the table's split column",
         "signer": "signer (test signers unseen)",
@@ -100,8 +107,12 @@ def import_folder(
     typer.echo(f"split by {how[result.split_by]}")
     if result.videos_without_row:
         typer.echo(f"{result.videos_without_row} video(s) in {videos} have no row in the table")
-    has_gloss = any(c.gloss for clips in result.splits.values() for c in clips)
-    echo_next(f"slt data vocab {out}" if has_gloss else f"slt data gloss-from-text {out} --lang vi")
+    every = [c for clips in result.splits.values() for c in clips]
+    if all(c.gloss for c in every):
+        echo_next(f"slt data vocab {out}")
+    else:
+        lang = guess_language(c.text for c in every) or "LANG (the text's language: de, en, …)"
+        echo_next(f"slt data gloss-from-text {out} --lang {lang}")
 
 
 @app.command("export-slrt")
@@ -150,11 +161,11 @@ def gloss_from_text(
     compare: bool = typer.Option(
         False, help="Write nothing: score derived vs human glosses (WER, bag-of-glosses P/R/F1)."
     ),
-    examples: int = typer.Option(5, help="With --compare: example lines to show."),
+    examples: int = typer.Option(5, help="Example sentences to show with their glosses."),
 ) -> None:
     """Derive pseudo-glosses from each clip's text (for corpora without gloss annotation)."""
     from slt_training.data import pseudogloss as pg
-    from slt_training.data.annotations import parse_splits
+    from slt_training.data.annotations import parse_splits, read_jsonl
 
     options = pg.GlossOptions(
         lang=lang,
@@ -170,9 +181,11 @@ def gloss_from_text(
         return
     done = pg.gloss_from_text(dataset, split_list, options, overwrite=overwrite)
     for name, n in done.per_file.items():
-        typer.echo(
-            f"wrote {name}: {n} clips glossed from text ({done.vocabulary} distinct glosses)"
-        )
+        typer.echo(f"wrote {name}: {n} clips glossed from text")
+    typer.echo(f"{done.vocabulary} distinct glosses; for example:")
+    shown = [c for c in read_jsonl(done.files[0]) if c.text.strip()][: max(examples, 0)]
+    for clip in shown:
+        typer.echo(f"  {clip.text}  →  {clip.gloss}")
     if done.human_kept:
         typer.echo(f"{done.human_kept} human gloss(es) kept in 'gloss_human'")
     if done.no_text:
@@ -254,6 +267,8 @@ def synth(
         raise SltError(f"--workers {workers}: need at least 1")
     result = generate(out, opts, workers=workers, progress=progress)
     per_split = ", ".join(f"{s} {n}" for s, n in result.clips.items())
+    if opts.layout == "folder":  # no splits yet: import-folder makes them
+        per_split = "videos/ + sentences.csv; true glosses in ground_truth.jsonl"
     typer.echo(
         f"wrote {out}: {sum(result.clips.values())} clips ({per_split}), {opts.glosses} glosses, "
         f"{opts.signers} signers, {opts.size}x{opts.size} @ {opts.fps:g} fps, text in {opts.lang}"
@@ -287,8 +302,14 @@ def vocab(
     vocab = build_vocab(load_split(dataset, "train"), min_freq)
     vocab.save(dataset / VOCAB_FILE)
     table = Table("split", "clips", "gloss tokens", "OOV tokens", "OOV rate %", "OOV types")
+    unseen: Counter[str] = Counter()
+    worst = 0.0
     for split in available_splits(dataset):
-        c = coverage(vocab, load_split(dataset, split))
+        clips = load_split(dataset, split)
+        c = coverage(vocab, clips)
+        if split != "train":
+            unseen.update(g for clip in clips for g in clip.glosses if g not in vocab)
+            worst = max(worst, c.oov_rate)
         table.add_row(
             split,
             str(c.clips),
@@ -301,7 +322,18 @@ def vocab(
         f"wrote {dataset / VOCAB_FILE}: {len(vocab)} entries ({len(vocab) - 3} glosses + 3 specials)"
     )
     Console().print(table)
-    echo_next(f"slt data frames {dataset}")
+    if unseen:
+        common = ", ".join(f"{g} ({n})" for g, n in unseen.most_common(8))
+        typer.echo(f"dev/test glosses never seen in train (cannot be recognised): {common}")
+    if worst > 10:
+        typer.secho(
+            f"warning: {worst:.1f}% of a held-out split's gloss tokens are unknown; more train "
+            "data, or gloss-from-text --stopwords/--lemmas to merge variants, lowers it",
+            fg=typer.colors.YELLOW,
+        )
+    echo_next(
+        f"slt data frames {dataset} --size 256  (the config's data.frame_size; 64 or 128 for a CPU trial)"
+    )
 
 
 @app.command("frames")
@@ -331,7 +363,9 @@ def frames(
             fg=typer.colors.YELLOW,
         )
     warn_failed(report.failed, report.cache_dir / "errors.jsonl")
-    echo_next(f"slt data check {dataset}")
+    echo_next(
+        f"slt data check {dataset}  (TwoStream: slt data keypoints {dataset} first; SingleStream needs none)"
+    )
 
 
 @app.command("check")
@@ -344,6 +378,7 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
+    from slt_serve.doctor import dataset_checks
     from slt_training.data.check import check_dataset
 
     report = check_dataset(dataset, probe=probe, workers=workers)
@@ -371,6 +406,7 @@ def check(
     if not report.ok:
         raise typer.Exit(1)
     typer.secho("dataset OK", fg=typer.colors.GREEN)
+    echo_next(dataset_checks(dataset).next_step)
 
 
 @app.command("keypoints")
@@ -391,6 +427,13 @@ def keypoints(
     with pose.onnx or from existing .pose files; resumable, failures listed in errors.jsonl."""
     from slt_training.data.keypoints import extract_keypoints
 
+    if pose is None and from_pose is None:
+        raise SltError(
+            "give exactly one source: --pose pose.onnx (made once by `slt export pose` from an mmpose "
+            "HRNet whole-body checkpoint) or --from-pose DIR (<clip>.pose files, e.g. from "
+            "pose-format's videos_to_poses with MediaPipe); without either, train SingleStream "
+            "(model.kind: single_stream), which needs no keypoints"
+        )
     report = extract_keypoints(
         dataset, pose, from_pose, splits, workers, batch_size, overwrite, progress=True
     )

@@ -251,7 +251,7 @@ def cache_frames(
         tuple(mismatched),
         time.perf_counter() - started,
     )
-    log.info(
+    log.debug(  # the CLI prints the report
         "frames %s: %d cached, %d skipped, %d failed",
         directory,
         report.cached,

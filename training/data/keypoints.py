@@ -99,7 +99,7 @@ def extract_keypoints(
         mismatches,
         time.perf_counter() - started,
     )
-    log.info(
+    log.debug(  # the CLI prints the report
         "keypoints %s: %d written, %d skipped, %d failed",
         out_dir,
         len(counts),

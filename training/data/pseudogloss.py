@@ -352,7 +352,7 @@ def gloss_from_text(
         per_file[f.name] = len(derived)
         vocab.update(g for c in derived for g in c.glosses)
         no_text += sum(1 for c in clips if not c.text.strip())
-        logger.info("%s: %d clips glossed from text", f, len(derived))
+        logger.debug("%s: %d clips glossed from text", f, len(derived))
     if no_text:
         logger.warning("%d clip(s) have no text and were left with an empty gloss", no_text)
     return GlossFromTextResult(
