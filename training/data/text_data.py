@@ -128,7 +128,7 @@ def collate(examples: Sequence[TextExample], pad_id: int) -> TextBatch:
         labels[i, : len(e.target)] = torch.tensor(e.target)
         mask[i, : e.source_len] = 1
         src = e.source if g2t else e.features
-        inputs[i, : e.source_len] = torch.as_tensor(src)
+        inputs[i, : e.source_len] = torch.tensor(src)  # a copy: features may be a read-only memmap
     names, texts = [e.name for e in examples], [e.text for e in examples]
     if g2t:
         return TextBatch(names, texts, mask, labels, input_ids=inputs)
