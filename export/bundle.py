@@ -1,0 +1,581 @@
+"""Trained parts → a bundle folder (`slt_serve.bundle` describes the format), checked on the way.
+
+`export_bundle` writes the graphs (`s2g_onnx`, `mbart_onnx`), the tokenizer and the
+gloss vocabulary into a temporary folder beside `out`, checks them, writes
+`manifest.json` with every file's sha256, and renames the folder into place: an
+interrupted or failed export leaves no half bundle.
+
+Parity is part of every export. The same inputs go through PyTorch and through
+the runtime's own code on the ONNX graphs (`slt_serve.s2g.S2GRunner`,
+`slt_serve.seq2seq.Seq2Seq`, whose beam search must reproduce
+`TranslationModel.generate`): recognizer log-probs and features, encoder states
+and first-step logits must agree within `tolerance` (of the largest value, at
+least 1), and the CTC glosses and the translated tokens must be identical, or
+the export fails and nothing is written. Inputs: random clips of two lengths
+(S2G), their PyTorch features plus a random sequence (S2T), random sub-word
+sources (G2T).
+
+`quantize="int8"`: onnxruntime's dynamic quantisation of the MatMul/Gemm weights of
+every graph (the S3D convolutions stay float: ConvInteger is slower than float
+convolution on CPUs), then the same inputs again, reporting how often glosses
+and tokens still match PyTorch, the largest differences and the size change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import slt_serve
+from slt_serve.beam_search import BeamSettings
+from slt_serve.bundle import (
+    DECODER,
+    ENCODER,
+    FORMAT,
+    FORMAT_VERSION,
+    GLOSS_VOCAB,
+    MANIFEST,
+    POSE,
+    S2G,
+    TOKENIZER,
+    describe_files,
+    load_bundle,
+)
+from slt_serve.clip_input import InputSpec
+from slt_serve.decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from slt_serve.errors import SltError
+from slt_serve.fileio import write_json
+from slt_serve.onnx_session import CPU, open_session
+from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
+from slt_serve.seq2seq import CacheShape, Seq2Seq
+from slt_serve.tokenizer import TextTokenizer
+from slt_serve.vocab import GlossVocab
+from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRecognizer
+from slt_training.models.translation import GenerateOptions, TranslationModel
+
+from . import mbart_onnx, s2g_onnx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE = 1e-3  # max |onnx − torch| / max(1, max |torch|)
+PARITY_FRAMES = (16, 37)  # clip lengths of the S2G parity check (37: not a multiple of 4)
+DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
+DEFAULT_CONTEXT = 16  # frames of context either side of a window
+QUANTIZE = ("int8",)
+EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
+
+
+@dataclass(frozen=True)
+class RecognitionPart:
+    """A trained recognizer and what it reads (its S2G run's input_spec.json)."""
+
+    model: nn.Module  # SingleStreamRecognizer or TwoStreamRecognizer
+    input_spec: dict  # frame_size, input_size, mean, std, motion_channels, keypoints, eval_crop
+    vocab: GlossVocab
+    fps: float = 25.0  # frame rate the clips were trained at
+    ctc_beam_size: int = 5  # gloss decoding at serving time (1: greedy)
+
+
+@dataclass(frozen=True)
+class TranslationPart:
+    """A trained translation model with its tokenizer and beam search settings."""
+
+    model: TranslationModel
+    tokenizer: TextTokenizer
+    generation: GenerateOptions = GenerateOptions()
+
+
+@dataclass(frozen=True)
+class BundleExport:
+    """What `export_bundle` wrote and what it checked."""
+
+    path: Path
+    manifest: dict
+    parity: dict
+    quantization: dict | None
+    megabytes: float
+    seconds: float
+    files: dict = field(default_factory=dict)
+
+
+def export_bundle(
+    out: str | os.PathLike,
+    recognition: RecognitionPart | None = None,
+    translation: TranslationPart | None = None,
+    *,
+    name: str | None = None,
+    metrics: dict | None = None,
+    pose: str | os.PathLike | None = None,
+    quantize: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    window_frames: int = DEFAULT_WINDOW,
+    context_frames: int = DEFAULT_CONTEXT,
+    overwrite: bool = False,
+) -> BundleExport:
+    """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`."""
+    started = time.perf_counter()
+    out = Path(out)
+    stage, kind = _stage_and_kind(recognition, translation)
+    _check_out(out, overwrite)
+    if quantize is not None and quantize not in QUANTIZE:
+        raise SltError(f"--quantize {quantize}: choose one of {', '.join(QUANTIZE)}")
+    for label, value in (("window_frames", window_frames), ("context_frames", context_frames)):
+        if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
+            raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
+    if pose is not None and kind != "two_stream":
+        raise SltError("a pose model goes only into two_stream bundles")
+    tmp = out.parent / f".{out.name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        manifest, parity, quant = _write(
+            tmp, stage, kind, recognition, translation, pose, quantize, tolerance,
+            window_frames, context_frames,
+        )  # fmt: skip
+        manifest["name"] = name or out.name
+        manifest["metrics"] = metrics or {}
+        names = [p.name for p in tmp.iterdir() if p.name != MANIFEST]
+        manifest["files"] = describe_files(tmp, names)
+        write_json(tmp / MANIFEST, manifest)
+        load_bundle(tmp)  # what the runtime will check, checked now
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f["bytes"] for f in manifest["files"].values()) / 2**20
+    log.info("wrote %s (%s, %s): %.1f MB", out, kind, stage, size)
+    return BundleExport(
+        out, manifest, parity, quant, size, time.perf_counter() - started, manifest["files"]
+    )
+
+
+def _stage_and_kind(recognition, translation) -> tuple[str, str]:
+    if recognition is None and translation is None:
+        raise SltError("nothing to export: give a recognizer, a translation model or both")
+    kind = "g2t"
+    if recognition is not None:
+        if isinstance(recognition.model, SingleStreamRecognizer):
+            kind = "single_stream"
+        elif isinstance(recognition.model, TwoStreamRecognizer):
+            kind = "two_stream"
+        else:
+            raise SltError(f"cannot export a {type(recognition.model).__name__} recognizer")
+    if translation is None:
+        return "s2g", kind
+    reads_features = translation.model.mapper is not None
+    if reads_features and recognition is None:
+        raise SltError("an S2T model reads visual features: export it with its recognizer")
+    if not reads_features and recognition is not None:
+        raise SltError("a G2T model reads glosses: export it without a recognizer")
+    return ("s2t" if reads_features else "g2t"), kind
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise SltError(f"--out {out}: is a file; give a folder for the bundle")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise SltError(f"--out {out}: folder exists and is not empty; pass --overwrite or another")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Put the finished bundle at `out`; an old one is removed only after the rename."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _save(proto, path: Path) -> None:
+    import onnx
+
+    big = sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=big,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}.data",
+    )
+
+
+def _opset(proto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _versions(opset: int) -> dict:
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import transformers
+
+    return {
+        "slt_serve": slt_serve.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnxscript": onnxscript.__version__,
+        "opset": opset,
+    }
+
+
+def _input_section(recognition: RecognitionPart, window: int, context: int) -> dict:
+    spec = recognition.input_spec
+    keypoints = spec.get("keypoints")
+    return {
+        "fps": float(recognition.fps),
+        "frame_size": int(spec["frame_size"]),
+        "input_size": int(spec["input_size"]),
+        "eval_crop": float(spec.get("eval_crop", 1.0)),
+        "mean": [float(v) for v in spec["mean"]],
+        "std": [float(v) for v in spec["std"]],
+        "motion_channels": bool(spec["motion_channels"]),
+        "channels": 6 if spec["motion_channels"] else 3,
+        "keypoints": None if keypoints is None else [int(i) for i in keypoints],
+        "keypoint_layout": None if keypoints is None else "coco_wholebody_133",
+        "window_frames": window,
+        "context_frames": context,
+    }
+
+
+def _write(tmp, stage, kind, recognition, translation, pose, quantize, tolerance, window, context):
+    """Write every file into `tmp`; return (manifest without files, parity, quantization)."""
+    manifest: dict = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "stage": stage,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": None,
+        "recognition": None,
+        "translation": None,
+        "generation": None,
+        "graphs": {},
+    }
+    opset = None
+    if recognition is not None:
+        model = recognition.model.eval()
+        manifest["input"] = _input_section(recognition, window, context)
+        proto = s2g_onnx.export_s2g(model, manifest["input"]["input_size"])
+        opset = _opset(proto)
+        _save(proto, tmp / S2G)
+        recognition.vocab.save(tmp / GLOSS_VOCAB)
+        manifest["recognition"] = {
+            "vocab_size": len(recognition.vocab),
+            "blank_id": 0,
+            "ctc_beam_size": int(recognition.ctc_beam_size),
+            "feature_stride": FEATURE_STRIDE,
+            "feature_dim": int(model.options.head.hidden_size),
+        }
+        inputs = list(s2g_onnx.INPUTS_TWO if kind == "two_stream" else s2g_onnx.INPUTS_SINGLE)
+        manifest["graphs"]["s2g"] = {"inputs": inputs, "outputs": list(s2g_onnx.OUTPUTS)}
+        if pose is not None:
+            _copy_pose(Path(pose), tmp / POSE)
+    if translation is not None:
+        model, config = translation.model.eval(), translation.model.mbart.config
+        if recognition is not None:
+            dim = manifest["recognition"]["feature_dim"]
+            if model.options.feature_dim != dim:
+                raise SltError(
+                    f"the S2T model reads {model.options.feature_dim}-d features, the "
+                    f"recognizer gives {dim}-d; export the pair that was trained together"
+                )
+        encoder = mbart_onnx.export_encoder(model)
+        opset = opset or _opset(encoder)
+        _save(encoder, tmp / ENCODER)
+        _save(mbart_onnx.export_decoder(model), tmp / DECODER)
+        translation.tokenizer.save(tmp / TOKENIZER)
+        heads = config.decoder_attention_heads
+        manifest["translation"] = {
+            "source": "features" if model.mapper is not None else "input_ids",
+            "feature_dim": model.options.feature_dim if model.mapper is not None else None,
+            "lang": translation.tokenizer.lang,
+            "decoder_layers": config.decoder_layers,
+            "heads": heads,
+            "head_dim": config.d_model // heads,
+            "d_model": config.d_model,
+            "vocab_size": config.vocab_size,
+            "max_source_positions": config.max_position_embeddings,
+        }
+        g = translation.generation.verify()
+        manifest["generation"] = {
+            "num_beams": g.num_beams,
+            "length_penalty": g.length_penalty,
+            "max_length": g.max_length,
+            "decoder_start_token_id": model.decoder_start_id,
+            "eos_token_id": model.eos_id,
+            "pad_token_id": model.pad_id,
+            "forced_eos": model.mbart.generation_config.forced_eos_token_id == model.eos_id,
+        }
+        source = mbart_onnx.ENCODER_INPUTS_S2T if model.mapper is not None else None
+        manifest["graphs"]["encoder"] = {
+            "inputs": list(source or mbart_onnx.ENCODER_INPUTS_G2T),
+            "outputs": list(mbart_onnx.ENCODER_OUTPUTS),
+        }
+        manifest["graphs"]["decoder"] = {
+            "inputs": list(mbart_onnx.DECODER_INPUTS),
+            "outputs": list(mbart_onnx.DECODER_OUTPUTS),
+        }
+    manifest["versions"] = _versions(opset)
+    checker = _Parity(tmp, manifest, recognition, translation)
+    parity = checker.run()
+    failures = parity.pop("failures")
+    if failures or not parity["max_rel_diff"] <= tolerance:
+        raise SltError(
+            "the ONNX graphs disagree with PyTorch "
+            f"(max relative diff {parity['max_rel_diff']:.3g}, tolerance {tolerance:g}"
+            + (f"; {'; '.join(failures)}" if failures else "")
+            + "); nothing written. Report this with your torch, onnxscript and onnxruntime versions"
+        )
+    parity["tolerance"] = tolerance
+    manifest["parity"] = parity
+    quant = None
+    if quantize:
+        quant = _quantize(tmp, manifest, recognition, translation, parity)
+    manifest["quantization"] = quant
+    return manifest, parity, quant
+
+
+def _copy_pose(source: Path, target: Path) -> None:
+    from slt_serve.pose import PoseEstimator, PoseOptions
+
+    PoseEstimator(source, PoseOptions(providers=(CPU,)))  # refuses anything but a pose model
+    shutil.copyfile(source, target)
+
+
+# --- parity --------------------------------------------------------------------------------
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max() / max(1.0, float(np.abs(b).max())))
+
+
+class _Parity:
+    """The runtime's code on the graphs in `folder` against PyTorch, on fixed inputs."""
+
+    def __init__(self, folder: Path, manifest: dict, recognition, translation) -> None:
+        self.folder, self.manifest = folder, manifest
+        self.recognition, self.translation = recognition, translation
+        self.clips = self._clips() if recognition is not None else []
+        self.sources = self._sources() if translation is not None else []
+
+    def _clips(self) -> list[tuple[torch.Tensor, ...]]:
+        g = torch.Generator().manual_seed(0)
+        model, size = self.recognition.model, self.manifest["input"]["input_size"]
+        return [s2g_onnx.example_inputs(model, t, size, g) for t in PARITY_FRAMES]
+
+    def _torch_s2g(self, clip) -> tuple[np.ndarray, np.ndarray]:
+        model = self.recognition.model
+        frames = clip[0].permute(1, 0, 2, 3).unsqueeze(0)
+        lengths = torch.tensor([frames.shape[2]])
+        with torch.no_grad():
+            if isinstance(model, TwoStreamRecognizer):
+                out = model(frames, clip[1].unsqueeze(0), lengths)
+            else:
+                out = model(frames, lengths)
+        return out.gloss_log_probs[0].numpy(), out.gloss_features[0].numpy()
+
+    def _sources(self) -> list[np.ndarray]:
+        model = self.translation.model
+        rng = np.random.default_rng(0)
+        if model.mapper is not None:
+            dim = model.options.feature_dim
+            sources = [self._torch_s2g(c)[1][None] for c in self.clips]
+            sources.append(rng.standard_normal((1, 9, dim)).astype(np.float32))
+            return sources
+        tok = self.translation.tokenizer
+        ids = np.arange(4, len(tok))
+        ids = ids[ids != tok.lang_id]
+        return [
+            np.asarray([[*rng.choice(ids, n).tolist(), tok.eos_id, tok.lang_id]], dtype=np.int64)
+            for n in (3, 6, 11)
+        ]
+
+    def run(self) -> dict:
+        report: dict = {"failures": [], "max_rel_diff": 0.0}
+        providers = [CPU]
+        if self.recognition is not None:
+            spec = InputSpec.from_manifest(self.manifest["input"])
+            runner = S2GRunner(open_session(self.folder / S2G, providers), spec)
+            self._check_s2g(runner, report)
+        if self.translation is not None:
+            seq = self.seq2seq(providers)
+            self._check_translation(seq, report)
+        return report
+
+    def seq2seq(self, providers) -> Seq2Seq:
+        t = self.manifest["translation"]
+        return Seq2Seq(
+            open_session(self.folder / ENCODER, providers),
+            open_session(self.folder / DECODER, providers),
+            CacheShape(t["decoder_layers"], t["heads"], t["head_dim"]),
+            t["max_source_positions"],
+        )
+
+    def _check_s2g(self, runner: S2GRunner, report: dict) -> None:
+        beam = self.manifest["recognition"]["ctc_beam_size"]
+        same, diffs = 0, []
+        for clip in self.clips:
+            want_lp, want_feat = self._torch_s2g(clip)
+            got_lp, got_feat = runner.run_clip(*(c.numpy() for c in clip))
+            diffs += [_rel(got_lp, want_lp), _rel(got_feat, want_feat)]
+            match = _glosses(got_lp, beam) == _glosses(want_lp, beam)
+            same += match
+            if not match:
+                report["failures"].append(f"glosses differ on a {len(clip[0])}-frame clip")
+        report["s2g"] = {
+            "clips": len(self.clips),
+            "frames": list(PARITY_FRAMES),
+            "max_rel_diff": max(diffs),
+            "same_glosses": same,
+        }
+        report["max_rel_diff"] = max(report["max_rel_diff"], max(diffs))
+
+    def _torch_translate(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        model = self.translation.model
+        x = torch.from_numpy(source)
+        mask = torch.ones(source.shape[:2], dtype=torch.long)
+        kw = {"features": x} if model.mapper is not None else {"input_ids": x}
+        with torch.no_grad():
+            enc = model.mbart.get_encoder()(
+                **model._encoder_inputs(kw.get("input_ids"), kw.get("features")),
+                attention_mask=mask,
+            ).last_hidden_state
+            start = torch.full((source.shape[0], 1), model.decoder_start_id)
+            logits = model.mbart(
+                encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start
+            ).logits[:, -1]
+            tokens = model.generate(mask, self.translation.generation, **kw)[0].tolist()
+        return enc.numpy(), logits.numpy(), tokens
+
+    def _check_translation(self, seq: Seq2Seq, report: dict) -> None:
+        settings = beam_settings(self.manifest["generation"])
+        same, diffs = 0, []
+        for source in self.sources:
+            want_hidden, want_logits, want_tokens = self._torch_translate(source)
+            mask = np.ones(source.shape[:2], dtype=np.int64)
+            encoded = seq.encode(source, mask)
+            empty = seq.cache.empty(1)
+            logits, _, _ = seq.decoder.run(
+                None,
+                {
+                    "input_ids": np.full((1, 1), settings.decoder_start_id, dtype=np.int64),
+                    "encoder_attention_mask": mask,
+                    "cross_keys": encoded[1],
+                    "cross_values": encoded[2],
+                    "past_keys": empty,
+                    "past_values": empty.copy(),
+                },
+            )
+            diffs += [_rel(encoded[0], want_hidden), _rel(logits, want_logits)]
+            tokens = seq.generate(source, mask, settings, encoded=encoded)[0]
+            same += tokens == want_tokens
+            if tokens != want_tokens:
+                report["failures"].append(
+                    f"tokens differ on a {source.shape[1]}-step source: onnx {tokens} vs "
+                    f"torch {want_tokens}"
+                )
+        report["translation"] = {
+            "sources": len(self.sources),
+            "max_rel_diff": max(diffs),
+            "same_tokens": same,
+        }
+        report["max_rel_diff"] = max(report["max_rel_diff"], max(diffs))
+
+
+def _glosses(log_probs: np.ndarray, beam: int) -> list[int]:
+    if beam == 1:
+        return ctc_greedy_decode(log_probs)
+    hyps = ctc_prefix_beam_search(log_probs, beam)
+    return list(hyps[0].tokens) if hyps else []
+
+
+def beam_settings(generation: dict) -> BeamSettings:
+    """The manifest's `generation` section as runtime settings."""
+    return BeamSettings(
+        num_beams=generation["num_beams"],
+        length_penalty=generation["length_penalty"],
+        max_length=generation["max_length"],
+        decoder_start_id=generation["decoder_start_token_id"],
+        eos_id=generation["eos_token_id"],
+        pad_id=generation["pad_token_id"],
+        forced_eos=generation["forced_eos"],
+    )
+
+
+# --- quantisation --------------------------------------------------------------------------
+
+
+def _quantize(tmp: Path, manifest, recognition, translation, parity: dict) -> dict:
+    """Dynamic int8 quantisation of every graph in place; agreement with PyTorch after it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graphs = [n for n in (S2G, ENCODER, DECODER) if (tmp / n).is_file()]
+    before = {n: (tmp / n).stat().st_size for n in graphs}
+    for name in graphs:
+        target = tmp / f"{name}.int8"
+        quantize_dynamic(
+            tmp / name, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+        )
+        target.replace(tmp / name)
+    after = {n: (tmp / n).stat().st_size for n in graphs}
+    checker = _Parity(tmp, manifest, recognition, translation)
+    report = checker.run()
+    out = {
+        "method": "onnxruntime dynamic int8 (MatMul, Gemm weights)",
+        "megabytes_before": round(sum(before.values()) / 2**20, 2),
+        "megabytes_after": round(sum(after.values()) / 2**20, 2),
+        "max_rel_diff": report["max_rel_diff"],
+    }
+    if "s2g" in report:
+        out["same_glosses"] = f"{report['s2g']['same_glosses']}/{report['s2g']['clips']}"
+        out["fp32_same_glosses"] = f"{parity['s2g']['same_glosses']}/{parity['s2g']['clips']}"
+    if "translation" in report:
+        t = report["translation"]
+        out["same_tokens"] = f"{t['same_tokens']}/{t['sources']}"
+        out["fp32_same_tokens"] = (
+            f"{parity['translation']['same_tokens']}/{parity['translation']['sources']}"
+        )
+    return out
+
+
+def summary(result: BundleExport) -> str:
+    """One paragraph for the CLI: what was written and what parity found."""
+    m, p = result.manifest, result.parity
+    parts = [
+        f"wrote {result.path}: {m['kind']} {m['stage']} bundle, {result.megabytes:.1f} MB, "
+        f"{len(result.files)} files, {result.seconds:.0f} s"
+    ]
+    if "s2g" in p:
+        s = p["s2g"]
+        parts.append(
+            f"parity s2g: {s['same_glosses']}/{s['clips']} clips same glosses, "
+            f"max rel diff {s['max_rel_diff']:.2g}"
+        )
+    if "translation" in p:
+        t = p["translation"]
+        parts.append(
+            f"parity translation: {t['same_tokens']}/{t['sources']} sources same tokens, "
+            f"max rel diff {t['max_rel_diff']:.2g}"
+        )
+    if result.quantization:
+        parts.append("int8: " + json.dumps(result.quantization, ensure_ascii=False))
+    return "\n".join(parts)

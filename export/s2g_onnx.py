@@ -1,0 +1,137 @@
+"""The S2G recognizer as `s2g.onnx`: one clip's frames (and keypoints) → gloss log-probs + features.
+
+The graph reads one clip without a batch axis, as the runtime has it:
+
+    frames     float32 (T, C, H, W)  normalised as in training (C = 6 with motion channels)
+    keypoints  float32 (T, K, 3)     TwoStream only: x, y in pixels of the (H, W) input, score
+      → log_probs float32 (T', V)    log-softmax of the decoding head (T' = ceil(T / 4))
+      → features  float32 (T', D)    the gloss features S2T reads
+
+TwoStream heatmaps are drawn inside the graph (`TwoStreamRecognizer.heatmaps`, the
+same torch code as training), so the runtime passes keypoints, 100× smaller than
+their heatmaps. The time axis is dynamic (dynamo exporter); the recognizer's own
+input checks are data-dependent Python, so the graph calls its parts directly,
+in eval mode, with every step valid.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from slt_serve.errors import SltError
+from slt_training.models.recognition import (
+    SingleStreamRecognizer,
+    TwoStreamRecognizer,
+    ensemble_log_probs,
+)
+from slt_training.models.s3d import min_frames, pool_space
+
+log = logging.getLogger(__name__)
+
+INPUTS_SINGLE = ("frames",)
+INPUTS_TWO = ("frames", "keypoints")
+OUTPUTS = ("log_probs", "features")
+FEATURE_STRIDE = 4  # input frames per output step of the 4-block S3D
+MAX_FRAMES = 100_000
+
+
+class SingleStreamGraph(nn.Module):
+    """(T, C, H, W) → (T', V) log-probs, (T', D) features."""
+
+    def __init__(self, model: SingleStreamRecognizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        x = frames.permute(1, 0, 2, 3).unsqueeze(0)
+        for block in self.model.backbone.blocks:
+            x = block(x)
+        features = pool_space(x)
+        lengths = torch.full((1,), features.shape[1], dtype=torch.long)
+        head = self.model.head(features, lengths)
+        return head.log_probs[0], head.features[0]
+
+
+class TwoStreamGraph(nn.Module):
+    """(T, C, H, W) frames and (T, K, 3) keypoints → (T', V) log-probs, (T', D) features."""
+
+    def __init__(self, model: TwoStreamRecognizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: Tensor, keypoints: Tensor) -> tuple[Tensor, Tensor]:
+        m = self.model
+        x = frames.permute(1, 0, 2, 3).unsqueeze(0)
+        lengths = torch.full((1,), x.shape[2], dtype=torch.long)
+        heatmaps = m.heatmaps(keypoints.unsqueeze(0), lengths, (x.shape[4], x.shape[3]))
+        rgb, keypoint = m.streams(x, heatmaps)
+        rgb_top, keypoint_top = pool_space(rgb[-1]), pool_space(keypoint[-1])
+        steps = torch.full((1,), rgb_top.shape[1], dtype=torch.long)
+        heads = {
+            "rgb": m.heads["rgb"](rgb_top, steps),
+            "keypoint": m.heads["keypoint"](keypoint_top, steps),
+            "joint": m.heads["joint"](torch.cat([keypoint_top, rgb_top], dim=-1), steps),
+        }
+        log_probs = heads["joint"].log_probs
+        if m.options.decode_head == "ensemble":
+            log_probs = ensemble_log_probs([h.log_probs for h in heads.values()])
+        return log_probs[0], heads["joint"].features[0]
+
+
+def graph_for(model: nn.Module) -> nn.Module:
+    """The export wrapper of a recognizer, in eval mode."""
+    if isinstance(model, SingleStreamRecognizer):
+        return SingleStreamGraph(model.eval()).eval()
+    if isinstance(model, TwoStreamRecognizer):
+        return TwoStreamGraph(model.eval()).eval()
+    raise SltError(
+        f"cannot export a {type(model).__name__}; expected a Single/TwoStream recognizer"
+    )
+
+
+def example_inputs(
+    model: nn.Module, frames: int, size: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, ...]:
+    """Random inputs of the shapes the graph reads (keypoints inside the frame)."""
+    if isinstance(model, SingleStreamRecognizer):
+        channels = model.options.in_channels
+    else:
+        channels = model.options.in_channels
+    x = torch.randn(frames, channels, size, size, generator=generator)
+    if isinstance(model, SingleStreamRecognizer):
+        return (x,)
+    k = model.options.num_keypoints
+    points = torch.rand(frames, k, 3, generator=generator)
+    points[..., :2] *= size
+    return x, points
+
+
+def export_s2g(model: nn.Module, input_size: int, opset: int | None = None):
+    """`model` as an ONNX ModelProto with a dynamic time axis."""
+    for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    graph = graph_for(model)
+    example = example_inputs(model, 16, input_size, torch.Generator().manual_seed(0))
+    time = torch.export.Dim("frames", min=min_frames(4), max=MAX_FRAMES)
+    names = INPUTS_SINGLE if len(example) == 1 else INPUTS_TWO
+    shapes = {"frames": {0: time}}
+    if len(example) == 2:
+        shapes["keypoints"] = {0: time}
+    with torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            example,
+            dynamo=True,
+            input_names=list(names),
+            output_names=list(OUTPUTS),
+            dynamic_shapes=shapes,
+            opset_version=opset,
+            optimize=True,
+            verbose=False,
+        )
+    if program is None:
+        raise SltError("torch.onnx.export returned no program; upgrade torch and onnxscript")
+    return program.model_proto

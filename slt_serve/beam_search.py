@@ -1,0 +1,133 @@
+"""Beam search over a one-step decoder with a key/value cache, in numpy.
+
+It reproduces transformers' (5.x) `GenerationMixin._beam_search` with its
+defaults for mBART, so a bundle translates to the same tokens as
+`TranslationModel.generate`:
+
+* each step keeps the 2·beams best continuations of all beams (scores are summed
+  token log-probs); those ending in EOS, or reaching `max_length`, are candidates
+  for the finished list (only among the first `beams` of them), scored
+  `sum / generated_length ** length_penalty` (the length counts EOS, not the
+  start token); the best `beams` unfinished continuations run on;
+* at the last position only EOS is allowed (mBART's `forced_eos_token_id`);
+* it stops when every beam of every source is finished and the best running
+  score, normalised by the current length, cannot beat the worst finished one
+  (`early_stopping=False`), or at `max_length`.
+
+`step(tokens, past_keys, past_values)` runs the decoder on the last token of each
+hypothesis (N = sources × beams) and returns (logits (N, V), keys, values) with
+that step appended; the cache is reordered by beam along axis 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from slt_serve.errors import SltError
+
+NEG = np.float32(-1.0e9)  # transformers' "very large negative" for excluded beams
+
+Step = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """Generation settings, as the manifest stores them."""
+
+    num_beams: int = 5
+    length_penalty: float = 1.0
+    max_length: int = 100  # tokens including the decoder start token
+    decoder_start_id: int = 0
+    eos_id: int = 2
+    pad_id: int = 1
+    forced_eos: bool = True  # only EOS at the last position (mBART's forced_eos_token_id)
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise SltError(f"beam size must be at least 1, got {self.num_beams}")
+        if self.max_length < 2:
+            raise SltError(f"max_length must be at least 2, got {self.max_length}")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float32, copy=False)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _topk(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest of each row, largest first (equal scores: lower index first)."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def beam_search(
+    step: Step, num_sources: int, empty_cache: tuple[np.ndarray, np.ndarray], s: BeamSettings
+) -> list[list[int]]:
+    """The best token sequence of each source (start token first, EOS last when it ended).
+
+    `empty_cache`: (keys, values) with N = num_sources × num_beams hypotheses and 0 steps.
+    """
+    b, nb = num_sources, s.num_beams
+    keep = 2 * nb  # candidates kept per step: (1 + number of EOS ids) × beams
+    max_len = s.max_length
+    running = np.full((b, nb, max_len), s.pad_id, dtype=np.int64)
+    running[:, :, 0] = s.decoder_start_id
+    finished_seqs = running.copy()
+    finished_lens = np.ones((b, nb), dtype=np.int64)
+    running_scores = np.zeros((b, nb), dtype=np.float32)
+    running_scores[:, 1:] = NEG  # only the first beam expands at step 1
+    finished_scores = np.full((b, nb), NEG, dtype=np.float32)
+    is_finished = np.zeros((b, nb), dtype=bool)
+    improvable = np.ones((b, 1), dtype=bool)
+    top_beams = np.arange(keep) < nb
+    keys, values = empty_cache
+    offsets = (np.arange(b) * nb)[:, None]
+    cur = 1
+    while True:
+        logits, keys, values = step(running[:, :, cur - 1].reshape(-1, 1), keys, values)
+        logp = log_softmax(logits)
+        vocab = logp.shape[-1]
+        if s.forced_eos and cur == max_len - 1:
+            logp = np.full_like(logp, -np.inf)
+            logp[:, s.eos_id] = 0.0
+        total = (logp.reshape(b, nb, vocab) + running_scores[:, :, None]).reshape(b, nb * vocab)
+        idx = _topk(total, keep)
+        cand_scores = np.take_along_axis(total, idx, axis=1)
+        origin, tokens = idx // vocab, idx % vocab
+        cand = np.take_along_axis(running, origin[:, :, None], axis=1)
+        cand[:, :, cur] = tokens
+        ends = (tokens == s.eos_id) | (cur + 1 >= max_len)
+        # beams that run on: the best `nb` candidates that did not end
+        run_scores = cand_scores + ends.astype(np.float32) * NEG
+        nxt = _topk(run_scores, nb)
+        running = np.take_along_axis(cand, nxt[:, :, None], axis=1)
+        running_scores = np.take_along_axis(run_scores, nxt, axis=1)
+        beam_origin = np.take_along_axis(origin, nxt, axis=1)
+        # finished list: merge candidates that just ended (among the first nb) with it
+        just = ends & top_beams[None, :]
+        scored = cand_scores / np.float32(float(cur) ** s.length_penalty)
+        scored = scored + (~improvable).astype(np.float32) * NEG
+        scored = scored + (~just).astype(np.float32) * NEG
+        merged_scores = np.concatenate([finished_scores, scored], axis=1)
+        best = _topk(merged_scores, nb)
+        finished_scores = np.take_along_axis(merged_scores, best, axis=1)
+        merged_seqs = np.concatenate([finished_seqs, cand], axis=1)
+        finished_seqs = np.take_along_axis(merged_seqs, best[:, :, None], axis=1)
+        lens = np.concatenate([finished_lens, np.full((b, keep), cur + 1)], axis=1)
+        finished_lens = np.take_along_axis(lens, best, axis=1)
+        is_finished = np.take_along_axis(np.concatenate([is_finished, just], axis=1), best, axis=1)
+        # the cache follows the beams that run on
+        flat = (beam_origin + offsets).reshape(-1)
+        keys, values = keys[:, flat], values[:, flat]
+        cur += 1
+        best_running = running_scores[:, :1] / np.float32(float(cur - 1) ** s.length_penalty)
+        worst = np.where(is_finished, finished_scores.min(axis=1, keepdims=True), NEG)
+        improvable = improvable & (best_running > worst).any(axis=1, keepdims=True)
+        if not improvable.any() or ends.all() or cur >= max_len:
+            break
+    return [finished_seqs[i, 0, : finished_lens[i, 0]].tolist() for i in range(b)]

@@ -1,0 +1,112 @@
+"""Frames and keypoints → the recognizer's input, exactly as S2G training evaluates a clip.
+
+Training (`slt_training.data.s2g_data`, eval items) reads frames resized to a
+square `frame_size`, cuts the centre `eval_crop` of it, resizes that to
+`input_size` (area averaging when shrinking, bilinear when growing), scales to
+[0, 1], normalises by mean/std per RGB channel and, with motion channels,
+appends the frame difference x[t] − x[t−1] (0 at the first frame). Keypoints in
+pixels of the original (width, height) frame go through the same geometry.
+A test checks these functions against the training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The `input` section of a bundle manifest."""
+
+    fps: float
+    frame_size: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    motion_channels: bool = False
+    eval_crop: float = 1.0
+    keypoints: tuple[int, ...] | None = None  # indices into the pose layout (TwoStream)
+    keypoint_layout: str | None = None  # e.g. coco_wholebody_133
+    window_frames: int = 256  # frames per s2g run; longer inputs are processed in windows
+    context_frames: int = 16  # extra frames each side of a window, outputs discarded
+
+    @classmethod
+    def from_manifest(cls, d: dict) -> InputSpec:
+        return cls(
+            fps=float(d["fps"]),
+            frame_size=int(d["frame_size"]),
+            input_size=int(d["input_size"]),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+            motion_channels=bool(d["motion_channels"]),
+            eval_crop=float(d["eval_crop"]),
+            keypoints=None if d.get("keypoints") is None else tuple(d["keypoints"]),
+            keypoint_layout=d.get("keypoint_layout"),
+            window_frames=int(d["window_frames"]),
+            context_frames=int(d["context_frames"]),
+        )
+
+    @property
+    def channels(self) -> int:
+        return 6 if self.motion_channels else 3
+
+    def crop_box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, width, height) of the eval centre crop, in frame_size pixels."""
+        side = self.frame_size * self.eval_crop
+        offset = (self.frame_size - side) / 2
+        return (offset, offset, side, side)
+
+
+def crop_resize(frames: np.ndarray, box: tuple[float, ...], side: int) -> np.ndarray:
+    """(T, S, S, 3) uint8 → (T, side, side, 3): the box (whole pixels) resized to `side`."""
+    x0, y0, w, h = box
+    left, top = int(round(x0)), int(round(y0))
+    right = min(frames.shape[2], max(left + 1, int(round(x0 + w))))
+    bottom = min(frames.shape[1], max(top + 1, int(round(y0 + h))))
+    crop = frames[:, top:bottom, left:right]
+    if crop.shape[1:3] == (side, side):
+        return np.ascontiguousarray(crop)
+    shrink = crop.shape[1] * crop.shape[2] > side * side
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (side, side), interpolation=interp) for f in crop])
+
+
+def normalise(rgb: np.ndarray, spec: InputSpec, previous: np.ndarray | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 → (T, C, H, W) float32 network input.
+
+    previous: the normalised RGB (3, H, W) of the frame before `rgb[0]` when this is a
+    window inside a longer video, so its first motion difference is the true one.
+    """
+    x = rgb.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+    mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
+    x = (x - mean) / std
+    if not spec.motion_channels:
+        return np.ascontiguousarray(x)
+    diff = np.zeros_like(x)
+    diff[1:] = x[1:] - x[:-1]
+    if previous is not None:
+        diff[0] = x[0] - previous
+    return np.concatenate([x, diff], axis=1)
+
+
+def network_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(T, frame_size, frame_size, 3) uint8 → (T, input_size, input_size, 3) uint8 (eval crop)."""
+    return crop_resize(frames, spec.crop_box(), spec.input_size)
+
+
+def network_keypoints(
+    keypoints: np.ndarray, width: int, height: int, spec: InputSpec
+) -> np.ndarray:
+    """(T, K_all, 3) keypoints in pixels of a (width, height) frame → (T, K, 3) in input pixels,
+    the bundle's subset."""
+    points = keypoints if spec.keypoints is None else keypoints[:, list(spec.keypoints)]
+    out = points.astype(np.float32, copy=True)
+    x0, y0, w, h = spec.crop_box()
+    size, side = spec.frame_size, spec.input_size
+    out[..., 0] = (out[..., 0] * size / width - x0) * side / w
+    out[..., 1] = (out[..., 1] * size / height - y0) * side / h
+    return out

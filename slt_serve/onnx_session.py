@@ -1,0 +1,43 @@
+"""onnxruntime sessions for a bundle's graphs: which provider, how many threads, clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from slt_serve.errors import SltError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime providers for "auto" (CUDA when this onnxruntime build has it), "cuda", "cpu"."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise SltError(f"device {device!r} unknown; choose one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise SltError(
+            "device cuda: this onnxruntime has no CUDAExecutionProvider; install onnxruntime-gpu "
+            "(pip uninstall onnxruntime first) or use device auto/cpu"
+        )
+    return [CPU]
+
+
+def open_session(path: str | os.PathLike, providers: list[str], threads: int = 0):
+    """An inference session on `path`; `threads` intra-op threads (0: onnxruntime's choice)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(Path(path)), options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        raise SltError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from None

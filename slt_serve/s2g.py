@@ -1,0 +1,101 @@
+"""s2g.onnx at run time: a clip's frames (and keypoints), in windows → gloss log-probs + features.
+
+A clip of up to `window_frames` frames runs whole, exactly as the export's
+parity check ran it. A longer one is cut into cores of `window_frames` frames
+(a multiple of the feature stride, 4); each core runs with `context_frames`
+more frames on either side, whose outputs are dropped, so the S3D sees real
+neighbours at the seams, and the cores' steps are concatenated: T frames give
+ceil(T / 4) steps as one run would. Only one window of frames is held at a
+time, so memory stays bounded whatever the video's length. The visual head's
+positional encoding restarts in every window, which keeps positions within
+the clip lengths training saw (at most `max_frames`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from slt_serve.clip_input import InputSpec, normalise
+from slt_serve.errors import SltError
+
+FEATURE_STRIDE = 4  # frames per output step of the 4-block S3D
+
+
+class S2GRunner:
+    """The recognizer graph of a bundle, run over whole clips or in windows."""
+
+    def __init__(self, session, spec: InputSpec) -> None:
+        for name, value in (
+            ("window_frames", spec.window_frames),
+            ("context", spec.context_frames),
+        ):
+            if value % FEATURE_STRIDE or value < 0 or (name == "window_frames" and value == 0):
+                raise SltError(f"{name} {value} must be a positive multiple of {FEATURE_STRIDE}")
+        self.session, self.spec = session, spec
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.two_stream = "keypoints" in self.input_names
+
+    def run_clip(
+        self, frames: np.ndarray, keypoints: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(T, C, H, W) normalised frames [+ (T, K, 3) keypoints] → (T', V), (T', D); one run."""
+        feeds = {"frames": np.ascontiguousarray(frames, dtype=np.float32)}
+        if self.two_stream:
+            if keypoints is None:
+                raise SltError("this two_stream bundle needs keypoints with the frames")
+            feeds["keypoints"] = np.ascontiguousarray(keypoints, dtype=np.float32)
+        log_probs, features = self.session.run(["log_probs", "features"], feeds)
+        return log_probs, features
+
+    def run(
+        self,
+        items: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(input-size uint8 RGB frame, keypoints or None) per frame → log-probs, features and
+        the number of frames; see the module docstring for the windows."""
+        window, context = self.spec.window_frames, self.spec.context_frames
+        frames: list[np.ndarray] = []
+        points: list[np.ndarray | None] = []
+        first = 0  # global index of frames[0]
+        done = 0  # windows run so far
+        pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        total = 0
+        for frame, kp in items:
+            frames.append(frame)
+            points.append(kp)
+            total += 1
+            if total >= (done + 1) * window + context:  # window `done` and its context are in
+                pieces.append(self._window(done, frames, points, first, total))
+                done += 1
+                keep = max(0, done * window - context - 1)  # one more for the motion difference
+                del frames[: keep - first], points[: keep - first]
+                first = keep
+        if total == 0:
+            raise SltError("the video has no frames")
+        while done * window < total:
+            pieces.append(self._window(done, frames, points, first, total))
+            done += 1
+        log_probs = np.concatenate([p[0] for p in pieces])
+        features = np.concatenate([p[1] for p in pieces])
+        return log_probs, features, total
+
+    def _window(self, k, frames, points, first, total) -> tuple[np.ndarray, np.ndarray]:
+        window, context = self.spec.window_frames, self.spec.context_frames
+        core_start, core_end = k * window, min((k + 1) * window, total)
+        start = max(0, core_start - context)
+        end = min(core_end + context, total)
+        rgb = np.stack(frames[start - first : end - first])
+        previous = None
+        if start > 0 and self.spec.motion_channels:
+            previous = normalise(frames[start - 1 - first][None], self.spec)[0, :3]
+        x = normalise(rgb, self.spec, previous)
+        kp = None
+        if self.two_stream:
+            kp = np.stack(points[start - first : end - first])
+        log_probs, features = self.run_clip(x, kp)
+        left = (core_start - start) // FEATURE_STRIDE
+        steps = math.ceil((core_end - core_start) / FEATURE_STRIDE)
+        return log_probs[left : left + steps], features[left : left + steps]

@@ -1,0 +1,65 @@
+"""The translation graphs at run time: encoder.onnx once per source, decoder.onnx per step.
+
+`Seq2Seq.generate` encodes a batch of sources, repeats the encoder's cross-attention
+keys/values for every beam, and runs `beam_search` with decoder.onnx as its step.
+The export's parity check runs this same code against `TranslationModel.generate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slt_serve.beam_search import BeamSettings, beam_search
+from slt_serve.errors import SltError
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    """Decoder key/value stacks are (layers, N, heads, steps, head_dim)."""
+
+    layers: int
+    heads: int
+    head_dim: int
+
+    def empty(self, n: int) -> np.ndarray:
+        return np.zeros((self.layers, n, self.heads, 0, self.head_dim), dtype=np.float32)
+
+
+class Seq2Seq:
+    """encoder.onnx + decoder.onnx sessions; `source` names the encoder's first input."""
+
+    def __init__(self, encoder, decoder, cache: CacheShape, max_source: int) -> None:
+        self.encoder, self.decoder, self.cache = encoder, decoder, cache
+        self.source_name = encoder.get_inputs()[0].name  # "features" (S2T) or "input_ids" (G2T)
+        self.max_source = max_source
+
+    def encode(self, source: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(B, S[, D]) sources and (B, S) masks → encoder states, cross keys, cross values."""
+        if source.shape[1] > self.max_source:
+            raise SltError(
+                f"source of {source.shape[1]} steps is longer than the model's "
+                f"{self.max_source} positions; give a shorter input"
+            )
+        feeds = {self.source_name: source, "attention_mask": mask.astype(np.int64)}
+        return tuple(self.encoder.run(None, feeds))
+
+    def generate(
+        self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
+    ) -> list[list[int]]:
+        """Token ids of each source's best translation (start token first)."""
+        _, keys, values = encoded if encoded is not None else self.encode(source, mask)
+        beams = settings.num_beams
+        cross = {
+            "encoder_attention_mask": np.repeat(mask.astype(np.int64), beams, axis=0),
+            "cross_keys": np.repeat(keys, beams, axis=1),
+            "cross_values": np.repeat(values, beams, axis=1),
+        }
+
+        def step(tokens, past_keys, past_values):
+            feeds = {"input_ids": tokens, "past_keys": past_keys, "past_values": past_values}
+            return self.decoder.run(None, feeds | cross)
+
+        empty = self.cache.empty(source.shape[0] * beams)
+        return beam_search(step, source.shape[0], (empty, empty.copy()), settings)
