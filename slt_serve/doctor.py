@@ -245,7 +245,7 @@ def check_traps() -> list[Check]:
                     "transformers",
                     OK,
                     f"{tf} (stock {major}.x works; the reference TwoStream-SLT code "
-                    "pins an old 4.x, do not downgrade for it)",
+                    "pins 4.11.3: do not downgrade for it)",
                 )
             )
         else:
