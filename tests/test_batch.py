@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import cached_bundles
+import numpy as np
 import pytest
 
 from slt_serve import batch
 from slt_serve.errors import SltError
+from slt_serve.translator import Translator
+from slt_serve.video import write_video
 
 
 def touch(path, data=b"x"):
@@ -125,3 +133,107 @@ def test_results_refuse_a_foreign_file_and_a_second_writer(tmp_path):
         batch.ResultsFile(tmp_path / "r.jsonl", "jsonl")
     first.close()
     batch.ResultsFile(tmp_path / "r.jsonl", "jsonl").close()
+
+
+# --- end to end, on a real tiny bundle ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s2t_bundle(request):
+    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
+
+
+@pytest.fixture(scope="module")
+def s2t(s2t_bundle):
+    return Translator.from_bundle(s2t_bundle, device="cpu")
+
+
+def clip(path, seed, frames=20):
+    base = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    write_video(path, (np.roll(base, 3 * t, axis=0) for t in range(frames)), fps=25)
+    return path
+
+
+def slt(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_slt_translate_folder_resume_error_rows_and_retry(s2t_bundle, s2t, tmp_path):
+    videos = tmp_path / "videos"
+    good = [clip(videos / "a" / f"c{i}.mp4", i) for i in range(3)]
+    broken = touch(videos / "broken.mp4", b"not a video at all\n" * 10)
+    out = tmp_path / "out" / "results.jsonl"
+
+    r = slt("translate", videos, "--bundle", s2t_bundle, "--out", out, "--device", "cpu")
+    assert r.returncode == 1, r.stderr  # one input failed; the others were translated
+    assert "translated 3, failed 1, skipped 0" in r.stdout and "--retry-errors" in r.stdout
+    first = {row["path"]: row for row in rows(out)}
+    assert set(first) == {os.path.abspath(p) for p in [*good, broken]}
+    bad = first[os.path.abspath(broken)]
+    assert bad["ok"] is False and "not a readable video" in bad["error"]
+    for p in good:
+        row, want = first[os.path.abspath(p)], s2t.translate(p).to_dict()
+        assert row["ok"] and (row["gloss"], row["text"]) == (want["gloss"], want["text"])
+        assert row["gloss_spans"] == want["gloss_spans"]
+
+    # a crash in the middle of a row, a new video, a rerun: only the new one is translated
+    with open(out, "a", encoding="utf-8") as f:
+        f.write('{"path": "/half')
+    new = clip(videos / "new.mp4", 7)
+    r = slt("translate", videos, "--bundle", s2t_bundle, "--out", out, "--device", "cpu")
+    assert r.returncode == 1 and "translated 1, failed 0, skipped 4" in r.stdout, r.stdout
+    assert "1 input(s) failed in an earlier run" in r.stdout
+    assert [row["path"] for row in rows(out)][-1] == os.path.abspath(new)
+
+    # the broken file is fixed; --retry-errors translates it again, its new row wins
+    clip(broken, 9)
+    r = slt("translate", videos, "--bundle", s2t_bundle, "--out", out, "--retry-errors", "--device", "cpu")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "translated 1, failed 0, skipped 4" in r.stdout and "next: " in r.stdout
+    assert batch.ResultsFile(out, "jsonl").done[os.path.abspath(broken)] is True
+
+
+def test_workers_shards_and_csv_agree_with_one_worker(s2t, tmp_path):
+    paths = [str(clip(tmp_path / f"v{i}.mp4", i, frames=12)) for i in range(6)]
+    paths.append(str(tmp_path / "missing.mp4"))  # named in a manifest but not there
+
+    one = batch.ResultsFile(tmp_path / "one.jsonl", "jsonl")
+    summary = batch.run(s2t, paths, one, workers=1, progress=False)
+    one.close()
+    assert (summary.translated, summary.failed, summary.skipped) == (6, 1, 0)
+    assert not summary.ok
+    reference = {r["path"]: (r["ok"], r.get("text"), r.get("gloss")) for r in rows(tmp_path / "one.jsonl")}  # fmt: skip
+    assert "no such video" in next(r["error"] for r in rows(tmp_path / "one.jsonl") if not r["ok"])
+
+    got = {}
+    for i in range(3):
+        shard = batch.in_shard(paths, (i, 3))
+        results = batch.ResultsFile(tmp_path / f"s{i}.csv", "csv")
+        batch.run(s2t, shard, results, workers=2, progress=False)
+        results.close()
+        with open(tmp_path / f"s{i}.csv", newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                assert r["path"] not in got  # shards never overlap
+                got[r["path"]] = (r["ok"] == "true", r["text"] or None, r["gloss"] or None)
+                if r["ok"] == "true":
+                    assert isinstance(json.loads(r["gloss_spans"]), list)
+                    assert "total" in json.loads(r["timings_ms"])
+    normalise = {p: (ok, text or None, gloss or None) for p, (ok, text, gloss) in reference.items()}
+    assert got == normalise
+
+
+def test_slt_translate_refusals(s2t_bundle, tmp_path):
+    v = clip(tmp_path / "v.mp4", 0, frames=8)
+    r = slt("translate", v)
+    assert r.returncode == 2 and r.stderr.startswith("error: give --bundle"), r.stderr
+    r = slt("translate", tmp_path / "nope.mp4", "--bundle", s2t_bundle)
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+    r = slt("translate", v, "--bundle", s2t_bundle, "--shard", "2/2")
+    assert r.returncode == 2 and "--shard 2/2" in r.stderr and "Traceback" not in r.stderr
