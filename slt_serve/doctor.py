@@ -43,7 +43,7 @@ TESTED_TRANSFORMERS_MAJORS = (4, 5)
 # What to run once a dataset root is prepared (the training entry point).
 TRAIN_HINT = (
     "cp configs/custom.yaml my.yaml, set data.root: {root} and data.frame_size: {size}, "
-    "then slt train s2g my.yaml"
+    "then slt pipeline my.yaml"
 )
 DEV_OOV_WARN = 10.0  # % of dev/test gloss tokens missing from the vocabulary
 # Distributions that provide the same module as a requirement (the GPU build of onnxruntime,

@@ -121,7 +121,6 @@ def test_the_shipped_s2g_configs_are_all_there():
         "csl-daily/s2g_single.yaml",
         "csl-daily/s2g_two.yaml",
         "gpu16gb/s2g_single.yaml",
-        "custom.yaml",
     } <= names
 
 

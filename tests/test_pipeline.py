@@ -169,3 +169,22 @@ def test_a_stage_section_may_name_a_stage_config_file(tmp_path):
     raw["s2g"] = str(tmp_path / "missing.yaml")
     with pytest.raises(SltError, match="names no file"):
         load_plan(write(tmp_path, raw))
+
+
+def test_the_custom_template_lists_every_key_and_loads():
+    """configs/custom.yaml is the user's starting point: no stage key may be missing from it."""
+    from slt_training.config import DataConfig, G2TConfig, S2GConfig, S2TConfig, TextDataConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "custom.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert set(raw["data"]) == set(DataConfig.model_fields) | set(TextDataConfig.model_fields)
+    stages = {"s2g": S2GConfig, "g2t": G2TConfig, "s2t": S2TConfig}
+    for name, schema in stages.items():
+        for section, value in raw[name].items():
+            fields = schema.model_fields[section].annotation
+            if isinstance(value, dict):
+                assert set(value) == set(fields.model_fields), (name, section)
+        own = set(schema.model_fields) - {"stage", "run_dir", "s2g_run", "g2t_run", "data"}
+        assert set(raw[name]) == own, name
+    plan = load_plan(path)
+    assert plan.s2t.data.lang == "vi" and plan.s2g.training.mixed_precision == "fp16"
