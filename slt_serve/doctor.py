@@ -42,8 +42,8 @@ DISK_FAIL_GB, DISK_WARN_GB = 2.0, 20.0
 TESTED_TRANSFORMERS_MAJORS = (4, 5)
 # What to run once a dataset root is prepared (the training entry point).
 TRAIN_HINT = (
-    "cp configs/custom.yaml my.yaml, set data.root: {root} and data.frame_size: {size}, "
-    "then slt pipeline my.yaml"
+    "cp configs/custom.yaml my.yaml, set run_dir, data.root: {root}, data.lang and "
+    "data.frame_size: {size}, then slt pipeline my.yaml"
 )
 DEV_OOV_WARN = 10.0  # % of dev/test gloss tokens missing from the vocabulary
 # Distributions that provide the same module as a requirement (the GPU build of onnxruntime,
