@@ -99,6 +99,7 @@ class Run:
     lr: float
     warmup: int
     max_tokens: int
+    bf16: bool  # train under bfloat16 autocast (weights and optimizer stay float32)
     average: int
     length_penalties: tuple[float, ...]
     seed: int
@@ -179,9 +180,10 @@ def score(run: Run, model, data, tokenizer, options: GenerateOptions):
     return evaluate_text(hyps, [e.text for e in data.examples], run.lang), hyps
 
 
-def train_step(model, batch: TextBatch, optimizer) -> float:
+def train_step(model, batch: TextBatch, optimizer, bf16: bool) -> float:
     model.train()
-    out = model(labels=batch.labels, **batch.model_inputs())
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(labels=batch.labels, **batch.model_inputs())
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -203,7 +205,7 @@ def train(run: Run, model, train_set, dev, tokenizer, load: LoadMeter) -> tuple[
             if not left():
                 break
             batch = collate([train_set[i] for i in idx], tokenizer.pad_id)
-            losses.append(train_step(model, batch, opt))
+            losses.append(train_step(model, batch, opt, run.bf16))
             sched.step()
             step += 1
         bleu = score(run, model, dev, tokenizer, GenerateOptions(num_beams=1))[0].bleu4
@@ -357,7 +359,8 @@ def loop_result(run: Run, load: LoadMeter) -> tuple[Result, int]:
             f"mBART {parameter_count(mbart) / 1e6:.1f} M from scratch "
             f"({run.encoder_layers}+{run.decoder_layers} layers, d {run.d_model}, ffn {run.ffn}, "
             f"dropout {run.dropout}), BPE {len(tok)} (glosses as {run.glosses}), "
-            f"label smoothing {run.label_smoothing}, lr {run.lr}, {run.max_tokens} tokens/batch, "
+            f"label smoothing {run.label_smoothing}, lr {run.lr}, {run.max_tokens} tokens/batch"
+            f"{', bf16 autocast' if run.bf16 else ''}, "
             f"{epochs} epochs / {steps} steps, average of epochs {sorted(k[1] for k in kept)}, "
             f"beam 5, length penalty {options.length_penalty}"
         )
@@ -460,6 +463,7 @@ def parse_args(argv) -> Run:
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--max-tokens", type=int, default=1000, help="padded tokens per batch")
+    p.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast")
     p.add_argument("--average", type=int, default=3, help="best epochs averaged at the end")
     p.add_argument("--length-penalties", default="1.0,1.25,1.5")
     p.add_argument("--seed", type=int, default=0)
@@ -478,7 +482,7 @@ def parse_args(argv) -> Run:
     lps = tuple(float(x) for x in a.length_penalties.split(","))
     run = Run(a.dataset, a.lang, a.threads, a.minutes, a.clock, a.glosses, a.vocab_size, a.encoder_layers,
               a.decoder_layers, a.d_model, a.ffn, a.heads, a.dropout, a.attention_dropout,
-              a.label_smoothing, a.lr, a.warmup, a.max_tokens, a.average, lps, a.seed, a.test,
+              a.label_smoothing, a.lr, a.warmup, a.max_tokens, a.bf16, a.average, lps, a.seed, a.test,
               a.save, a.load, a.driver, a.epochs)  # fmt: skip
     if a.load and a.driver != "loop":
         raise SystemExit("--load scores a saved loop model; use it with --driver loop")
