@@ -68,7 +68,7 @@ from . import mbart_onnx, s2g_onnx
 log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 1e-3  # max |onnx − torch| / max(1, max |torch|)
-PARITY_FRAMES = (16, 37)  # clip lengths of the S2G parity check (37: not a multiple of 4)
+PARITY_FRAMES = (12, 21)  # clip lengths of the S2G parity check (21: not a multiple of 4)
 DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
 DEFAULT_CONTEXT = 16  # frames of context either side of a window
 QUANTIZE = ("int8",)

@@ -20,16 +20,13 @@ against `TranslationModel.generate` (same tokens) before anything is kept.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor, nn
 from transformers import MBartForConditionalGeneration
 
-from slt_serve.errors import SltError
 from slt_training.models.translation import TranslationModel
 
-log = logging.getLogger(__name__)
+from .dynamo import export_graph
 
 ENCODER_INPUTS_G2T = ("input_ids", "attention_mask")
 ENCODER_INPUTS_S2T = ("features", "attention_mask")
@@ -143,14 +140,8 @@ def cache_shape(mbart: MBartForConditionalGeneration, n: int, steps: int) -> tup
     return (c.decoder_layers, n, heads, steps, c.d_model // heads)
 
 
-def _quiet_exporter() -> None:
-    for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def export_encoder(model: TranslationModel, opset: int | None = None):
     """The encoder graph as an ONNX ModelProto; batch and source length dynamic."""
-    _quiet_exporter()
     graph = EncoderGraph(model).eval()
     batch, steps = (
         torch.export.Dim("batch", min=1, max=1024),
@@ -164,26 +155,12 @@ def export_encoder(model: TranslationModel, opset: int | None = None):
         names = ENCODER_INPUTS_S2T
     mask = torch.ones(2, 5, dtype=torch.long)
     mask[1, 3:] = 0
-    with torch.no_grad():
-        program = torch.onnx.export(
-            graph,
-            (source, mask),
-            dynamo=True,
-            input_names=list(names),
-            output_names=list(ENCODER_OUTPUTS),
-            dynamic_shapes={"source": {0: batch, 1: steps}, "attention_mask": {0: batch, 1: steps}},
-            opset_version=opset,
-            optimize=True,
-            verbose=False,
-        )
-    if program is None:
-        raise SltError("torch.onnx.export returned no program; upgrade torch and onnxscript")
-    return program.model_proto
+    shapes = {"source": {0: batch, 1: steps}, "attention_mask": {0: batch, 1: steps}}
+    return export_graph(graph, (source, mask), list(names), list(ENCODER_OUTPUTS), shapes, opset)
 
 
 def export_decoder(model: TranslationModel, opset: int | None = None):
     """The one-step decoder graph as an ONNX ModelProto; hypotheses, source and past dynamic."""
-    _quiet_exporter()
     step = DecoderStep(model.mbart).eval()
     n, s, p = 3, 5, 4
     hyps = torch.export.Dim("hyps", min=1, max=4096)
@@ -205,18 +182,4 @@ def export_decoder(model: TranslationModel, opset: int | None = None):
         "past_keys": {1: hyps, 3: past},
         "past_values": {1: hyps, 3: past},
     }
-    with torch.no_grad():
-        program = torch.onnx.export(
-            step,
-            example,
-            dynamo=True,
-            input_names=list(DECODER_INPUTS),
-            output_names=list(DECODER_OUTPUTS),
-            dynamic_shapes=shapes,
-            opset_version=opset,
-            optimize=True,
-            verbose=False,
-        )
-    if program is None:
-        raise SltError("torch.onnx.export returned no program; upgrade torch and onnxscript")
-    return program.model_proto
+    return export_graph(step, example, list(DECODER_INPUTS), list(DECODER_OUTPUTS), shapes, opset)

@@ -16,8 +16,6 @@ in eval mode, with every step valid.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor, nn
 
@@ -29,7 +27,7 @@ from slt_training.models.recognition import (
 )
 from slt_training.models.s3d import min_frames, pool_space
 
-log = logging.getLogger(__name__)
+from .dynamo import export_graph
 
 INPUTS_SINGLE = ("frames",)
 INPUTS_TWO = ("frames", "keypoints")
@@ -96,11 +94,7 @@ def example_inputs(
     model: nn.Module, frames: int, size: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, ...]:
     """Random inputs of the shapes the graph reads (keypoints inside the frame)."""
-    if isinstance(model, SingleStreamRecognizer):
-        channels = model.options.in_channels
-    else:
-        channels = model.options.in_channels
-    x = torch.randn(frames, channels, size, size, generator=generator)
+    x = torch.randn(frames, model.options.in_channels, size, size, generator=generator)
     if isinstance(model, SingleStreamRecognizer):
         return (x,)
     k = model.options.num_keypoints
@@ -111,8 +105,6 @@ def example_inputs(
 
 def export_s2g(model: nn.Module, input_size: int, opset: int | None = None):
     """`model` as an ONNX ModelProto with a dynamic time axis."""
-    for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     graph = graph_for(model)
     example = example_inputs(model, 16, input_size, torch.Generator().manual_seed(0))
     time = torch.export.Dim("frames", min=min_frames(4), max=MAX_FRAMES)
@@ -120,18 +112,4 @@ def export_s2g(model: nn.Module, input_size: int, opset: int | None = None):
     shapes = {"frames": {0: time}}
     if len(example) == 2:
         shapes["keypoints"] = {0: time}
-    with torch.no_grad():
-        program = torch.onnx.export(
-            graph,
-            example,
-            dynamo=True,
-            input_names=list(names),
-            output_names=list(OUTPUTS),
-            dynamic_shapes=shapes,
-            opset_version=opset,
-            optimize=True,
-            verbose=False,
-        )
-    if program is None:
-        raise SltError("torch.onnx.export returned no program; upgrade torch and onnxscript")
-    return program.model_proto
+    return export_graph(graph, example, list(names), list(OUTPUTS), shapes, opset)

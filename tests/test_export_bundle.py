@@ -1,0 +1,184 @@
+"""`slt_export.bundle`: tiny random models → bundles; ONNX against PyTorch; refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tiny_bundles as tb
+import torch
+
+from slt_serve.beam_search import BeamSettings
+from slt_serve.bundle import MANIFEST, load_bundle
+from slt_serve.errors import SltError
+from slt_serve.onnx_session import CPU, open_session
+from slt_serve.seq2seq import CacheShape, Seq2Seq
+from slt_serve.translator import Translator
+from slt_training.models.translation import GenerateOptions
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core CPU: one thread avoids OpenMP contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def single():
+    return tb.shared("single", tb.s2t_bundle)
+
+
+@pytest.fixture(scope="module")
+def g2t(tmp_path_factory):
+    return tb.g2t_bundle(tmp_path_factory.mktemp("b") / "g2t", quantize="int8")
+
+
+def test_single_stream_s2t_bundle_layout_manifest_and_parity(single):
+    result = single[0]
+    files = sorted(p.name for p in result.path.iterdir())
+    assert files == sorted(
+        ["decoder.onnx", "encoder.onnx", "gloss_vocab.json", MANIFEST, "s2g.onnx", "tokenizer.json"]
+    )
+    m = json.loads((result.path / MANIFEST).read_text())
+    assert (m["kind"], m["stage"], m["name"]) == ("single_stream", "s2t", "single")
+    assert m["input"]["motion_channels"] and m["input"]["channels"] == 6
+    assert m["input"]["fps"] == tb.FPS and m["recognition"]["ctc_beam_size"] == 5
+    assert m["generation"]["num_beams"] == 3 and m["generation"]["forced_eos"]
+    assert m["metrics"] == {"dev": {"bleu4": 1.5}}
+    assert m["versions"]["opset"] >= 17 and m["versions"]["torch"] == torch.__version__
+    assert set(m["files"]) == set(files) - {MANIFEST}
+    assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in m["files"].values())
+    p = m["parity"]
+    assert p["s2g"]["same_glosses"] == p["s2g"]["clips"] == 2
+    assert p["translation"]["same_tokens"] == p["translation"]["sources"] == 3
+    assert p["max_rel_diff"] < 1e-4
+    load_bundle(result.path)  # verifies
+
+
+def test_s2g_graph_has_a_dynamic_time_axis(single):
+    result, recognizer, *_ = single
+    session = open_session(result.path / "s2g.onnx", [CPU])
+    for frames in (9, 24, 61):
+        x = torch.randn(
+            frames, 6, tb.SIZE, tb.SIZE, generator=torch.Generator().manual_seed(frames)
+        )
+        log_probs, features = session.run(None, {"frames": x.numpy()})
+        with torch.no_grad():
+            want = recognizer(x.permute(1, 0, 2, 3)[None], torch.tensor([frames]))
+        assert log_probs.shape == (-(-frames // 4), len(tb.vocab()))
+        np.testing.assert_allclose(log_probs, want.gloss_log_probs[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(features, want.gloss_features[0].numpy(), atol=1e-4)
+
+
+def test_numpy_beam_search_matches_transformers_generate(single):
+    """Beam widths, length penalties and a max length short enough to force EOS."""
+    result, _, model, _ = single
+    m = json.loads((result.path / MANIFEST).read_text())["translation"]
+    seq = Seq2Seq(
+        open_session(result.path / "encoder.onnx", [CPU]),
+        open_session(result.path / "decoder.onnx", [CPU]),
+        CacheShape(m["decoder_layers"], m["heads"], m["head_dim"]),
+        m["max_source_positions"],
+    )
+    rng = np.random.default_rng(1)
+    for i, (beams, penalty, max_length) in enumerate([(1, 1.0, 9), (4, 1.5, 16), (5, 0.6, 6)]):
+        source = (rng.standard_normal((1, 4 + 3 * i, tb.HIDDEN)) * (1 + i)).astype(np.float32)
+        mask = np.ones(source.shape[:2], dtype=np.int64)
+        options = GenerateOptions(num_beams=beams, length_penalty=penalty, max_length=max_length)
+        want = model.generate(torch.from_numpy(mask), options, features=torch.from_numpy(source))
+        settings = BeamSettings(beams, penalty, max_length, model.decoder_start_id, model.eos_id, 1)
+        assert seq.generate(source, mask, settings)[0] == want[0].tolist()
+
+
+def test_beam_search_batches_sources_like_one_at_a_time(single):
+    result, _, model, _ = single
+    m = json.loads((result.path / MANIFEST).read_text())["translation"]
+    encoder = open_session(result.path / "encoder.onnx", [CPU])
+    decoder = open_session(result.path / "decoder.onnx", [CPU])
+    seq = Seq2Seq(encoder, decoder, CacheShape(m["decoder_layers"], m["heads"], m["head_dim"]), 256)
+    rng = np.random.default_rng(2)
+    sources = rng.standard_normal((3, 7, tb.HIDDEN)).astype(np.float32)
+    mask = np.ones((3, 7), dtype=np.int64)
+    settings = BeamSettings(3, 1.0, 12, model.decoder_start_id, model.eos_id, 1)
+    batched = seq.generate(sources, mask, settings)
+    alone = [seq.generate(sources[i : i + 1], mask[:1], settings)[0] for i in range(3)]
+    assert batched == alone
+
+
+def test_g2t_bundle_translates_glosses_like_pytorch_and_reports_int8(g2t):
+    result, model, tok = g2t
+    assert result.manifest["stage"] == "g2t" and result.manifest["kind"] == "g2t"
+    assert "s2g.onnx" not in result.files and "gloss_vocab.json" not in result.files
+    q = result.quantization
+    assert q["megabytes_after"] < q["megabytes_before"]
+    assert q["same_tokens"].endswith("/3") and q["fp32_same_tokens"] == "3/3"
+    translator = Translator.from_bundle(result.path, device="cpu")
+    assert translator.provider == CPU and translator.kind == "g2t"
+    for gloss, _ in tb.SENTENCES:
+        ids = torch.tensor([tok.source_ids(gloss.split())])
+        want = model.translate(tok, torch.ones_like(ids), tb.GENERATION, input_ids=ids)[0]
+        got = translator.translate_gloss(gloss)
+        # the bundle is int8: the text may differ from fp32 PyTorch; it must be a translation
+        assert isinstance(got.text, str) and got.gloss == "" and got.duration_s == 0.0
+        assert isinstance(want, str)
+
+
+def test_g2t_fp32_bundle_matches_pytorch_text():
+    result, model, tok = tb.shared("g2t", tb.g2t_bundle)
+    translator = Translator.from_bundle(result.path)
+    for gloss, _ in tb.SENTENCES:
+        ids = torch.tensor([tok.source_ids(gloss.split())])
+        want = model.translate(tok, torch.ones_like(ids), tb.GENERATION, input_ids=ids)[0]
+        result = translator.translate_gloss(gloss)
+        assert result.text == want
+        assert result.timings_ms["decoder"] > 0 and result.timings_ms["total"] > 0
+    with pytest.raises(SltError, match="translate_gloss"):
+        translator.translate_frames(tb.random_video(), 25.0)
+    with pytest.raises(SltError, match="no glosses"):
+        translator.translate_gloss("   ")
+
+
+def test_export_fails_loudly_when_onnx_disagrees_and_writes_nothing(tmp_path):
+    with pytest.raises(SltError, match="disagree with PyTorch.*nothing written"):
+        tb.g2t_bundle(tmp_path / "bad", tolerance=0.0)
+    assert not (tmp_path / "bad").exists()
+    assert not any(p.name.startswith(".bad") for p in tmp_path.iterdir())
+
+
+def test_export_refuses_bad_requests(tmp_path, single):
+    tok = tb.tokenizer()
+    s2t = tb.translation(tok, "features")
+    from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
+
+    with pytest.raises(SltError, match="recognizer"):
+        export_bundle(tmp_path / "x", translation=TranslationPart(s2t, tok))
+    with pytest.raises(SltError, match="not empty"):
+        tb.g2t_bundle(single[0].path)
+    with pytest.raises(SltError, match="quantize"):
+        tb.g2t_bundle(tmp_path / "y", quantize="int4")
+    part = RecognitionPart(tb.single_stream(), tb.SPEC, tb.vocab())
+    with pytest.raises(SltError, match="pose model goes only into two_stream"):
+        export_bundle(tmp_path / "z", part, pose=tmp_path / "pose.onnx")
+
+
+def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_path):
+    result, recognizer, model, tok = tb.s2t_bundle(tmp_path / "two", kind="two_stream")
+    m = result.manifest
+    assert m["kind"] == "two_stream" and m["input"]["keypoints"] == list(tb.KEYPOINTS)
+    assert m["graphs"]["s2g"]["inputs"] == ["frames", "keypoints"]
+    assert m["parity"]["s2g"]["same_glosses"] == 2
+    frames = tb.random_video(20, seed=3)
+    rng = np.random.default_rng(3)
+    points = np.zeros((20, 133, 3), dtype=np.float32)  # the whole layout, in frame pixels
+    points[..., :2] = rng.uniform(0, tb.SIZE, (20, 133, 2))
+    points[..., 2] = rng.uniform(0.2, 1.0, (20, 133))
+    translator = Translator.from_bundle(result.path)
+    with pytest.raises(SltError, match="pose"):
+        translator.translate_frames(frames, tb.FPS)  # no pose model, no keypoints
+    got = translator.translate_frames(frames, tb.FPS, keypoints=points)
+    want = tb.torch_translate(recognizer, model, tok, frames, points[:, list(tb.KEYPOINTS)])
+    assert (got.gloss, got.text) == want

@@ -1,0 +1,208 @@
+"""`slt_serve.Translator`: a bundle translates video without torch, as PyTorch does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import tiny_bundles as tb
+import torch
+
+from slt_serve.bundle import MANIFEST, load_bundle
+from slt_serve.clip_input import InputSpec, network_frames, network_keypoints, normalise
+from slt_serve.ctc_alignment import ctc_align
+from slt_serve.decoding import ctc_greedy_spans
+from slt_serve.errors import SltError
+from slt_serve.onnx_session import CPU, open_session
+from slt_serve.s2g import S2GRunner
+from slt_serve.translator import GlossSpan, Result, Translator
+from slt_serve.video import read_frames, write_video
+
+RUNTIME_MODULES = (
+    "slt_serve.translator",
+    "slt_serve.bundle",
+    "slt_serve.beam_search",
+    "slt_serve.seq2seq",
+    "slt_serve.s2g",
+    "slt_serve.clip_input",
+    "slt_serve.ctc_alignment",
+    "slt_serve.onnx_session",
+    "slt_serve.tokenizer",
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def single():
+    return tb.shared("single", tb.s2t_bundle)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("v") / "clip.mp4"
+    write_video(path, tb.random_video(18), tb.FPS)
+    return path
+
+
+def test_translates_a_video_torch_free_like_pytorch(single, video):
+    result, recognizer, model, tok = single
+    code = (
+        "import json, sys\n"
+        f"import {', '.join(RUNTIME_MODULES)}\n"
+        "from slt_serve.translator import Translator\n"
+        f"t = Translator.from_bundle({str(result.path)!r}, device='auto')\n"
+        f"r = t.translate({str(video)!r})\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print(json.dumps({'result': r.to_dict(), 'provider': t.provider}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    got = out["result"]
+    assert out["provider"] == CPU
+    frames = read_frames(video, size=tb.SIZE, fps=tb.FPS)  # what the runtime decoded
+    assert (got["gloss"], got["text"]) == tb.torch_translate(recognizer, model, tok, frames)
+    assert got["model"] == "single" and got["duration_s"] == pytest.approx(18 / tb.FPS)
+    assert set(got["timings_ms"]) == {
+        "decode", "pose", "s2g", "ctc", "encoder", "decoder", "total"
+    }  # fmt: skip
+    spans = got["gloss_spans"]
+    assert [s["gloss"] for s in spans] == got["gloss"].split()
+    assert all(0 <= s["start_s"] < s["end_s"] <= got["duration_s"] for s in spans)
+    assert [s["start_s"] for s in spans] == sorted(s["start_s"] for s in spans)
+
+
+def test_translate_frames_resamples_and_resizes_like_training(single):
+    result, recognizer, model, tok = single
+    translator = Translator.from_bundle(result.path, device="cpu")
+    frames = tb.random_video(16, seed=5)
+    got = translator.translate_frames(frames, tb.FPS)
+    assert (got.gloss, got.text) == tb.torch_translate(recognizer, model, tok, frames)
+    # 50 fps in: every other frame is what a 25 fps bundle reads
+    doubled = np.repeat(frames, 2, axis=0)
+    again = translator.translate_frames(doubled, 2 * tb.FPS)
+    assert (again.gloss, again.text) == (got.gloss, got.text)
+    assert isinstance(got, Result) and all(isinstance(s, GlossSpan) for s in got.gloss_spans)
+    assert json.loads(json.dumps(got.to_dict()))["text"] == got.text
+
+
+def test_refuses_long_videos_bad_frames_and_gloss_input(single, video):
+    path = single[0].path
+    with pytest.raises(SltError, match="over the 0.5 s limit"):
+        Translator.from_bundle(path, max_seconds=0.5).translate(video)
+    translator = Translator.from_bundle(path)
+    with pytest.raises(SltError, match="uint8"):
+        translator.translate_frames(np.zeros((4, 8, 8, 3), np.float32), 25.0)
+    with pytest.raises(SltError, match="reads video"):
+        translator.translate_gloss("REGEN MORGEN")
+    with pytest.raises(SltError, match="device"):
+        Translator.from_bundle(path, device="tpu")
+    with pytest.raises(SltError, match="beam_size"):
+        Translator.from_bundle(path, beam_size=0)
+
+
+def _copy(single, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(single[0].path, target)
+    return target
+
+
+def test_tampered_or_truncated_files_are_refused(single, tmp_path):
+    bundle = _copy(single, tmp_path)
+    decoder = bundle / "decoder.onnx"
+    data = bytearray(decoder.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    decoder.write_bytes(bytes(data))
+    with pytest.raises(SltError, match="sha256 differs"):
+        Translator.from_bundle(bundle)
+    load_bundle(bundle, verify=False)  # sizes still match: only the hash tells
+    decoder.write_bytes(bytes(data[:-100]))
+    with pytest.raises(SltError, match="truncated"):
+        load_bundle(bundle, verify=False)
+    (bundle / "decoder.onnx").unlink()
+    with pytest.raises(SltError, match="missing"):
+        load_bundle(bundle)
+
+
+def test_manifest_format_is_checked(single, tmp_path):
+    bundle = _copy(single, tmp_path)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    (bundle / MANIFEST).write_text(json.dumps(dict(manifest, format_version=99)))
+    with pytest.raises(SltError, match="newer.*upgrade"):
+        load_bundle(bundle)
+    (bundle / MANIFEST).write_text("{not json")
+    with pytest.raises(SltError, match="not valid JSON"):
+        load_bundle(bundle)
+    with pytest.raises(SltError, match="no manifest.json"):
+        load_bundle(tmp_path)
+    with pytest.raises(SltError, match="no bundle folder"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_long_inputs_run_in_windows_with_the_same_step_count(single):
+    result = single[0]
+    spec = InputSpec.from_manifest(result.manifest["input"])
+    session = open_session(result.path / "s2g.onnx", [CPU])
+    frames = [f for f in tb.random_video(50, seed=7)]
+    whole = S2GRunner(session, spec)
+    lp, feat, n = whole.run((f, None) for f in frames)
+    direct = whole.run_clip(normalise(np.stack(frames), spec))
+    np.testing.assert_array_equal(lp, direct[0])  # short clips run whole
+    windowed = S2GRunner(session, replace(spec, window_frames=16))
+    wlp, wfeat, wn = windowed.run((f, None) for f in frames)
+    assert n == wn == 50 and wlp.shape == lp.shape == (13, len(tb.vocab()))
+    assert wfeat.shape == feat.shape and np.isfinite(wlp).all()
+    with pytest.raises(SltError, match="multiple of 4"):
+        S2GRunner(session, replace(spec, window_frames=10))
+
+
+def test_clip_input_matches_training_preprocessing():
+    from slt_training.data.s2g_data import ClipOptions, crop_box, crop_resize, to_input
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 80, 80, 3), dtype=np.uint8)
+    spec = InputSpec(
+        fps=25.0, frame_size=80, input_size=64, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4),
+        motion_channels=True, eval_crop=0.8, keypoints=(1, 3),
+    )  # fmt: skip
+    options = ClipOptions(
+        frame_size=80, input_size=64, mean=spec.mean, std=spec.std, motion_channels=True,
+        eval_crop=0.8,
+    )  # fmt: skip
+    box = crop_box(80, rng, None, 0.8)
+    want_rgb = crop_resize(frames, box, 64)
+    np.testing.assert_array_equal(network_frames(frames, spec), want_rgb)
+    np.testing.assert_allclose(normalise(want_rgb, spec), to_input(want_rgb, options).permute(1, 0, 2, 3).numpy(), atol=1e-6)  # fmt: skip
+    points = rng.uniform(0, 200, (5, 4, 3)).astype(np.float32)
+    got = network_keypoints(points, 200, 160, spec)
+    x0, y0, w, h = box
+    want = points[:, [1, 3]].copy()
+    want[..., 0] = (want[..., 0] * 80 / 200 - x0) * 64 / w
+    want[..., 1] = (want[..., 1] * 80 / 160 - y0) * 64 / h
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_ctc_alignment_agrees_with_greedy_spans():
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        logits = rng.standard_normal((12, 6)) * 3
+        logits[rng.integers(0, 12, 4), 0] += 4  # some blanks
+        lp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        greedy = ctc_greedy_spans(lp)
+        aligned = ctc_align(lp, [s.token for s in greedy])
+        assert aligned == greedy, seed
+    assert ctc_align(lp, []) == []
+    with pytest.raises(SltError, match="cannot be aligned"):
+        ctc_align(lp[:2], [1, 1, 1])

@@ -1,0 +1,155 @@
+"""Tiny random models and their bundles, for the export and runtime tests.
+
+The S3D blocks are the real ones (at 64² input, 16-frame clips), the heads and the
+mBART are tiny ("tiny" preset, d_model 32), the vocabularies have a handful of
+glosses: an export takes seconds and the tests compare ONNX with PyTorch on them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
+from slt_serve.vocab import GlossVocab
+from slt_training.models.fusion import LateralOptions
+from slt_training.models.heatmaps import HeatmapOptions
+from slt_training.models.recognition import (
+    PyramidOptions,
+    SingleStreamOptions,
+    SingleStreamRecognizer,
+    TwoStreamOptions,
+    TwoStreamRecognizer,
+)
+from slt_training.models.translation import GenerateOptions, TranslationModel, TranslationOptions
+from slt_training.models.visual_head import VisualHeadOptions
+from slt_training.text.mbart import build_mbart, preset
+from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
+
+SIZE, FPS, HIDDEN = 64, 25.0, 64
+KEYPOINTS = tuple(range(91, 103))  # 12 of the 133: left-hand points
+SENTENCES = [
+    ("REGEN MORGEN", "morgen regnet es ."),
+    ("SONNE SUED HEUTE", "heute scheint im süden die sonne ."),
+    ("WIND", "wind ."),
+    ("TÔI ĐĂNG-KÝ KHÁM MUỐN", "tôi muốn đăng ký khám ."),
+]
+GENERATION = GenerateOptions(num_beams=3, length_penalty=1.0, max_length=12)
+HEAD = VisualHeadOptions(hidden_size=HIDDEN, ff_size=128, dropout=0.0)
+SPEC = {
+    "frame_size": SIZE,
+    "input_size": SIZE,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "motion_channels": True,
+    "keypoints": None,
+    "eval_crop": 1.0,
+}
+
+
+def tokenizer():
+    texts = [t for _, t in SENTENCES] * 4
+    return train_tokenizer(
+        texts, [g.split() for g, _ in SENTENCES], TokenizerOptions(vocab_size=120)
+    )
+
+
+def vocab() -> GlossVocab:
+    return GlossVocab.from_glosses(g for s, _ in SENTENCES for g in s.split())
+
+
+def single_stream(seed: int = 0) -> SingleStreamRecognizer:
+    torch.manual_seed(seed)
+    options = SingleStreamOptions(head=HEAD, frozen_blocks=0, in_channels=6)
+    return SingleStreamRecognizer(options, len(vocab())).eval()
+
+
+def two_stream(seed: int = 0) -> TwoStreamRecognizer:
+    torch.manual_seed(seed)
+    options = TwoStreamOptions(
+        num_keypoints=len(KEYPOINTS),
+        in_channels=6,
+        heatmaps=HeatmapOptions(size=(SIZE // 2, SIZE // 2), sigma=1.5),
+        head=HEAD,
+        lateral=LateralOptions(kernel_size=(3, 3, 3)),
+        pyramid=PyramidOptions(enabled=False),
+    )
+    return TwoStreamRecognizer(options, len(vocab())).eval()
+
+
+def translation(tok, source: str, seed: int = 0) -> TranslationModel:
+    torch.manual_seed(seed)
+    mbart = build_mbart(preset("tiny", dropout=0.0, attention_dropout=0.0), tok)
+    options = TranslationOptions(input=source, feature_dim=HIDDEN)
+    return TranslationModel(mbart, options).eval()
+
+
+def s2t_bundle(out: Path, kind: str = "single_stream", **kw):
+    """Export a random recognizer + S2T model of `kind`; returns (export, recognizer, model, tok)."""
+    tok = tokenizer()
+    recognizer = single_stream() if kind == "single_stream" else two_stream()
+    spec = dict(SPEC, keypoints=list(KEYPOINTS) if kind == "two_stream" else None)
+    model = translation(tok, "features")
+    result = export_bundle(
+        out,
+        RecognitionPart(recognizer, spec, vocab(), fps=FPS, ctc_beam_size=5),
+        TranslationPart(model, tok, GENERATION),
+        metrics={"dev": {"bleu4": 1.5}},
+        **kw,
+    )
+    return result, recognizer, model, tok
+
+
+def g2t_bundle(out: Path, **kw):
+    """Export a random G2T model; returns (export, model, tok)."""
+    tok = tokenizer()
+    model = translation(tok, "gloss")
+    return export_bundle(out, translation=TranslationPart(model, tok, GENERATION), **kw), model, tok
+
+
+_SHARED: dict = {}
+
+
+def shared(name: str, build):
+    """`build(folder)` once per test process: the test files share read-only bundles."""
+    if name not in _SHARED:
+        folder = Path(tempfile.mkdtemp(prefix="slt-bundles-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _SHARED[name] = build(folder / name)
+    return _SHARED[name]
+
+
+def random_video(frames: int = 16, seed: int = 0) -> np.ndarray:
+    """(T, 64, 64, 3) uint8: a moving bright square on noise, so the frames differ."""
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 80, (frames, SIZE, SIZE, 3), dtype=np.uint8)
+    for t in range(frames):
+        x = 4 + 2 * t % (SIZE - 20)
+        video[t, 20:36, x : x + 16] = 230
+    return video
+
+
+def torch_translate(recognizer, model, tok, frames: np.ndarray, keypoints=None):
+    """The PyTorch reference: (T, 64, 64, 3) frames [+ (T, K, 3) input-pixel keypoints] through
+    training's eval preprocessing, the recognizer, CTC beam 5 and `generate` → (glosses, text)."""
+    from slt_serve.decoding import ctc_prefix_beam_search
+    from slt_training.data.s2g_data import ClipOptions, crop_resize, to_input
+
+    options = ClipOptions(frame_size=SIZE, input_size=SIZE, motion_channels=True)
+    x = to_input(crop_resize(frames, (0.0, 0.0, SIZE, SIZE), SIZE), options)[None]
+    lengths = torch.tensor([x.shape[2]])
+    with torch.no_grad():
+        if keypoints is None:
+            out = recognizer(x, lengths)
+        else:
+            out = recognizer(x, torch.as_tensor(keypoints)[None], lengths)
+        hyps = ctc_prefix_beam_search(out.gloss_log_probs[0].numpy(), 5)
+        glosses = " ".join(vocab().decode(hyps[0].tokens))
+        mask = torch.ones(out.gloss_features.shape[:2], dtype=torch.long)
+        ids = model.generate(mask, GENERATION, features=out.gloss_features)[0].tolist()
+    return glosses, tok.decode(ids)
