@@ -82,7 +82,7 @@ class RecognitionPart:
     model: nn.Module  # SingleStreamRecognizer or TwoStreamRecognizer
     input_spec: dict  # frame_size, input_size, mean, std, motion_channels, keypoints, eval_crop
     vocab: GlossVocab
-    fps: float = 25.0  # frame rate the clips were trained at
+    fps: float = 25.0  # frame rate of the dataset's clips (÷ input_spec frame_stride: served)
     ctc_beam_size: int = 5  # gloss decoding at serving time (1: greedy)
 
 
@@ -157,6 +157,32 @@ def export_bundle(
     log.info("wrote %s (%s, %s): %.1f MB", out, kind, stage, size)
     return BundleExport(
         out, manifest, parity, quant, size, time.perf_counter() - started, manifest["files"]
+    )
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    quantize: str | None = None,
+    fps: float | None = None,
+    pose: str | os.PathLike | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> BundleExport:
+    """A G2T, S2T or S2G run folder as a bundle (`slt export model RUN_DIR`); see `runs`."""
+    from .runs import parts_from_run
+
+    recognition, translation, metrics = parts_from_run(run_dir, fps)
+    return export_bundle(
+        out,
+        recognition,
+        translation,
+        name=name,
+        metrics=metrics,
+        pose=pose,
+        quantize=quantize,
+        overwrite=overwrite,
     )
 
 
@@ -238,8 +264,11 @@ def _versions(opset: int) -> dict:
 def _input_section(recognition: RecognitionPart, window: int, context: int) -> dict:
     spec = recognition.input_spec
     keypoints = spec.get("keypoints")
+    stride = int(spec.get("frame_stride", 1))  # training kept every stride-th frame
     return {
-        "fps": float(recognition.fps),
+        "fps": float(recognition.fps) / stride,
+        "source_fps": float(recognition.fps),
+        "frame_stride": stride,
         "frame_size": int(spec["frame_size"]),
         "input_size": int(spec["input_size"]),
         "eval_crop": float(spec.get("eval_crop", 1.0)),

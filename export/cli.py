@@ -93,6 +93,40 @@ def pipeline(
         )
 
 
+@app.command("model")
+def export_model(
+    run_dir: Path = typer.Argument(
+        ..., help="A G2T or S2T run folder (model.json), or an S2G run folder (input_spec.json)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    quantize: str = typer.Option(
+        None, help="int8: dynamic int8 quantisation of MatMul/Gemm weights (reports the change)."
+    ),
+    fps: float = typer.Option(
+        None, help="Frame rate the recognizer was trained at (default: the dataset's first clip)."
+    ),
+    pose: Path = typer.Option(
+        None, help="pose.onnx (slt export pose) to include in a two_stream bundle."
+    ),
+    name: str = typer.Option(None, help="Bundle name in the manifest (default: the folder name)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing bundle at --out."),
+) -> None:
+    """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""
+    from slt_export.bundle import export_run, summary
+
+    if fps is not None and not 0 < fps <= 1000:
+        raise SltError(f"--fps {fps}: the frame rate must be in (0, 1000]")
+    result = export_run(
+        run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite
+    )
+    typer.echo(summary(result))
+    if result.manifest["stage"] == "g2t":
+        api = f"Translator.from_bundle('{out}').translate_gloss('GLOSS GLOSS')"
+        echo_next(f'python -c "from slt_serve.translator import Translator; print({api}.text)"')
+    else:
+        echo_next(f"slt translate VIDEO.mp4 --bundle {out}   (or slt serve {out})")
+
+
 def register(root: typer.Typer) -> None:
     """Entry point (group `slt_serve.commands`): add `slt export …` and `slt pipeline`."""
     root.add_typer(app, name="export")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -182,3 +184,72 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     got = translator.translate_frames(frames, tb.FPS, keypoints=points)
     want = tb.torch_translate(recognizer, model, tok, frames, points[:, list(tb.KEYPOINTS)])
     assert (got.gloss, got.text) == want
+
+
+def _slt(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_slt_export_model_from_a_g2t_run_folder(tmp_path):
+    from test_g2t_stage import make_text_corpus
+    from test_g2t_stage import tiny as g2t_config
+
+    from slt_training.stages import g2t
+    from slt_training.stages.translation_run import load_translation_run
+
+    corpus = make_text_corpus(tmp_path / "ds")
+    cfg = g2t_config(corpus, tmp_path / "run", training={"epochs": 1})
+    g2t.train(cfg)
+    r = _slt("export", "model", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "g2t g2t bundle" in r.stdout and "3/3 sources same tokens" in r.stdout
+    assert "next: " in r.stdout
+    run = load_translation_run(tmp_path / "run")
+    translator = Translator.from_bundle(tmp_path / "bundle")
+    assert translator.manifest["metrics"]["g2t"]["stage"] == "g2t"
+    for gloss in ("APFEL ICH SEHEN", "BUCH OMA HOLEN"):
+        ids = torch.tensor([run.tokenizer.source_ids(gloss.split())])
+        want = run.model.translate(
+            run.tokenizer, torch.ones_like(ids), run.generation, input_ids=ids
+        )
+        assert translator.translate_gloss(gloss).text == want[0]
+    r = _slt("export", "model", str(tmp_path / "ds"), "--out", str(tmp_path / "b2"))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_slt_export_model_from_an_s2g_run_translates_its_videos(tmp_path):
+    from test_s2g_data import make_corpus
+    from test_s2g_stage import tiny as s2g_config
+
+    from slt_serve.video import read_frames
+    from slt_training.data.annotations import load_split
+    from slt_training.data.s2g_data import ClipOptions, crop_resize, to_input
+    from slt_training.stages import s2g
+    from slt_training.stages.translation_run import build_recognizer
+    from slt_training.trainer import BEST, checkpoint_pointer, load_weights
+
+    corpus = make_corpus(tmp_path / "ds", clips=8)
+    cfg = s2g_config(corpus, tmp_path / "run", training={"max_steps": 1, "eval_beam_size": 2})
+    s2g.train(cfg)
+    r = _slt("export", "model", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "single_stream s2g bundle" in r.stdout and "2/2 clips same glosses" in r.stdout
+    translator = Translator.from_bundle(tmp_path / "bundle")
+    assert translator.stage == "s2g" and translator.ctc_beam_size == 2
+    model = build_recognizer(tmp_path / "run")
+    load_weights(model, checkpoint_pointer(tmp_path / "run", BEST))
+    model.eval()
+    spec = translator.spec
+    clip = load_split(corpus, "dev")[0]
+    got = translator.translate(corpus / clip.video)
+    frames = read_frames(corpus / clip.video, size=spec.frame_size, fps=spec.fps)
+    options = ClipOptions(spec.frame_size, spec.input_size, spec.mean, spec.std, True)
+    x = to_input(crop_resize(frames, spec.crop_box(), spec.input_size), options)[None]
+    with torch.no_grad():
+        out = model(x, torch.tensor([x.shape[2]]))
+    want = " ".join(translator.vocab.decode(model.decode(out, beam_size=2)[0]))
+    assert got.gloss == want and got.text == ""
