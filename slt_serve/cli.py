@@ -122,6 +122,9 @@ def serve(
     tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
+    demo_ui: bool = typer.Option(
+        False, "--demo-ui", help='Also serve the Gradio demo at /demo (pip install "slt-serve\\[demo]").'
+    ),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/translate (video), /v1/translate/gloss, GET /v1/model, /docs.
 
@@ -142,6 +145,7 @@ def serve(
         max_pixels=max_pixels,
         tmp_dir=tmp_dir,
     )
+    demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
     translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(
@@ -163,9 +167,13 @@ def serve(
         example = f"""curl -H 'content-type: application/json' -d '{{"gloss": "…"}}' {url}/v1/translate/gloss"""
     else:
         example = f"curl -F file=@clip.mp4 {url}/v1/translate"
+    app_ = create_app(translator, settings)
+    if demo_app is not None:
+        demo_app.mount(app_, translator, settings, path="/demo")
+        typer.echo(f"demo UI at {url}/demo" + _login_note(settings))
     typer.echo(f"next: {example}")
     uvicorn.run(
-        create_app(translator, settings),
+        app_,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
@@ -233,6 +241,58 @@ def translate(
             "--retry-errors"
         )
         raise typer.Exit(1)
+
+
+# --- the Gradio demo ---------------------------------------------------------------------
+
+
+def _demo_app():
+    """`demo.app`, imported only when asked for: Gradio is the optional `demo` extra."""
+    try:
+        from demo import app as demo_app
+    except ImportError as e:
+        raise SltError(
+            f'the demo needs Gradio, which is not installed ({e}); pip install "slt-serve[demo]"'
+        ) from None
+    return demo_app
+
+
+def _login_note(settings) -> str:
+    return " (log in with any user name and the API key as password)" if settings.api_key else ""
+
+
+@app.command("demo")
+def demo(
+    bundle: str = typer.Argument(..., help="Bundle folder (made by `slt export`)."),
+    host: str = typer.Option(None, help="Address to bind (SLT_HOST; default 127.0.0.1)."),
+    port: int = typer.Option(7860, help="Port."),
+    share: bool = typer.Option(
+        False, help="Also make a public *.gradio.live link, through Gradio's servers."
+    ),
+    max_seconds: float = typer.Option(None, help="Longest video (SLT_MAX_SECONDS)."),
+    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+) -> None:
+    """Try a bundle in the browser: upload a video (or record one with the webcam), see the glosses with their time spans, the text, the time per stage and, for TwoStream bundles, the keypoints.
+
+    Needs the demo extra (pip install "slt-serve\\[demo]"). Nothing is sent to the internet (Gradio analytics off) unless --share is given. The limits are the API's SLT_* settings; with SLT_API_KEY set the page asks for the key."""
+    demo_app = _demo_app()
+    from slt_serve.translator import Translator
+
+    settings = _settings(host=host, port=port, max_seconds=max_seconds)
+    translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
+    url = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"demo of {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}) "
+        f"at {url}{_login_note(settings)}; Ctrl-C stops it"
+    )
+    if share:
+        typer.secho(
+            "warning: --share sends the page and every uploaded video through Gradio's servers",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    typer.echo(f"next: open {url} in a browser and upload a video of a signer")
+    demo_app.launch(translator, settings, share=share)
 
 
 def main() -> None:
