@@ -72,6 +72,7 @@ class ExportConfig(Section):
 
     enabled: bool = True
     quantize: Literal["int8"] | None = None  # onnxruntime dynamic quantisation
+    pose: Path | None = None  # two_stream: pose.onnx (`slt export pose`) the bundle carries
 
 
 class EvaluateConfig(Section):
@@ -448,13 +449,14 @@ class Pipeline:
             best_weights_digest(s2t_dir),
             best_weights_digest(Path(self.plan.s2t.s2g_run)),
             str(cfg.quantize),
+            "" if cfg.pose is None else file_digest(Path(cfg.pose)),
         )
         out = self.plan.bundle_dir
 
         def work(resume: bool) -> str:
             if out.exists():
                 _remove_tree(out)
-            export_run(s2t_dir, out, quantize=cfg.quantize)
+            export_run(s2t_dir, out, quantize=cfg.quantize, pose=cfg.pose)
             return f"wrote {out}"
 
         if not state.finished("export", inputs):
@@ -560,7 +562,7 @@ def evaluate_bundle(plan: Plan) -> dict:
         clips = load_split(root, split)[:limit]
         results = [translator.translate(root / c.video) for c in clips]
         text = evaluate_text([r.text for r in results], [c.text for c in clips], lang)
-        gloss = evaluate_gloss([r.gloss for r in results], [c.gloss for c in clips])
+        gloss = evaluate_gloss([r.gloss for r in results], [c.gloss for c in clips], False)
         seconds = sum(r.timings_ms.get("total", 0.0) for r in results) / 1000
         duration = sum(r.duration_s for r in results)
         out[split] = {"clips": len(clips), "wer": gloss.wer}
