@@ -48,6 +48,7 @@ from slt_training.config import (
     S2TConfig,
     Section,
     TextDataConfig,
+    _apply_override,
     config_hash,
     validate_config,
 )
@@ -124,19 +125,31 @@ def load_plan(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
     from slt_training.config import load_config
 
     path = Path(path)
-    cfg = load_config(path, PipelineConfig, overrides)
+    # `s2g.training.lr=…` reaches into a stage section, inline or a file: applied per stage
+    by_stage: dict[str, list[str]] = {name: [] for name in ("s2g", "g2t", "s2t")}
+    rest = []
+    for item in overrides:
+        head = item.split(".", 1)[0]
+        (by_stage[head] if head in by_stage and "." in item.partition("=")[0] else rest).append(
+            item
+        )
+    cfg = load_config(path, PipelineConfig, rest)
     run_dir = Path(cfg.run_dir)
     s2g_data, text_data = _split_data(cfg.data, path)
-    s2g = _stage_config(cfg.s2g, S2GConfig, s2g_data, {"run_dir": run_dir / "s2g"}, path)
+    s2g = _stage_config(
+        cfg.s2g, S2GConfig, s2g_data, {"run_dir": run_dir / "s2g"}, path, by_stage["s2g"]
+    )
     g2t = None
     if cfg.g2t is not None:
-        g2t = _stage_config(cfg.g2t, G2TConfig, text_data, {"run_dir": run_dir / "g2t"}, path)
+        g2t = _stage_config(
+            cfg.g2t, G2TConfig, text_data, {"run_dir": run_dir / "g2t"}, path, by_stage["g2t"]
+        )
     links = {
         "run_dir": run_dir / "s2t",
         "s2g_run": run_dir / "s2g",
         "g2t_run": None if g2t is None else run_dir / "g2t",
     }
-    s2t = _stage_config(cfg.s2t, S2TConfig, text_data, links, path)
+    s2t = _stage_config(cfg.s2t, S2TConfig, text_data, links, path, by_stage["s2t"])
     unknown = set(cfg.features) - {"splits"}
     if unknown:
         raise SltError(f"{path}: unknown key 'features.{sorted(unknown)[0]}'; valid keys: splits")
@@ -167,6 +180,7 @@ def _stage_config(
     shared_data: dict[str, Any],
     links: dict[str, Path | None],
     source: Path,
+    overrides: list[str] = (),
 ):
     """One stage's config: the section (inline, or a stage YAML file) with the shared data
     section under it and the pipeline's run folders in place of the file's own."""
@@ -193,6 +207,8 @@ def _stage_config(
     fields = schema.model_fields
     raw |= {k: None if v is None else str(v) for k, v in links.items() if k in fields}
     raw["data"] = data
+    for item in overrides:  # `s2g.model.width=0.5` → `model.width=0.5` in this stage
+        _apply_override(raw, item.split(".", 1)[1], source)
     return validate_config(raw, schema, label)
 
 

@@ -188,3 +188,13 @@ def test_the_custom_template_lists_every_key_and_loads():
         assert set(raw[name]) == own, name
     plan = load_plan(path)
     assert plan.s2t.data.lang == "vi" and plan.s2g.training.mixed_precision == "fp16"
+
+
+def test_overrides_reach_into_stage_sections_inline_or_file(tmp_path):
+    s2g_file = tmp_path / "s2g.yaml"
+    s2g_file.write_text(yaml.safe_dump({"stage": "s2g", "run_dir": "x", "data": {"root": "y"}}))
+    raw = tiny_pipeline(tmp_path / "ds", tmp_path / "run", s2g=str(s2g_file))
+    overrides = ["s2g.training.max_minutes=30", "g2t.model.dropout=0.3", "run_dir=" + str(tmp_path)]
+    plan = load_plan(write(tmp_path, raw), overrides)
+    assert plan.s2g.training.max_minutes == 30 and plan.g2t.model.dropout == 0.3
+    assert plan.s2g.run_dir == tmp_path / "s2g"
