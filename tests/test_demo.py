@@ -1,0 +1,393 @@
+"""The Gradio demo (`demo.app`, `slt demo`, `slt serve --demo-ui`) on a real tiny bundle.
+
+- the translation step is `Translator.translate` after the API's limits, and a user's
+  mistake names the user's file;
+- the keypoint overlay draws what a (hand-built, torch-free) pose model finds;
+- Gradio's Python client against the demo mounted in the HTTP API: a non-video upload is
+  an error message and the app goes on;
+- `slt demo` in a subprocess driven by headless Chromium (Debian's `chromium` through
+  Playwright) with a real upload: the page shows what `Translator.translate` gives, the
+  browser requests nothing outside loopback and the server opens no outside connection.
+  Skipped only where no chromium binary exists (CI installs it: .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import cached_bundles
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from malformed_corpus import _image
+from typer.testing import CliRunner
+
+from demo.app import SPAN_HEADERS, TIMING_HEADERS, draw_overlay, mount, translate_video
+from slt_serve.api import create_app
+from slt_serve.clip_input import InputSpec
+from slt_serve.errors import SltError
+from slt_serve.settings import Settings
+from slt_serve.translator import Translator
+from slt_serve.video import iter_frames, probe, write_video
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT_COPY = os.environ.get("SLT_DEMO_SCREENSHOT")  # e.g. docs/demo.png, for the README
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(scope="module")
+def bundle(request) -> Path:
+    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
+
+
+@pytest.fixture(scope="module")
+def s2t(bundle):
+    return Translator.from_bundle(bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """2 s of a bright square moving over noise, 64², 25 fps."""
+    path = tmp_path_factory.mktemp("clip") / "signer.mp4"
+    write_video(path, moving_square(50), fps=25)
+    return path
+
+
+def moving_square(frames: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 60, (frames, size, size, 3), dtype=np.uint8)
+    for t in range(frames):
+        x = 4 + (2 * t) % (size - 24)
+        video[t, 20:36, x : x + 16] = 240
+    return video
+
+
+@pytest.fixture
+def not_a_video(tmp_path) -> Path:
+    path = tmp_path / "notes.mp4"
+    path.write_text("meeting notes, not a video\n" * 40)
+    return path
+
+
+# --- the translation step ------------------------------------------------------------------
+
+
+def test_translate_video_gives_the_translators_result(s2t, clip):
+    done = translate_video(s2t, clip, Settings(max_seconds=10.0))
+    direct = s2t.translate(clip)
+    assert (done.result.gloss, done.result.text, done.result.gloss_spans) == (
+        direct.gloss,
+        direct.text,
+        direct.gloss_spans,
+    )
+    assert done.result.gloss, "the tiny bundle recognises some glosses on this clip"
+    assert done.spans() == [[s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans]
+    stages = [row[0] for row in done.timings()]
+    assert stages == list(direct.timings_ms) and stages[-1] == "total"
+    assert done.overlay is None  # SingleStream: nothing to draw
+    assert "2.0 s of video" in done.status(s2t)
+
+
+def test_translate_video_refusals_name_the_users_file(s2t, clip, not_a_video, tmp_path):
+    with pytest.raises(SltError, match="`notes.mp4`: not a readable video") as e:
+        translate_video(s2t, not_a_video)
+    assert str(tmp_path) not in str(e.value)  # where the upload was spooled never shows
+    still = tmp_path / "still.png"
+    still.write_bytes(_image("png"))
+    with pytest.raises(SltError, match="still image"):
+        translate_video(s2t, still)
+    with pytest.raises(SltError, match=r"`signer.mp4` lasts 2.0 s; the limit is 1 s"):
+        translate_video(s2t, clip, Settings(max_seconds=1.0))
+    with pytest.raises(SltError, match="SLT_MAX_BYTES"):
+        translate_video(s2t, clip, Settings(max_bytes=1000))
+    with pytest.raises(SltError, match="`gone.mp4`: no such video file"):
+        translate_video(s2t, tmp_path / "gone.mp4")
+
+
+# --- the keypoint overlay ------------------------------------------------------------------
+
+
+def brightness_pose_onnx(path: Path, input_size=(64, 48)) -> Path:
+    """A pose.onnx in the runtime's contract (uint8 crops → 133 heatmaps at stride 4, with the
+    `slt_pose` metadata) whose every heatmap is the crop's brightness: all 133 keypoints land
+    on the brightest spot. Built with onnx alone, in milliseconds."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from slt_serve.pose import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, PoseModelSpec
+
+    h, w = input_size
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["f"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("ReduceMean", ["nchw", "axis1"], ["grey"], keepdims=1),
+        helper.make_node("AveragePool", ["grey"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Div", ["pooled", "scale"], ["unit"]),
+        helper.make_node("Tile", ["unit", "repeats"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "brightness",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", h, w, 3])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 133, h // 4, w // 4])],
+        [
+            helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0]),
+            helper.make_tensor("repeats", TensorProto.INT64, [4], [1, 133, 1, 1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    spec = PoseModelSpec((h, w), 133, "coco_wholebody_133", blur_kernel=0)
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, path)
+    return path
+
+
+def test_overlay_draws_the_pose_models_keypoints_at_the_bundles_frame_rate(tmp_path):
+    from slt_serve.pose import PoseEstimator
+
+    video = tmp_path / "signer.mp4"
+    write_video(video, moving_square(30, size=96), fps=30)
+    estimator = PoseEstimator(brightness_pose_onnx(tmp_path / "pose.onnx"))
+    # what `draw_overlay` reads of a TwoStream Translator: its input spec, limit and pose model
+    translator = SimpleNamespace(
+        spec=InputSpec(fps=15.0, frame_size=64, input_size=64, mean=(0.5,) * 3, std=(0.5,) * 3),
+        max_seconds=10.0,
+        pose=estimator,
+    )
+    out = draw_overlay(translator, video, tmp_path / "overlay.mp4")
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (96, 96, pytest.approx(15.0, abs=0.1))
+    drawn = np.stack(list(iter_frames(out)))
+    plain = np.stack(list(iter_frames(video, fps=15.0)))
+    assert len(drawn) == len(plain) == 15
+    points = np.stack(list(estimator.estimate(plain)))
+    for t in (0, 7, 14):
+        x, y = np.round(points[t, 0, :2]).astype(int)
+        assert 12 <= y <= 44, "the brightest spot is the square (rows 20-36)"
+        # the points drawn there stand out from the frame; away from them, only coding noise
+        near = np.abs(drawn[t, y - 1 : y + 2, x - 1 : x + 2].astype(int) - plain[t, y, x]).max()
+        far = np.abs(drawn[t, 80:, :].astype(int) - plain[t, 80:, :]).mean()
+        assert near > 5 * max(far, 1.0), (t, near, far)
+
+
+# --- Gradio's client against the demo mounted in the HTTP API ------------------------------
+
+
+@contextmanager
+def serving(app):
+    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "uvicorn to start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def wait_for(condition, what: str, timeout: float = 90.0) -> None:
+    """Poll until `condition()` holds (waiting for a server, not a timed assertion)."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
+    s2t, clip, not_a_video, tmp_path
+):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    settings = Settings(tmp_dir=tmp_path / "spool", max_seconds=10.0)
+    app = mount(create_app(s2t, settings), s2t, settings, path="/demo")
+    with serving(app) as url:
+        client = Client(
+            f"{url}/demo/", verbose=False, download_files=False, analytics_enabled=False
+        )
+        with pytest.raises(AppError, match="`notes.mp4`: not a readable video"):
+            client.predict(handle_file(str(not_a_video)), api_name="/translate")
+        # the app went on: a real video translates, through the demo and the API alike
+        text, gloss, spans, timings, overlay, status = client.predict(
+            handle_file(str(clip)), api_name="/translate"
+        )
+        direct = s2t.translate(clip)
+        assert (text, gloss) == (direct.text, direct.gloss)
+        assert spans["headers"] == SPAN_HEADERS and timings["headers"] == TIMING_HEADERS
+        assert spans["data"] == [[s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans]
+        assert overlay is None and "gloss(es) in" in status
+        with clip.open("rb") as f:
+            r = httpx.post(f"{url}/v1/translate", files={"file": ("clip.mp4", f)}, timeout=60)
+        assert r.status_code == 200 and r.json()["gloss"] == direct.gloss
+
+
+def test_demo_asks_for_the_api_key_when_one_is_set(s2t, tmp_path):
+    settings = Settings(api_key="sesame", tmp_dir=tmp_path)
+    app = mount(create_app(s2t, settings), s2t, settings, path="/demo")
+    with serving(app) as url:
+        config = httpx.get(f"{url}/demo/config", timeout=30)
+        assert config.status_code == 401  # Gradio's login page guards the app
+        login = httpx.post(
+            f"{url}/demo/login", data={"username": "me", "password": "sesame"}, timeout=30
+        )
+        assert login.status_code == 200, login.text
+        wrong = httpx.post(
+            f"{url}/demo/login", data={"username": "me", "password": "nope"}, timeout=30
+        )
+        assert wrong.status_code == 400
+
+
+# --- without the demo extra ----------------------------------------------------------------
+
+
+def test_without_gradio_the_commands_say_which_extra_to_install(bundle, monkeypatch):
+    import demo as demo_package
+    from slt_serve.cli import app
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio → ImportError
+    monkeypatch.delitem(sys.modules, "demo.app", raising=False)
+    monkeypatch.delattr(demo_package, "app", raising=False)
+    for args in (["demo", str(bundle)], ["serve", str(bundle), "--demo-ui"]):
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, SltError), result.output
+        assert 'pip install "slt-serve[demo]"' in str(result.exception)
+
+
+# --- `slt demo` in headless Chromium ---------------------------------------------------------
+
+# Run inside the `slt demo` subprocess: report every connection or name lookup that leaves
+# the machine (CPython's audit events), so the test can tell that the demo calls nothing out.
+_AUDIT = """
+import sys
+LOCAL = ("127.", "::1", "localhost", "0.0.0.0")
+def audit(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        if not str(args[1][0]).startswith(LOCAL):
+            print("OUTBOUND connect", args[1], file=sys.stderr, flush=True)
+    elif event == "socket.getaddrinfo" and args[0] is not None:
+        if not str(args[0]).startswith(LOCAL):
+            print("OUTBOUND lookup", args[0], file=sys.stderr, flush=True)
+sys.addaudithook(audit)
+from slt_serve.cli import main
+main()
+"""
+
+
+def shown_table(page, elem_id: str) -> list[list[str]]:
+    """The cells of a Gradio Dataframe as the page shows them (its ARIA grid), row by row."""
+    rows = page.locator(f"#{elem_id} [role=grid] [role=row][data-index]")
+    return [row.locator("[role=gridcell]").all_inner_texts() for row in rows.all()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo_server(bundle, tmp_path):
+    """`slt demo BUNDLE` on a free loopback port; yields (url, path of its log)."""
+    port = free_port()
+    log = tmp_path / "demo.log"
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the demo must switch analytics off itself
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _AUDIT, "demo", str(bundle), "--port", str(port)]
+            + ["--device", "cpu"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"slt demo exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, "slt demo to serve its page", timeout=180)
+        yield url, log
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium binary on PATH: install Debian's chromium (apt-get install -y chromium) "
+    "to run the browser test (CI does)",
+)
+def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log = demo_server
+    direct = s2t.translate(clip)
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "request",
+                lambda r: (
+                    outside.append(r.url)
+                    if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
+                    and urlparse(r.url).hostname not in LOOPBACK
+                    else None
+                ),
+            )
+            page.goto(url)
+            expect(page.get_by_text(f"Model {s2t.name}")).to_be_visible(timeout=60_000)
+            page.locator("#slt-video input[type=file]").set_input_files(str(clip))
+            expect(page.locator("#slt-video video")).to_be_attached(timeout=60_000)  # uploaded
+            page.locator("#slt-translate").click()
+            expect(page.locator("#slt-status")).to_contain_text("gloss(es) in", timeout=120_000)
+            text = page.locator("#slt-text textarea").input_value()
+            gloss = page.locator("#slt-gloss textarea").input_value()
+            rows, stages = shown_table(page, "slt-spans"), shown_table(page, "slt-timings")
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert text == direct.text
+    assert gloss == direct.gloss
+    assert [[g, float(a), float(b)] for g, a, b in rows] == [
+        [s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans
+    ]
+    assert [stage for stage, _ in stages] == list(direct.timings_ms)
+    assert shot.stat().st_size > 10_000
+    if SCREENSHOT_COPY:
+        shutil.copyfile(shot, SCREENSHOT_COPY)
+    assert not outside, f"the page requested outside loopback: {outside}"
+    server_log = log.read_text()
+    assert "OUTBOUND" not in server_log, server_log
+    assert "Traceback" not in server_log, server_log
+
+
+def test_runtime_side_of_the_demo_never_imports_torch():
+    code = "import sys, demo.app; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
