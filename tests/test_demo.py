@@ -58,15 +58,17 @@ def s2t(bundle):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    """2 s of a bright square moving over noise, 64², 25 fps."""
+    """2 s of a bright square moving over a gradient, 64², 25 fps."""
     path = tmp_path_factory.mktemp("clip") / "signer.mp4"
     write_video(path, moving_square(50), fps=25)
     return path
 
 
 def moving_square(frames: int, size: int = 64) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    video = rng.integers(0, 60, (frames, size, size, 3), dtype=np.uint8)
+    """A bright square moving over a dark gradient (smooth: the page's screenshot stays small)."""
+    ys, xs = np.mgrid[0:size, 0:size] * (50 / size)
+    background = np.stack([10 + ys, 10 + xs, np.full_like(ys, 30)], axis=-1).astype(np.uint8)
+    video = np.repeat(background[None], frames, axis=0)
     for t in range(frames):
         x = 4 + (2 * t) % (size - 24)
         video[t, 20:36, x : x + 16] = 240
