@@ -26,6 +26,8 @@ def export_graph(
     """
     for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):  # their INFO drowns ours
         logging.getLogger(name).setLevel(logging.WARNING)
+    # "torchvision is not installed. Skipping torchvision::nms": we never use torchvision
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         # one note per axis shared by several inputs ("axis name … will not be used")
         warnings.filterwarnings("ignore", message=".*axis name", category=UserWarning)

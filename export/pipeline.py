@@ -116,6 +116,11 @@ class Plan:
         return Path(self.config.run_dir)
 
     @property
+    def name(self) -> str:
+        """The model's name in its bundle and in every served answer: the run folder's."""
+        return self.run_dir.name
+
+    @property
     def bundle_dir(self) -> Path:
         return self.run_dir / "bundle"
 
@@ -472,7 +477,7 @@ class Pipeline:
         def work(resume: bool) -> str:
             if out.exists():
                 _remove_tree(out)
-            export_run(s2t_dir, out, quantize=cfg.quantize, pose=cfg.pose)
+            export_run(s2t_dir, out, quantize=cfg.quantize, pose=cfg.pose, name=self.plan.name)
             return f"wrote {out}"
 
         if not state.finished("export", inputs):
