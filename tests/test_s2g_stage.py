@@ -85,6 +85,25 @@ def check_features(cfg: S2GConfig, root: Path) -> None:
         features.FeatureSplit.open(Path(cfg.run_dir) / "features" / "dev", "0" * 64)
 
 
+def test_narrow_network_on_every_2nd_frame_trains_and_writes_strided_features(corpus, tmp_path):
+    cfg = tiny(
+        corpus,
+        tmp_path / "run",
+        model={"width": 0.25},
+        data={"frame_stride": 2},
+        training={"max_steps": 2, "eval_beam_size": 1},
+    )
+    s2g.train(cfg)
+    spec = json.loads((tmp_path / "run" / s2g.INPUT_SPEC).read_text())
+    assert spec["frame_stride"] == 2
+    report = features.extract(cfg, "dev")
+    written = features.FeatureSplit.open(report.out_dir / "dev", report.checkpoint_sha256)
+    clips = {json.loads(line)["name"]: json.loads(line) for line in (corpus / "dev.jsonl").open()}
+    for entry in written.index["clips"]:
+        frames = clips[entry["name"]]["num_frames"]
+        assert entry["length"] == output_length(max(-(-frames // 2), min(frames, 8)))
+
+
 def test_stage_refuses_without_frames_cache_or_vocab(corpus, tmp_path):
     no_frames = tmp_path / "no_frames"
     shutil.copytree(corpus, no_frames, ignore=shutil.ignore_patterns("frames"))
