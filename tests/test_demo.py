@@ -239,6 +239,22 @@ def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
         assert r.status_code == 200 and r.json()["gloss"] == direct.gloss
 
 
+def test_a_g2t_bundle_gets_a_gloss_box(request, tmp_path):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    g2t = Translator.from_bundle(
+        cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "g2t"), device="cpu"
+    )
+    with serving(mount(create_app(g2t, Settings(tmp_dir=tmp_path)), g2t)) as url:
+        client = Client(f"{url}/demo/", verbose=False, analytics_enabled=False)
+        text, timings = client.predict("REGEN MORGEN", api_name="/translate")
+        assert text == g2t.translate_gloss("REGEN MORGEN").text
+        assert [row[0] for row in timings["data"]][-1] == "total"
+        with pytest.raises(AppError, match="no glosses to translate"):
+            client.predict("   ", api_name="/translate")
+
+
 def test_demo_asks_for_the_api_key_when_one_is_set(s2t, tmp_path):
     settings = Settings(api_key="sesame", tmp_dir=tmp_path)
     app = mount(create_app(s2t, settings), s2t, settings, path="/demo")
