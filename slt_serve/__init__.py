@@ -1,3 +1,14 @@
 """slt-serve runtime: sign language video in, text out, with onnxruntime and no PyTorch."""
 
 __version__ = "0.1.0"
+
+__all__ = ["Result", "GlossSpan", "Translator", "__version__"]
+
+
+def __getattr__(name: str):
+    """`slt_serve.Translator` & co., imported on first use (the CLI need not load onnxruntime)."""
+    if name in ("Result", "GlossSpan", "Translator"):
+        from slt_serve import translator
+
+        return getattr(translator, name)
+    raise AttributeError(f"module 'slt_serve' has no attribute {name!r}")

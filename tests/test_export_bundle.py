@@ -111,22 +111,17 @@ def test_beam_search_batches_sources_like_one_at_a_time(single):
     assert batched == alone
 
 
-def test_g2t_bundle_translates_glosses_like_pytorch_and_reports_int8(g2t):
+def test_int8_g2t_bundle_reports_the_change_and_translates(g2t):
     result, model, tok = g2t
     assert result.manifest["stage"] == "g2t" and result.manifest["kind"] == "g2t"
     assert "s2g.onnx" not in result.files and "gloss_vocab.json" not in result.files
-    q = result.quantization
-    assert q["megabytes_after"] < q["megabytes_before"]
+    q = result.manifest["quantization"]
+    assert q == result.quantization and q["megabytes_after"] < q["megabytes_before"]
     assert q["same_tokens"].endswith("/3") and q["fp32_same_tokens"] == "3/3"
     translator = Translator.from_bundle(result.path, device="cpu")
     assert translator.provider == CPU and translator.kind == "g2t"
-    for gloss, _ in tb.SENTENCES:
-        ids = torch.tensor([tok.source_ids(gloss.split())])
-        want = model.translate(tok, torch.ones_like(ids), tb.GENERATION, input_ids=ids)[0]
-        got = translator.translate_gloss(gloss)
-        # the bundle is int8: the text may differ from fp32 PyTorch; it must be a translation
-        assert isinstance(got.text, str) and got.gloss == "" and got.duration_s == 0.0
-        assert isinstance(want, str)
+    got = translator.translate_gloss(tb.SENTENCES[0][0])
+    assert isinstance(got.text, str) and got.gloss == "" and got.gloss_spans == []
 
 
 def test_g2t_fp32_bundle_matches_pytorch_text():
