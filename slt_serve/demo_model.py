@@ -1,0 +1,58 @@
+"""The demo model shipped inside the package, so a fresh install translates something.
+
+`slt_serve/demo_model/bundle/` is a SingleStream S2T bundle trained by
+`configs/synth/demo.yaml` (`slt pipeline configs/synth/demo.yaml` reproduces it) on the
+synthetic corpus of `slt data synth`: a drawn signer, 48 signs, English sentences from a
+small grammar. It is a model of a *synthetic* sign language, for trying the commands,
+the API and the demo page; it knows nothing of any real sign language. Train a real one
+with docs/custom-corpus.md.
+
+`slt_serve/demo_model/samples/` holds two held-out clips of that corpus (test split), with
+their reference glosses and text in `samples.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slt_serve.errors import SltError
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
+BUNDLE_DIR = DEMO_DIR / "bundle"
+SAMPLES_DIR = DEMO_DIR / "samples"
+SAMPLES_FILE = SAMPLES_DIR / "samples.jsonl"
+
+
+def bundle_path() -> Path:
+    """The shipped demo bundle's folder."""
+    if not (BUNDLE_DIR / "manifest.json").is_file():
+        raise SltError(
+            f"{BUNDLE_DIR}: the demo model is not installed with this copy of slt-serve; "
+            "reinstall the package, or give a bundle of your own"
+        )
+    return BUNDLE_DIR
+
+
+def samples() -> list[dict]:
+    """The sample clips: `{"video": Path, "name", "gloss", "text"}` each."""
+    if not SAMPLES_FILE.is_file():
+        raise SltError(f"{SAMPLES_FILE}: the demo samples are not installed; reinstall slt-serve")
+    rows = [json.loads(line) for line in SAMPLES_FILE.read_text(encoding="utf-8").splitlines()]
+    return [row | {"video": SAMPLES_DIR / row["video"]} for row in rows]
+
+
+def sample_videos() -> list[Path]:
+    return [row["video"] for row in samples()]
+
+
+def choose_bundle(bundle: str | None, demo: bool) -> str:
+    """The bundle a command runs: the one given, or with `--demo` the shipped one."""
+    if bundle and demo:
+        raise SltError("give a bundle or --demo, not both")
+    if demo:
+        return str(bundle_path())
+    if not bundle:
+        raise SltError("give a bundle folder (made by `slt export model` or `slt pipeline`), "
+                       "or --demo for the small demo model shipped with the package")
+    return bundle
