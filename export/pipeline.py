@@ -98,6 +98,9 @@ class PipelineConfig(Section):
     s2t: dict[str, Any] | Path = {}  # finetune_s2g, ctc_weight, generation, training, ...
     export: ExportConfig = ExportConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    # `key=value` lines as --override takes them, applied before the command line's: how a
+    # recipe changes a few keys of a stage file it names (e.g. s2g.training.max_steps=1800)
+    overrides: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def load_plan(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
     from slt_training.config import load_config
 
     path = Path(path)
+    overrides = [*_file_overrides(path), *overrides]
     # `s2g.training.lr=…` reaches into a stage section, inline or a file: applied per stage
     by_stage: dict[str, list[str]] = {name: [] for name in ("s2g", "g2t", "s2t")}
     rest = []
@@ -160,6 +164,20 @@ def load_plan(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
         raise SltError(f"{path}: unknown key 'features.{sorted(unknown)[0]}'; valid keys: splits")
     splits = str(cfg.features.get("splits", "train,dev,test"))
     return Plan(cfg, path, s2g, g2t, s2t, splits)
+
+
+def _file_overrides(path: Path) -> list[str]:
+    """The config file's own `overrides:` list (validated again with the whole file)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # load_config reports the unreadable file
+    items = raw.get("overrides") if isinstance(raw, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise SltError(f"{path}: 'overrides' must be a list of key=value lines")
+    return items
 
 
 def _split_data(data: dict[str, Any], source: Path) -> tuple[dict, dict]:

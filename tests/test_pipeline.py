@@ -198,3 +198,13 @@ def test_overrides_reach_into_stage_sections_inline_or_file(tmp_path):
     plan = load_plan(write(tmp_path, raw), overrides)
     assert plan.s2g.training.max_minutes == 30 and plan.g2t.model.dropout == 0.3
     assert plan.s2g.run_dir == tmp_path / "s2g"
+
+
+def test_a_recipe_may_carry_its_own_overrides(tmp_path):
+    raw = tiny_pipeline(tmp_path / "ds", tmp_path / "run")
+    raw["overrides"] = ["s2g.training.max_steps=7", "export.quantize=int8"]
+    plan = load_plan(write(tmp_path, raw), ["s2g.training.max_steps=9"])
+    assert plan.s2g.training.max_steps == 9 and plan.config.export.quantize == "int8"
+    raw["overrides"] = "s2g.training.max_steps=7"
+    with pytest.raises(SltError, match="list of key=value"):
+        load_plan(write(tmp_path, raw))
