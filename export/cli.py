@@ -86,6 +86,10 @@ def pipeline(
             cells = [row.get("wer"), *(row.get(m) for m in TEXT_METRICS)]
             table.add_row(name, split, *("–" if v is None else f"{v:.2f}" for v in cells))
     Console().print(table)
+    for split, row in results.get("bundle", {}).items():
+        same = row.get("same_text_as_pytorch")
+        if same is not None:
+            typer.echo(f"bundle on {split}: same text as PyTorch on {100 * same:.0f} % of the clips")
     typer.echo(f"results in {plan.run_dir}/results.json and results.md")
     if plan.config.export.enabled:
         echo_next(

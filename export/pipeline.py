@@ -607,7 +607,19 @@ def evaluate_bundle(plan: Plan) -> dict:
         out[split] = {"clips": len(clips), "wer": gloss.wer}
         out[split] |= {m: getattr(text, m) for m in TEXT_METRICS}
         out[split]["real_time_factor"] = seconds / duration if duration else None
+        pytorch = _predictions(Path(plan.s2t.run_dir) / "predictions" / f"{split}.jsonl")
+        same = [pytorch[c.name] == r.text for c, r in zip(clips, results) if c.name in pytorch]
+        # the bundle against the PyTorch model on the same clips: the export's end-to-end check
+        out[split]["same_text_as_pytorch"] = sum(same) / len(same) if same else None
     return out
+
+
+def _predictions(path: Path) -> dict[str, str]:
+    """name → hypothesis of a stage's predictions file ({} when there is none)."""
+    if not path.is_file():
+        return {}
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)
+    return {row["name"]: row["hyp"] for row in rows}
 
 
 def results_markdown(results: dict) -> str:
@@ -619,6 +631,13 @@ def results_markdown(results: dict) -> str:
         for split, row in results.get(key, {}).items():
             cells = [_cell(row.get("wer"))] + [_cell(row.get(m)) for m in TEXT_METRICS]
             lines.append(f"| {names[key]} | {split} | " + " | ".join(cells) + " |")
+    for split, row in results.get("bundle", {}).items():
+        same, rtf = row.get("same_text_as_pytorch"), row.get("real_time_factor")
+        lines.append(
+            f"\nbundle on {split}: {row['clips']} clips, same text as PyTorch on "
+            f"{'–' if same is None else f'{100 * same:.0f} %'} of them, real-time factor "
+            f"{'–' if rtf is None else f'{rtf:.2f}'}"
+        )
     return "\n".join(lines) + "\n"
 
 

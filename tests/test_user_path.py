@@ -106,6 +106,7 @@ def test_videos_and_vietnamese_sentences_to_a_served_translation(tmp_path):
         assert (run_dir / artefact).is_file(), artefact
     results = json.loads((run_dir / "results.json").read_text())
     assert results["bundle"]["dev"]["clips"] >= 1
+    assert results["bundle"]["dev"]["same_text_as_pytorch"] == 1.0  # the export's end-to-end check
 
     port = free_port()
     server = subprocess.Popen(
