@@ -6,15 +6,25 @@ square `frame_size`, cuts the centre `eval_crop` of it, resizes that to
 [0, 1], normalises by mean/std per RGB channel and, with motion channels,
 appends the frame difference x[t] − x[t−1] (0 at the first frame). Keypoints in
 pixels of the original (width, height) frame go through the same geometry.
-A test checks these functions against the training code.
+Training imports `crop_resize`, `normalise` and `box_keypoints` from here, so the
+runtime and training share one definition; a test checks the eval geometry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
+
+
+class Normalisation(Protocol):
+    """What `normalise` reads: a bundle's `InputSpec` or training's `ClipOptions`."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    motion_channels: bool
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,9 @@ def crop_resize(frames: np.ndarray, box: tuple[float, ...], side: int) -> np.nda
     return np.stack([cv2.resize(f, (side, side), interpolation=interp) for f in crop])
 
 
-def normalise(rgb: np.ndarray, spec: InputSpec, previous: np.ndarray | None = None) -> np.ndarray:
+def normalise(
+    rgb: np.ndarray, spec: Normalisation, previous: np.ndarray | None = None
+) -> np.ndarray:
     """(T, H, W, 3) uint8 → (T, C, H, W) float32 network input.
 
     previous: the normalised RGB (3, H, W) of the frame before `rgb[0]` when this is a
@@ -104,9 +116,21 @@ def network_keypoints(
     """(T, K_all, 3) keypoints in pixels of a (width, height) frame → (T, K, 3) in input pixels,
     the bundle's subset."""
     points = keypoints if spec.keypoints is None else keypoints[:, list(spec.keypoints)]
+    return box_keypoints(points, width, height, spec.crop_box(), spec.frame_size, spec.input_size)
+
+
+def box_keypoints(
+    points: np.ndarray,
+    width: float,
+    height: float,
+    box: tuple[float, ...],
+    frame_size: int,
+    side: int,
+) -> np.ndarray:
+    """(..., 3) x, y, score in pixels of a (width, height) frame → float32 in pixels of the
+    `box` (in `frame_size` pixels) cut from the square frame and resized to `side`."""
     out = points.astype(np.float32, copy=True)
-    x0, y0, w, h = spec.crop_box()
-    size, side = spec.frame_size, spec.input_size
-    out[..., 0] = (out[..., 0] * size / width - x0) * side / w
-    out[..., 1] = (out[..., 1] * size / height - y0) * side / h
+    x0, y0, w, h = box
+    out[..., 0] = (out[..., 0] * frame_size / width - x0) * side / w
+    out[..., 1] = (out[..., 1] * frame_size / height - y0) * side / h
     return out

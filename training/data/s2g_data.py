@@ -31,13 +31,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from slt_serve import skeleton
+from slt_serve.clip_input import box_keypoints, crop_resize, normalise
 from slt_serve.errors import SltError
 from slt_serve.vocab import GlossVocab
 from slt_training.config import AugmentationConfig
@@ -219,12 +219,10 @@ class SignClips(Dataset):
                 f"{self.keypoint_path(name)}: {points.shape[0]} frames of keypoints, the video has "
                 f"more; re-extract them with `slt data keypoints {self.root}`"
             )
-        out = points[indices][:, self._keypoint_idx].astype(np.float32, copy=True)
-        x0, y0, w, h = box
-        size, side = self.options.frame_size, self.options.input_size
-        out[..., 0] = (out[..., 0] * size / width - x0) * side / w
-        out[..., 1] = (out[..., 1] * size / height - y0) * side / h
-        return out
+        points = points[indices][:, self._keypoint_idx]
+        return box_keypoints(
+            points, width, height, box, self.options.frame_size, self.options.input_size
+        )
 
 
 def frame_indices(
@@ -260,20 +258,6 @@ def crop_box(
     return (rng.uniform(0, size - w), rng.uniform(0, size - h), w, h)
 
 
-def crop_resize(frames: np.ndarray, box: tuple[float, ...], side: int) -> np.ndarray:
-    """(T, S, S, 3) uint8 → (T, side, side, 3): the box cut out (whole pixels) and resized."""
-    x0, y0, w, h = box
-    left, top = int(round(x0)), int(round(y0))
-    right = min(frames.shape[2], max(left + 1, int(round(x0 + w))))
-    bottom = min(frames.shape[1], max(top + 1, int(round(y0 + h))))
-    crop = frames[:, top:bottom, left:right]
-    if crop.shape[1:3] == (side, side):
-        return np.ascontiguousarray(crop)
-    shrink = crop.shape[1] * crop.shape[2] > side * side
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (side, side), interpolation=interp) for f in crop])
-
-
 def color_jitter(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     """Brightness, contrast and saturation each scaled by a factor in 1 ± strength (whole clip)."""
     x = frames.astype(np.float32)
@@ -286,16 +270,8 @@ def color_jitter(frames: np.ndarray, rng: np.random.Generator, strength: float) 
 
 
 def to_input(rgb: np.ndarray, options: ClipOptions) -> Tensor:
-    """(T, H, W, 3) uint8 → (C, T, H, W) float32, normalised; + frame differences."""
-    x = torch.from_numpy(rgb).permute(3, 0, 1, 2).float().div_(255.0)
-    mean = torch.tensor(options.mean, dtype=torch.float32).view(3, 1, 1, 1)
-    std = torch.tensor(options.std, dtype=torch.float32).view(3, 1, 1, 1)
-    x = (x - mean) / std
-    if options.motion_channels:
-        diff = torch.zeros_like(x)
-        diff[:, 1:] = x[:, 1:] - x[:, :-1]
-        x = torch.cat([x, diff], dim=0)
-    return x
+    """(T, H, W, 3) uint8 → (C, T, H, W) float32: the runtime's `normalise` (one definition)."""
+    return torch.from_numpy(normalise(rgb, options)).permute(1, 0, 2, 3).contiguous()
 
 
 def collate(items: list[ClipItem], pad_id: int = 1) -> ClipBatch:
