@@ -144,3 +144,19 @@ def test_reference_hyperparameters_in_the_corpus_configs():
             )
             assert (t.dev_beam_size, t.eval_beam_size, t.keep_best_n) == (1, 5, 5)
             assert cfg.model.frozen_blocks == 1 and cfg.augmentation.speed == (0.5, 1.5)
+
+
+def test_stage_script_entry_point(tmp_path, capsys):
+    """`python -m slt_training.stages.<stage>`: CONFIG, --resume, --override reach `train`;
+    a bad config is one `error:` line and exit code 2."""
+    from slt_training.stages.script import stage_main
+
+    calls = []
+    argv = [str(write(tmp_path, BASE)), "--resume", "--override", "training.lr=0.5"]
+    stage_main("S2G", S2GConfig, lambda cfg, resume: calls.append((cfg, resume)), argv)
+    [(cfg, resume)] = calls
+    assert resume and cfg.training.lr == 0.5 and cfg.run_dir == Path("runs/x")
+    with pytest.raises(SystemExit) as info:
+        stage_main("S2G", S2GConfig, lambda cfg, resume: None, [str(tmp_path / "none.yaml")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'none.yaml'}")

@@ -17,7 +17,6 @@ Run it as `slt train g2t CONFIG`, or on several GPUs with
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from slt_training.data.text_data import TranslationDataset
 from slt_training.models.translation import TranslationModel, TranslationOptions
 from slt_training.trainer import Trainer
 
+from .script import stage_main
 from .translation_run import ModelSpec, write_model_spec
 from .translation_task import (
     TranslationResult,
@@ -116,17 +116,7 @@ def train(cfg: G2TConfig, resume: bool = False) -> TranslationResult:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m slt_training.stages.g2t CONFIG [--resume] [--override k=v ...]`."""
-    import argparse
-
-    from slt_training.config import load_config
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--override", action="append", default=[])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SLT_LOG", "INFO"))
-    train(load_config(args.config, G2TConfig, args.override), resume=args.resume)
+    stage_main(__doc__.splitlines()[0], G2TConfig, train, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Run it as `slt train s2g CONFIG`, or on several GPUs / nodes with
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from slt_training.models.recognition import (
     TwoStreamRecognizer,
 )
 from slt_training.models.visual_head import VisualHeadOptions
+from slt_training.stages.script import stage_main
 from slt_training.trainer import BEST, CHECKPOINTS, Trainer, checkpoint_pointer, load_weights
 
 log = logging.getLogger(__name__)
@@ -387,17 +387,7 @@ def best_checkpoint(cfg: S2GConfig) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m slt_training.stages.s2g CONFIG [--resume] [--override k=v ...]`."""
-    import argparse
-
-    from slt_training.config import load_config
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--override", action="append", default=[])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SLT_LOG", "INFO"))
-    train(load_config(args.config, S2GConfig, args.override), resume=args.resume)
+    stage_main(__doc__.splitlines()[0], S2GConfig, train, argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -54,6 +53,7 @@ from slt_training.stages.s2g import build_model, load_clip_options, run_model
 from slt_training.text.tokenizer import TOKENIZER_FILE, TextTokenizer
 from slt_training.trainer import BEST, WEIGHTS_FILE, Trainer, checkpoint_pointer
 
+from .script import stage_main
 from .translation_run import (
     ModelSpec,
     best_checkpoint_of,
@@ -352,12 +352,8 @@ def end_to_end(cfg: S2TConfig, s2g: S2GInputs, translation, tokenizer, root: Pat
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m slt_training.stages.s2t CONFIG [--resume] [--override k=v ...]`."""
-    import argparse
+    stage_main(__doc__.splitlines()[0], S2TConfig, train, argv)
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--override", action="append", default=[])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SLT_LOG", "INFO"))
-    train(load_config(args.config, S2TConfig, args.override), resume=args.resume)
+
+if __name__ == "__main__":
+    main()
