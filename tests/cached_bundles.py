@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 _SOURCES = (
     "tests/tiny_bundles.py",
+    "tests/tiny_mbart.py",
     "export/bundle.py",
     "export/s2g_onnx.py",
     "export/mbart_onnx.py",

@@ -19,14 +19,7 @@ from slt_serve.seq2seq import CacheShape, Seq2Seq
 from slt_serve.translator import Translator
 from slt_training.models.translation import GenerateOptions
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core CPU: one thread avoids OpenMP contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

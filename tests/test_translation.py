@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import tiny_mbart
 import torch
 import torch.nn.functional as F
 
@@ -15,43 +16,21 @@ from slt_training.data.text_data import TranslationDataset, collate, token_batch
 from slt_training.models.translation import (
     IGNORE_INDEX,
     GenerateOptions,
-    TranslationModel,
     TranslationOptions,
     TranslationOutput,
     smoothed_cross_entropy,
 )
-from slt_training.text.mbart import build_mbart, preset
-from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
 
-CLIPS = [
-    Clip(name="a", gloss="REGEN MORGEN", text="morgen regnet es ."),
-    Clip(name="b", gloss="SONNE SUED HEUTE", text="heute scheint im süden die sonne ."),
-    Clip(name="c", gloss="WIND", text="wind ."),
-    Clip(name="d", gloss="TÔI ĐĂNG-KÝ KHÁM MUỐN", text="tôi muốn đăng ký khám ."),
-]
+CLIPS = [Clip(name=n, gloss=g, text=t) for n, (g, t) in zip("abcd", tiny_mbart.SENTENCES)]
 FEATURE_DIM = 12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core CPU: one thread is ~50x faster than contended OpenMP."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return train_tokenizer(
-        [c.text for c in CLIPS] * 4, [c.glosses for c in CLIPS], TokenizerOptions(vocab_size=120)
-    )
-
-
-def _model(tokenizer, **options) -> TranslationModel:
-    torch.manual_seed(0)
-    mbart = build_mbart(preset("tiny", dropout=0.0, attention_dropout=0.0), tokenizer)
-    return TranslationModel(mbart, TranslationOptions(**options))
+    return tiny_mbart.tokenizer()
 
 
 def _features(name: str) -> np.ndarray:
@@ -116,7 +95,7 @@ def test_loss_is_label_smoothed_cross_entropy_over_real_tokens():
 
 
 def test_g2t_trains_and_generates(tokenizer):
-    model = _model(tokenizer, label_smoothing=0.1)
+    model = tiny_mbart.translation(tokenizer, label_smoothing=0.1)
     ds = TranslationDataset(CLIPS, tokenizer)
     batch = collate(ds.examples, tokenizer.pad_id)
     first = model(labels=batch.labels, **batch.model_inputs())
@@ -136,7 +115,9 @@ def test_g2t_trains_and_generates(tokenizer):
 
 
 def test_s2t_maps_features_and_trains(tokenizer):
-    model = _model(tokenizer, input="features", feature_dim=FEATURE_DIM, label_smoothing=0.0)
+    model = tiny_mbart.translation(
+        tokenizer, input="features", feature_dim=FEATURE_DIM, label_smoothing=0.0
+    )
     ds = TranslationDataset(CLIPS, tokenizer, load_features=_features)
     batch = collate(ds.examples, tokenizer.pad_id)
     assert batch.input_ids is None and batch.features.shape[-1] == FEATURE_DIM
@@ -150,8 +131,8 @@ def test_s2t_maps_features_and_trains(tokenizer):
 
 
 def test_models_refuse_the_wrong_input(tokenizer):
-    g2t = _model(tokenizer)
-    s2t = _model(tokenizer, input="features", feature_dim=FEATURE_DIM)
+    g2t = tiny_mbart.translation(tokenizer)
+    s2t = tiny_mbart.translation(tokenizer, input="features", feature_dim=FEATURE_DIM)
     mask, labels = torch.ones(1, 3, dtype=torch.long), torch.tensor([[5, 2]])
     with pytest.raises(SltError, match="input_ids"):
         g2t(mask, labels, features=torch.zeros(1, 3, FEATURE_DIM))

@@ -11,7 +11,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tiny_bundles as tb
-import torch
 
 from slt_serve.bundle import MANIFEST, load_bundle
 from slt_serve.clip_input import InputSpec, network_frames, network_keypoints, normalise
@@ -36,12 +35,7 @@ RUNTIME_MODULES = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

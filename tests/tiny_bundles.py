@@ -13,7 +13,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import tiny_mbart
 import torch
+from tiny_mbart import SENTENCES, tokenizer  # tb.SENTENCES, tb.tokenizer() for the tests
 
 from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
 from slt_serve.vocab import GlossVocab
@@ -26,19 +28,11 @@ from slt_training.models.recognition import (
     TwoStreamOptions,
     TwoStreamRecognizer,
 )
-from slt_training.models.translation import GenerateOptions, TranslationModel, TranslationOptions
+from slt_training.models.translation import GenerateOptions, TranslationModel
 from slt_training.models.visual_head import VisualHeadOptions
-from slt_training.text.mbart import build_mbart, preset
-from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
 
 SIZE, FPS, HIDDEN = 64, 25.0, 64
 KEYPOINTS = tuple(range(91, 103))  # 12 of the 133: left-hand points
-SENTENCES = [
-    ("REGEN MORGEN", "morgen regnet es ."),
-    ("SONNE SUED HEUTE", "heute scheint im süden die sonne ."),
-    ("WIND", "wind ."),
-    ("TÔI ĐĂNG-KÝ KHÁM MUỐN", "tôi muốn đăng ký khám ."),
-]
 GENERATION = GenerateOptions(num_beams=3, length_penalty=1.0, max_length=12)
 HEAD = VisualHeadOptions(hidden_size=HIDDEN, ff_size=128, dropout=0.0)
 SPEC = {
@@ -50,13 +44,6 @@ SPEC = {
     "keypoints": None,
     "eval_crop": 1.0,
 }
-
-
-def tokenizer():
-    texts = [t for _, t in SENTENCES] * 4
-    return train_tokenizer(
-        texts, [g.split() for g, _ in SENTENCES], TokenizerOptions(vocab_size=120)
-    )
 
 
 def vocab() -> GlossVocab:
@@ -83,10 +70,7 @@ def two_stream(seed: int = 0) -> TwoStreamRecognizer:
 
 
 def translation(tok, source: str, seed: int = 0) -> TranslationModel:
-    torch.manual_seed(seed)
-    mbart = build_mbart(preset("tiny", dropout=0.0, attention_dropout=0.0), tok)
-    options = TranslationOptions(input=source, feature_dim=HIDDEN)
-    return TranslationModel(mbart, options).eval()
+    return tiny_mbart.translation(tok, seed, input=source, feature_dim=HIDDEN).eval()
 
 
 def s2t_bundle(out: Path, kind: str = "single_stream", **kw):
