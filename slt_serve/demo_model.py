@@ -1,7 +1,7 @@
 """The demo model shipped inside the package, so a fresh install translates something.
 
 `slt_serve/demo_model/bundle/` is a SingleStream S2T bundle trained by
-`configs/synth/demo.yaml` (`slt pipeline configs/synth/demo.yaml` reproduces it) on the
+`configs/synth/pipeline.yaml` (`slt pipeline configs/synth/pipeline.yaml` reproduces it) on the
 synthetic corpus of `slt data synth`: a drawn signer, 48 signs, English sentences from a
 small grammar. It is a model of a *synthetic* sign language, for trying the commands,
 the API and the demo page; it knows nothing of any real sign language. Train a real one
