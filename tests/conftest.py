@@ -1,8 +1,14 @@
-"""Fixtures shared by the test files (`one_thread` through `pytest.mark.usefixtures`)."""
+"""Fixtures shared by the test files: asked for by name (`one_thread` through
+`pytest.mark.usefixtures`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cached_bundles
 import pytest
+
+from slt_serve.translator import Translator
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +22,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def s2t_bundle(request) -> Path:
+    """The tiny SingleStream S2T bundle, exported once into pytest's cache (`cached_bundles`)."""
+    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
+
+
+@pytest.fixture(scope="module")
+def s2t(s2t_bundle) -> Translator:
+    """A CPU `Translator` on `s2t_bundle`."""
+    return Translator.from_bundle(s2t_bundle, device="cpu")

@@ -14,35 +14,20 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
-import cached_bundles
 import httpx
 import malformed_corpus
 import numpy as np
 import pytest
-import uvicorn
+from loopback_server import serving, wait_for
 
 from slt_serve.api import create_app
 from slt_serve.settings import Settings
-from slt_serve.translator import Translator
 from slt_serve.video import write_video
 
 BOUNDARY = "slt-test-boundary"
 MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
-
-
-@pytest.fixture(scope="module")
-def bundle(request):
-    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
-
-
-@pytest.fixture(scope="module")
-def s2t(bundle):
-    return Translator.from_bundle(bundle, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +36,6 @@ def clip(tmp_path_factory) -> bytes:
     base = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     write_video(path, (np.roll(base, 3 * t, axis=1) for t in range(25)), fps=25)
     return path.read_bytes()
-
-
-@contextmanager
-def running(app):
-    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "uvicorn to start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    """Poll until `condition()` holds (a wait for the server, not a timed assertion)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def in_flight(url: str) -> int:
@@ -93,7 +54,7 @@ def test_full_pool_answers_503_with_retry_after_then_serves_again(s2t, clip, tmp
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(workers=1, queue_size=1, tmp_dir=spool))
     release = threading.Event()
-    with running(app) as url, ThreadPoolExecutor(2) as pool:
+    with serving(app) as url, ThreadPoolExecutor(2) as pool:
         held = [
             pool.submit(
                 httpx.post, f"{url}/v1/translate", content=held_upload(clip, release),
@@ -120,7 +81,7 @@ def test_full_pool_answers_503_with_retry_after_then_serves_again(s2t, clip, tmp
 def test_many_concurrent_clients_get_answers_or_503_and_nothing_else(s2t, clip, tmp_path):
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(workers=2, queue_size=1, tmp_dir=spool))
-    with running(app) as url:
+    with serving(app) as url:
 
         def post(_):
             r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=120)
@@ -140,7 +101,7 @@ def test_many_concurrent_clients_get_answers_or_503_and_nothing_else(s2t, clip, 
 def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp_path):
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(workers=1, queue_size=0, tmp_dir=spool))
-    with running(app) as url:
+    with serving(app) as url:
         port = int(url.rsplit(":", 1)[1])
         head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'  # fmt: skip
         with socket.create_connection(("127.0.0.1", port)) as s:
@@ -161,7 +122,7 @@ def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp
 def test_byte_limit_on_a_real_socket(s2t, tmp_path):
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(max_bytes=200_000, tmp_dir=spool))
-    with running(app) as url:
+    with serving(app) as url:
         r = httpx.post(f"{url}/v1/translate", files={"file": ("big.mp4", bytes(150_000) * 2)})
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
@@ -182,7 +143,7 @@ def test_malformed_corpus_gets_no_5xx_and_leaves_no_file(s2t, tmp_path):
     assert len(cases) >= 50
     spool = tmp_path / "spool"
     settings = Settings(workers=2, queue_size=4, tmp_dir=spool, **malformed_corpus.LIMITS)
-    with running(create_app(s2t, settings)) as url:
+    with serving(create_app(s2t, settings)) as url:
 
         def post(case):
             with httpx.Client(timeout=120) as c:
@@ -204,12 +165,12 @@ def test_malformed_corpus_gets_no_5xx_and_leaves_no_file(s2t, tmp_path):
     assert not list(spool.iterdir()), "temporary files left behind"
 
 
-def test_slt_serve_command(bundle, clip, tmp_path):
+def test_slt_serve_command(s2t_bundle, clip, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "SLT_TMP_DIR": str(tmp_path / "spool"), "SLT_API_KEY": "k"}
-    cmd = [sys.executable, "-m", "slt_serve.cli", "serve", str(bundle), "--port", str(port),
+    cmd = [sys.executable, "-m", "slt_serve.cli", "serve", str(s2t_bundle), "--port", str(port),
            "--workers", "1", "--device", "cpu", "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -236,9 +197,9 @@ def test_slt_serve_command(bundle, clip, tmp_path):
     assert "next: curl -F file=@clip.mp4" in out
 
 
-def test_slt_serve_refuses_a_bad_setting_and_a_missing_bundle(bundle, tmp_path):
+def test_slt_serve_refuses_a_bad_setting_and_a_missing_bundle(s2t_bundle, tmp_path):
     env = {**os.environ, "SLT_WORKERS": "0"}
-    r = subprocess.run([sys.executable, "-m", "slt_serve.cli", "serve", str(bundle)], env=env,
+    r = subprocess.run([sys.executable, "-m", "slt_serve.cli", "serve", str(s2t_bundle)], env=env,
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "error: setting workers" in r.stderr and "SLT_WORKERS" in r.stderr
     r = subprocess.run([sys.executable, "-m", "slt_serve.cli", "serve", str(tmp_path / "none")],

@@ -7,15 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import cached_bundles
 import numpy as np
 import pytest
 
 from slt_serve import batch
 from slt_serve.errors import SltError
-from slt_serve.translator import Translator
 from slt_serve.video import write_video
 
 
@@ -136,16 +133,6 @@ def test_results_refuse_a_foreign_file_and_a_second_writer(tmp_path):
 
 
 # --- end to end, on a real tiny bundle ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s2t_bundle(request):
-    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
-
-
-@pytest.fixture(scope="module")
-def s2t(s2t_bundle):
-    return Translator.from_bundle(s2t_bundle, device="cpu")
 
 
 def clip(path, seed, frames=20):

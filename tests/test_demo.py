@@ -18,9 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -29,7 +26,7 @@ import cached_bundles
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from loopback_server import serving, wait_for
 from malformed_corpus import _image
 from typer.testing import CliRunner
 
@@ -44,16 +41,6 @@ from slt_serve.video import iter_frames, probe, write_video
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_COPY = os.environ.get("SLT_DEMO_SCREENSHOT")  # e.g. docs/demo.png, for the README
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-@pytest.fixture(scope="module")
-def bundle(request) -> Path:
-    return cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
-
-
-@pytest.fixture(scope="module")
-def s2t(bundle):
-    return Translator.from_bundle(bundle, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -187,30 +174,6 @@ def test_overlay_draws_the_pose_models_keypoints_at_the_bundles_frame_rate(tmp_p
 # --- Gradio's client against the demo mounted in the HTTP API ------------------------------
 
 
-@contextmanager
-def serving(app):
-    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "uvicorn to start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def wait_for(condition, what: str, timeout: float = 90.0) -> None:
-    """Poll until `condition()` holds (waiting for a server, not a timed assertion)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
     s2t, clip, not_a_video, tmp_path
 ):
@@ -274,14 +237,14 @@ def test_demo_asks_for_the_api_key_when_one_is_set(s2t, tmp_path):
 # --- without the demo extra ----------------------------------------------------------------
 
 
-def test_without_gradio_the_commands_say_which_extra_to_install(bundle, monkeypatch):
+def test_without_gradio_the_commands_say_which_extra_to_install(s2t_bundle, monkeypatch):
     import demo as demo_package
     from slt_serve.cli import app
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio → ImportError
     monkeypatch.delitem(sys.modules, "demo.app", raising=False)
     monkeypatch.delattr(demo_package, "app", raising=False)
-    for args in (["demo", str(bundle)], ["serve", str(bundle), "--demo-ui"]):
+    for args in (["demo", str(s2t_bundle)], ["serve", str(s2t_bundle), "--demo-ui"]):
         result = CliRunner().invoke(app, args)
         assert isinstance(result.exception, SltError), result.output
         assert 'pip install "slt-serve[demo]"' in str(result.exception)
@@ -320,7 +283,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def demo_server(bundle, tmp_path):
+def demo_server(s2t_bundle, tmp_path):
     """`slt demo BUNDLE` on a free loopback port; yields (url, path of its log)."""
     port = free_port()
     log = tmp_path / "demo.log"
@@ -328,7 +291,7 @@ def demo_server(bundle, tmp_path):
     env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the demo must switch analytics off itself
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _AUDIT, "demo", str(bundle), "--port", str(port)]
+            [sys.executable, "-c", _AUDIT, "demo", str(s2t_bundle), "--port", str(port)]
             + ["--device", "cpu"],
             stdout=out,
             stderr=subprocess.STDOUT,
