@@ -329,6 +329,7 @@ def loop_result(run: Run, load: LoadMeter) -> tuple[Result, int]:
         info = json.loads((run.load / CHECKPOINTS / BEST).read_text("utf-8"))
         recipe = f"loaded from {run.load}: {info.get('recipe', '')}"
         train_min, epochs = float(info.get("train_minutes", 0.0)), int(info.get("epoch", 0))
+        saved = (info.get("total_minutes", 0.0), info.get("wall_minutes", 0.0), info.get("clock"))
     else:
         train_clips = read_jsonl(run.dataset / "train.jsonl")
         tok = train_tokenizer(
@@ -366,6 +367,8 @@ def loop_result(run: Run, load: LoadMeter) -> tuple[Result, int]:
         )
         if run.save:
             info = {"epoch": epochs, "step": steps, "train_minutes": round(train_min, 2),
+                    "total_minutes": round((now(run.clock) - t_start) / 60, 2),
+                    "wall_minutes": round((time.time() - wall_start) / 60, 2),
                     "clock": run.clock}  # fmt: skip
             save_run(run.save, run, model, tok, options, dev, dev_scores, hyps,
                      info | {"recipe": recipe})  # fmt: skip
@@ -374,9 +377,10 @@ def loop_result(run: Run, load: LoadMeter) -> tuple[Result, int]:
         test = TranslationDataset(read_jsonl(run.test), tok)
         test_scores, _ = score(run, model, test, tok, options)
     total_min, wall_min = (now(run.clock) - t_start) / 60, (time.time() - wall_start) / 60
-    result = Result(
-        "ours", recipe, dev_scores, test_scores, train_min, total_min, wall_min, run.clock
-    )
+    clock = run.clock
+    if run.load:  # the minutes of the run that trained it (scoring here not counted)
+        total_min, wall_min, clock = saved[0] or train_min, saved[1], saved[2] or "wall"
+    result = Result("ours", recipe, dev_scores, test_scores, train_min, total_min, wall_min, clock)
     return result, epochs
 
 
@@ -422,7 +426,7 @@ def print_table(run: Run, results: list[Result], load: LoadMeter) -> None:
         ]
         for r in results:
             rows.append([f"ratio {r.label} / peer", "dev", *blank, f"{r.dev.bleu4 / dev4:.2f}",
-                         "", "", f"{r.total_min / peer_min:.2f}", "", ""])  # fmt: skip
+                         "", "", f"{r.total_min / peer_min:.2f} ({r.clock} / wall)", "", ""])  # fmt: skip
             if r.test is not None:
                 rows.append([f"ratio {r.label} / peer", "test", *blank,
                              f"{r.test.bleu4 / test4:.2f}", "", "", "", "", ""])  # fmt: skip
