@@ -13,6 +13,34 @@ from .common import ConfigArg, OverrideOpt, echo_next
 app = typer.Typer(help="Train a stage from a YAML config (configs/): s2g, g2t, s2t.", no_args_is_help=True)
 
 
+def _train(config_type: type, train, config: Path, override: list[str], resume: bool):
+    """Load CONFIG (+ overrides), log INFO lines, run the stage's `train`: (cfg, result)."""
+    import logging
+
+    from slt_training.config import load_config
+
+    cfg = load_config(config, config_type, override or [])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return cfg, train(cfg, resume=resume)
+
+
+def _echo_best(result, scores: str, beam: int) -> None:
+    """The best epoch's scores, where they are, and whether a time/step budget stopped the run."""
+    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
+    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
+    if result.stopped_early:
+        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
+
+
+def _translation_scores(result) -> str:
+    return ", ".join(
+        f"{split} BLEU-4 {s['bleu4']:.2f} ROUGE-L {s['rouge_l']:.2f}"
+        for split, s in result.scores.items()
+    )
+
+
 @app.command("s2g")
 def train_s2g(
     config: Path = ConfigArg,
@@ -23,36 +51,15 @@ def train_s2g(
 
     Several GPUs or nodes: `accelerate launch -m slt_serve.cli train s2g CONFIG`.
     """
-    import logging
-
-    from slt_training.config import S2GConfig, load_config
+    from slt_training.config import S2GConfig
     from slt_training.stages import s2g
 
-    cfg = load_config(config, S2GConfig, override or [])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    result = s2g.train(cfg, resume=resume)
+    cfg, result = _train(S2GConfig, s2g.train, config, override, resume)
     if not result.scores:  # not the main process
         return
     scores = ", ".join(f"{split} WER {s['wer']:.2f}" for split, s in result.scores.items())
-    beam = cfg.training.eval_beam_size
-    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
-    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
-    if result.stopped_early:
-        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
+    _echo_best(result, scores, cfg.training.eval_beam_size)
     echo_next(f"slt features {config} --split train,dev,test")
-
-
-def _echo_translation(result, config: Path, beam: int) -> None:
-    scores = ", ".join(
-        f"{split} BLEU-4 {s['bleu4']:.2f} ROUGE-L {s['rouge_l']:.2f}"
-        for split, s in result.scores.items()
-    )
-    typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
-    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
-    if result.stopped_early:
-        typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
 
 
 @app.command("g2t")
@@ -63,19 +70,13 @@ def train_g2t(
 ) -> None:
     """Train gloss-to-text translation (mBART from scratch or a pruned pretrained folder);
     dev BLEU-4 every epoch, the best checkpoint scored on dev and test with beam search."""
-    import logging
-
-    from slt_training.config import G2TConfig, load_config
+    from slt_training.config import G2TConfig
     from slt_training.stages import g2t
 
-    cfg = load_config(config, G2TConfig, override or [])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    result = g2t.train(cfg, resume=resume)
+    cfg, result = _train(G2TConfig, g2t.train, config, override, resume)
     if not result.scores:  # not the main process
         return
-    _echo_translation(result, config, cfg.generation.num_beams)
+    _echo_best(result, _translation_scores(result), cfg.generation.num_beams)
     echo_next(f"set g2t_run: {result.run_dir} in an S2T config, then slt train s2t CONFIG")
 
 
@@ -87,19 +88,13 @@ def train_s2t(
 ) -> None:
     """Train sign-to-text translation on an S2G run's features (or end to end on video with
     finetune_s2g), mBART initialised from a G2T run; dev BLEU-4 every epoch."""
-    import logging
-
-    from slt_training.config import S2TConfig, load_config
+    from slt_training.config import S2TConfig
     from slt_training.stages import s2t
 
-    cfg = load_config(config, S2TConfig, override or [])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    result = s2t.train(cfg, resume=resume)
+    cfg, result = _train(S2TConfig, s2t.train, config, override, resume)
     if not result.scores:  # not the main process
         return
-    _echo_translation(result, config, cfg.generation.num_beams)
+    _echo_best(result, _translation_scores(result), cfg.generation.num_beams)
     echo_next(f"export the model in {result.run_dir} (slt export), or translate with it")
 
 
