@@ -22,27 +22,23 @@ from pathlib import Path
 
 import torch
 
-from slt_serve.errors import SltError
-from slt_training.config import G2TConfig, config_hash
+from slt_training.config import G2TConfig
 from slt_training.data.annotations import load_split
 from slt_training.data.text_data import TranslationDataset
 from slt_training.models.translation import TranslationModel, TranslationOptions
-from slt_training.trainer import Trainer
 
 from .script import stage_main
 from .translation_run import ModelSpec, write_model_spec
 from .translation_task import (
     TranslationResult,
-    TranslationTask,
     batched_loader_args,
     check_lengths,
     eval_batches,
     existing_splits,
-    final_evaluation,
+    fit_and_evaluate,
     generate_options,
     make_mbart,
     make_tokenizer,
-    param_groups,
     prepare_run,
 )
 
@@ -78,39 +74,11 @@ def train(cfg: G2TConfig, resume: bool = False) -> TranslationResult:
         for split in existing_splits(root, cfg.data)
     }
     batches = {s: partial(eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
-    task = TranslationTask(batches[cfg.data.dev_split], tokenizer, cfg.data.lang, cfg.generation)
-    view, sampler, collate_fn, training = batched_loader_args(
+    loader_args = batched_loader_args(
         train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
     )
-    trainer = Trainer(
-        training,
-        run_dir,
-        model,
-        view,
-        task,
-        collate_fn=collate_fn,
-        sampler=sampler,
-        config_hash=config_hash(cfg),
-        param_groups=param_groups(model, mbart, cfg.model.lr, cfg.training.lr),
-    )
-    fit = trainer.fit(resume)
-    if fit.best_checkpoint is None:
-        raise SltError(f"{run_dir}: no epoch finished, so there is no best checkpoint to test")
-    scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
-    if trainer.accelerator.is_main_process:
-        scores = final_evaluation(
-            "g2t",
-            run_dir,
-            model,
-            fit,
-            batches,
-            tokenizer,
-            cfg.data.lang,
-            cfg.generation,
-        )
-    trainer.accelerator.wait_for_everyone()
-    return TranslationResult(
-        run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
+    return fit_and_evaluate(
+        "g2t", cfg, run_dir, model, mbart, loader_args, batches, tokenizer, resume
     )
 
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from slt_serve.errors import SltError
-from slt_training.config import CONFIG_COPY, S2GConfig, S2TConfig, config_hash, load_config
+from slt_training.config import CONFIG_COPY, S2GConfig, S2TConfig, load_config
 from slt_training.data.annotations import load_split
 from slt_training.data.s2g_data import ClipBatch, EpochSampler, SignClips, load_vocab
 from slt_training.data.s2g_data import collate as collate_clips
@@ -51,7 +51,7 @@ from slt_training.models.translation import (
 from slt_training.stages.features import FEATURES_DIR, INDEX_FILE, FeatureSplit, file_sha256
 from slt_training.stages.s2g import build_model, load_clip_options, run_model
 from slt_training.text.tokenizer import TOKENIZER_FILE, TextTokenizer
-from slt_training.trainer import BEST, WEIGHTS_FILE, Trainer, checkpoint_pointer
+from slt_training.trainer import BEST, WEIGHTS_FILE, checkpoint_pointer
 
 from .script import stage_main
 from .translation_run import (
@@ -66,16 +66,14 @@ from .translation_run import (
 )
 from .translation_task import (
     TranslationResult,
-    TranslationTask,
     batched_loader_args,
     check_lengths,
     eval_batches,
     existing_splits,
-    final_evaluation,
+    fit_and_evaluate,
     generate_options,
     make_mbart,
     make_tokenizer,
-    param_groups,
     prepare_run,
 )
 
@@ -261,38 +259,9 @@ def train(cfg: S2TConfig, resume: bool = False) -> TranslationResult:
         model, data = end_to_end(cfg, s2g, translation, tokenizer, root, splits)
     else:
         model, data = on_features(cfg, features, translation, tokenizer, root, splits)
-    train_set, sampler, collate_fn, training, batches = data
-    task = TranslationTask(batches[cfg.data.dev_split], tokenizer, cfg.data.lang, cfg.generation)
-    trainer = Trainer(
-        training,
-        run_dir,
-        model,
-        train_set,
-        task,
-        collate_fn=collate_fn,
-        sampler=sampler,
-        config_hash=config_hash(cfg),
-        param_groups=param_groups(model, mbart, cfg.model.lr, cfg.training.lr),
-    )
-    fit = trainer.fit(resume)
-    if fit.best_checkpoint is None:
-        raise SltError(f"{run_dir}: no epoch finished, so there is no best checkpoint to test")
-    scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
-    if trainer.accelerator.is_main_process:
-        evaluated = {s: b for s, b in batches.items() if s != cfg.data.train_split}
-        scores = final_evaluation(
-            "s2t",
-            run_dir,
-            model,
-            fit,
-            evaluated,
-            tokenizer,
-            cfg.data.lang,
-            cfg.generation,
-        )
-    trainer.accelerator.wait_for_everyone()
-    return TranslationResult(
-        run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
+    *loader_args, batches = data
+    return fit_and_evaluate(
+        "s2t", cfg, run_dir, model, mbart, tuple(loader_args), batches, tokenizer, resume
     )
 
 

@@ -37,6 +37,7 @@ from slt_training.config import (
     TokenizerConfig,
     TrainingConfig,
     TranslationModelConfig,
+    config_hash,
     save_config,
 )
 from slt_training.data.annotations import Clip, split_path
@@ -50,7 +51,7 @@ from slt_training.text.tokenizer import (
     TokenizerOptions,
     train_tokenizer,
 )
-from slt_training.trainer import LATEST, checkpoint_pointer
+from slt_training.trainer import LATEST, Trainer, checkpoint_pointer
 
 from .translation_run import METRICS_FILE, PREDICTIONS_DIR, load_state, read_weights
 
@@ -359,3 +360,45 @@ class TranslationResult:
     scores: dict[str, dict[str, float]]  # split → final scores (beam generation.num_beams)
     stopped_early: bool
     model: nn.Module | None = None  # the trained model with the best weights (main process)
+
+
+def fit_and_evaluate(
+    stage: str,
+    cfg,
+    run_dir: Path,
+    model: nn.Module,
+    mbart: nn.Module,
+    loader_args: tuple[Dataset, Sampler, Callable, TrainingConfig],
+    batches: dict[str, Callable[[], Iterable]],
+    tokenizer: TextTokenizer,
+    resume: bool,
+) -> TranslationResult:
+    """G2T's and S2T's common end: the shared `Trainer` (dev BLEU-4 every epoch, the best
+    checkpoint kept; exact resume), then the best checkpoint scored on the splits of `batches`
+    other than train (`final_evaluation`, main process)."""
+    train_set, sampler, collate_fn, training = loader_args
+    task = TranslationTask(batches[cfg.data.dev_split], tokenizer, cfg.data.lang, cfg.generation)
+    trainer = Trainer(
+        training,
+        run_dir,
+        model,
+        train_set,
+        task,
+        collate_fn=collate_fn,
+        sampler=sampler,
+        config_hash=config_hash(cfg),
+        param_groups=param_groups(model, mbart, cfg.model.lr, cfg.training.lr),
+    )
+    fit = trainer.fit(resume)
+    if fit.best_checkpoint is None:
+        raise SltError(f"{run_dir}: no epoch finished, so there is no best checkpoint to test")
+    scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.accelerator.is_main_process:
+        evaluated = {s: b for s, b in batches.items() if s != cfg.data.train_split}
+        scores = final_evaluation(
+            stage, run_dir, model, fit, evaluated, tokenizer, cfg.data.lang, cfg.generation
+        )
+    trainer.accelerator.wait_for_everyone()
+    return TranslationResult(
+        run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
+    )
