@@ -74,6 +74,7 @@ class ExportConfig(Section):
     enabled: bool = True
     quantize: Literal["int8"] | None = None  # onnxruntime dynamic quantisation
     pose: Path | None = None  # two_stream: pose.onnx (`slt export pose`) the bundle carries
+    name: str | None = None  # the model's name in the bundle and every answer; None: run_dir's
 
 
 class EvaluateConfig(Section):
@@ -120,8 +121,8 @@ class Plan:
 
     @property
     def name(self) -> str:
-        """The model's name in its bundle and in every served answer: the run folder's."""
-        return self.run_dir.name
+        """The model's name in its bundle and in every served answer."""
+        return self.config.export.name or self.run_dir.name
 
     @property
     def bundle_dir(self) -> Path:
@@ -489,6 +490,7 @@ class Pipeline:
             best_weights_digest(Path(self.plan.s2t.s2g_run)),
             str(cfg.quantize),
             "" if cfg.pose is None else file_digest(Path(cfg.pose)),
+            self.plan.name,
         )
         out = self.plan.bundle_dir
 
