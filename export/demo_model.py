@@ -1,0 +1,74 @@
+"""Package a pipeline run's bundle as the demo model shipped in `slt_serve/demo_model/`.
+
+    slt data synth data/synth && slt pipeline configs/synth/pipeline.yaml
+    python -m slt_export.demo_model configs/synth/pipeline.yaml
+
+copies the run's `bundle/` and the first `--samples` clips of the test split (their videos, and
+in `samples.jsonl` their reference gloss and text plus what the bundle translates them
+to, which tests/test_demo_model.py holds the runtime to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from slt_serve import demo_model
+from slt_serve.errors import SltError
+from slt_serve.fileio import atomic_write
+from slt_serve.translator import Translator
+from slt_training.data.annotations import load_split
+
+from .pipeline import load_plan
+
+
+def package(config: Path, samples: int = 2) -> list[dict]:
+    """Copy the bundle of `config`'s run and `samples` test clips into slt_serve/demo_model/."""
+    plan = load_plan(config)
+    bundle = plan.bundle_dir
+    if not (bundle / "manifest.json").is_file():
+        raise SltError(f"{bundle}: no bundle; run `slt pipeline` to the export stage first")
+    root = Path(plan.s2g.data.root)
+    clips = load_split(root, plan.s2g.data.test_split or "test")[:samples]
+    target = demo_model.DEMO_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(bundle, demo_model.BUNDLE_DIR)
+    demo_model.SAMPLES_DIR.mkdir(parents=True)
+    translator = Translator.from_bundle(demo_model.BUNDLE_DIR, device="cpu")
+    rows = []
+    for clip in clips:
+        video = root / clip.video
+        name = f"{clip.name}{video.suffix}"
+        shutil.copyfile(video, demo_model.SAMPLES_DIR / name)
+        result = translator.translate(demo_model.SAMPLES_DIR / name)
+        rows.append(
+            {
+                "name": clip.name,
+                "video": name,
+                "gloss": clip.gloss,
+                "text": clip.text,
+                "recognised": result.gloss,
+                "translation": result.text,
+            }
+        )
+    with atomic_write(demo_model.SAMPLES_FILE) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="the pipeline config that made the run")
+    parser.add_argument("--samples", type=int, default=2)
+    args = parser.parse_args(argv)
+    for row in package(args.config, args.samples):
+        print(f"{row['video']}: {row['translation']!r} (reference {row['text']!r})")
+    print(f"wrote {demo_model.DEMO_DIR}")
+
+
+if __name__ == "__main__":
+    main()
