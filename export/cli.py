@@ -66,10 +66,8 @@ def pipeline(
     from rich.console import Console
     from rich.table import Table
 
-    from slt_export.pipeline import STAGES, TEXT_METRICS, Pipeline, load_plan
+    from slt_export.pipeline import TABLE_HEADER, Pipeline, bundle_lines, load_plan, result_rows
 
-    if until is not None and until not in STAGES:
-        raise SltError(f"--until {until}: choose one of {', '.join(STAGES)}")
     plan = load_plan(config, override or [])
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -79,17 +77,12 @@ def pipeline(
     )
     if not results:
         return
-    table = Table("model", "split", "WER", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L")
-    names = {"s2t": "S2T (PyTorch)", "bundle": "S2T bundle (ONNX)", "g2t": "G2T (gold glosses)"}
-    for key, name in names.items():
-        for split, row in results.get(key, {}).items():
-            cells = [row.get("wer"), *(row.get(m) for m in TEXT_METRICS)]
-            table.add_row(name, split, *("–" if v is None else f"{v:.2f}" for v in cells))
+    table = Table(*TABLE_HEADER)
+    for row in result_rows(results):
+        table.add_row(*row)
     Console().print(table)
-    for split, row in results.get("bundle", {}).items():
-        same = row.get("same_text_as_pytorch")
-        if same is not None:
-            typer.echo(f"bundle on {split}: same text as PyTorch on {100 * same:.0f} % of the clips")
+    for line in bundle_lines(results):
+        typer.echo(line)
     typer.echo(f"results in {plan.run_dir}/results.json and results.md")
     if plan.config.export.enabled:
         echo_next(

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,17 +241,10 @@ def _stage_config(
 
 
 def file_digest(*paths: Path) -> str:
-    """sha256 over the named files' bytes (a missing file hashes as absent)."""
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(str(path.name).encode())
-        if path.is_file():
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        else:
-            h.update(b"<absent>")
-    return h.hexdigest()
+    """One sha256 over the named files (name and content hash each; a missing file as absent)."""
+    from slt_training.stages.features import file_sha256
+
+    return combine(*(f"{p.name}:{file_sha256(p) if p.is_file() else '<absent>'}" for p in paths))
 
 
 def combine(*parts: str) -> str:
@@ -265,10 +259,11 @@ def annotations_digest(root: Path) -> str:
 
 def best_weights_digest(run_dir: Path) -> str:
     """sha256 of a run's best checkpoint weights ('' when it has none)."""
+    from slt_training.stages.features import file_sha256
     from slt_training.trainer import BEST, WEIGHTS_FILE, checkpoint_pointer
 
     folder = checkpoint_pointer(run_dir, BEST)
-    return "" if folder is None else file_digest(folder / WEIGHTS_FILE)
+    return "" if folder is None else file_sha256(folder / WEIGHTS_FILE)
 
 
 # --- the state file -------------------------------------------------------------------
@@ -496,7 +491,7 @@ class Pipeline:
 
         def work(resume: bool) -> str:
             if out.exists():
-                _remove_tree(out)
+                shutil.rmtree(out)
             export_run(s2t_dir, out, quantize=cfg.quantize, pose=cfg.pose, name=self.plan.name)
             return f"wrote {out}"
 
@@ -539,12 +534,6 @@ def _move_aside(folder: Path) -> Path:
     return target
 
 
-def _remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder)
-
-
 def _scores_line(scores: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{split} BLEU-4 {s['bleu4']:.2f}" for split, s in scores.items())
 
@@ -565,6 +554,7 @@ def _save_plan(plan: Plan) -> None:
 # --- results ------------------------------------------------------------------------
 
 TEXT_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l")
+TABLE_HEADER = ("model", "split", "WER", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L")
 
 
 def _read_metrics(run_dir: Path) -> dict:
@@ -624,22 +614,35 @@ def _predictions(path: Path) -> dict[str, str]:
     return {row["name"]: row["hyp"] for row in rows}
 
 
-def results_markdown(results: dict) -> str:
-    """The final table, as Markdown (results.md; the CLI prints the same rows)."""
-    header = "| model | split | WER | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L |"
-    lines = [header, "|" + "---|" * 8]
-    names = {"s2t": "S2T (PyTorch)", "bundle": "S2T bundle (ONNX)", "g2t": "G2T (gold glosses)"}
-    for key in ("s2t", "bundle", "g2t"):
+MODEL_NAMES = {"s2t": "S2T (PyTorch)", "bundle": "S2T bundle (ONNX)", "g2t": "G2T (gold glosses)"}
+
+
+def result_rows(results: dict):
+    """(model, split, WER, BLEU-1..4, ROUGE-L as text) rows of the final table."""
+    for key, name in MODEL_NAMES.items():
         for split, row in results.get(key, {}).items():
-            cells = [_cell(row.get("wer"))] + [_cell(row.get(m)) for m in TEXT_METRICS]
-            lines.append(f"| {names[key]} | {split} | " + " | ".join(cells) + " |")
+            cells = [row.get("wer"), *(row.get(m) for m in TEXT_METRICS)]
+            yield (name, split, *(_cell(v) for v in cells))
+
+
+def bundle_lines(results: dict) -> list[str]:
+    """One line a split: how the bundle compares with PyTorch, and its real-time factor."""
+    lines = []
     for split, row in results.get("bundle", {}).items():
         same, rtf = row.get("same_text_as_pytorch"), row.get("real_time_factor")
         lines.append(
-            f"\nbundle on {split}: {row['clips']} clips, same text as PyTorch on "
+            f"bundle on {split}: {row['clips']} clips, same text as PyTorch on "
             f"{'–' if same is None else f'{100 * same:.0f} %'} of them, real-time factor "
             f"{'–' if rtf is None else f'{rtf:.2f}'}"
         )
+    return lines
+
+
+def results_markdown(results: dict) -> str:
+    """The final table, as Markdown (results.md; the CLI prints the same rows)."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in result_rows(results)]
+    lines += ["\n" + line for line in bundle_lines(results)]
     return "\n".join(lines) + "\n"
 
 
