@@ -260,7 +260,7 @@ class Translator:
         self._check_duration(duration)
         spec = self.spec
         height, width = frames.shape[1:3]
-        picked = list(video_io._resample(((i / fps, i) for i in range(len(frames))), fps, spec.fps))
+        picked = list(video_io.resample(((i / fps, i) for i in range(len(frames))), fps, spec.fps))
         order = [i for i, repeats in picked for _ in range(repeats)]
         if self.kind == "two_stream" and keypoints is None:
             items = self._with_pose((frames[i] for i in order), clock)

@@ -124,7 +124,7 @@ def _emit(
 ) -> Iterator[np.ndarray]:
     """Convert only the frames that will be emitted (a dropped frame is never resized)."""
     picked = (
-        _resample(source.frames, source.fps, fps) if fps else ((f, 1) for _, f in source.frames)
+        resample(source.frames, source.fps, fps) if fps else ((f, 1) for _, f in source.frames)
     )
     emitted = 0
     for frame, repeats in picked:
@@ -138,7 +138,7 @@ def _emit(
         raise SltError(f"{path}: the video has no frames; check the file or re-export it")
 
 
-def _resample(
+def resample(
     frames: Iterable[tuple[float | None, Any]], src_fps: float, fps: float
 ) -> Iterator[tuple[Any, int]]:
     """(frame, times to repeat it): output time k/fps shows the latest frame shown by then.
