@@ -1,7 +1,12 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Files on disk: written so that a crash never leaves a half-written one behind, and hashed.
+
+This module is the one owner of file hashing: `file_sha256` (one file) and `files_sha256`
+(several named files, e.g. a dataset's annotations, as one digest).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -13,6 +18,7 @@ from typing import IO, Any
 # Read once at import: os.umask() can only be read by setting it, which is not thread-safe.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_CHUNK = 1 << 20
 
 
 @contextmanager
@@ -42,3 +48,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, ensure_ascii=False, indent=2)
         f.write("\n")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_sha256(*paths: str | os.PathLike) -> str:
+    """One sha256 over several files: each file's name and content hash, in the order given.
+
+    A missing file counts as absent (so creating it later changes the digest); directories
+    in `paths` are not read. Not the same as `file_sha256` of one file.
+    """
+    lines = []
+    for p in map(Path, paths):
+        lines.append(f"{p.name}:{file_sha256(p) if p.is_file() else '<absent>'}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
