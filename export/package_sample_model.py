@@ -1,11 +1,11 @@
-"""Package a pipeline run's bundle as the demo model shipped in `slt_serve/demo_model/`.
+"""Package a pipeline run's bundle as the sample model shipped in `slt_serve/sample_model/`.
 
     slt data synth data/synth && slt pipeline configs/synth/pipeline.yaml
-    python -m slt_export.demo_model configs/synth/pipeline.yaml
+    python -m slt_export.package_sample_model configs/synth/pipeline.yaml
 
 copies the run's `bundle/` and the first `--samples` clips of the test split (their videos, and
 in `samples.jsonl` their reference gloss and text plus what the bundle translates them
-to, which tests/test_demo_model.py holds the runtime to).
+to, which tests/test_sample_model.py holds the runtime to).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from slt_serve import demo_model
+from slt_serve import sample_model
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write
 from slt_serve.translator import Translator
@@ -25,25 +25,25 @@ from .pipeline import load_plan
 
 
 def package(config: Path, samples: int = 2) -> list[dict]:
-    """Copy the bundle of `config`'s run and `samples` test clips into slt_serve/demo_model/."""
+    """Copy the bundle of `config`'s run and `samples` test clips into slt_serve/sample_model/."""
     plan = load_plan(config)
     bundle = plan.bundle_dir
     if not (bundle / "manifest.json").is_file():
         raise SltError(f"{bundle}: no bundle; run `slt pipeline` to the export stage first")
     root = Path(plan.s2g.data.root)
     clips = load_split(root, plan.s2g.data.test_split or "test")[:samples]
-    target = demo_model.DEMO_DIR
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(bundle, demo_model.BUNDLE_DIR)
-    demo_model.SAMPLES_DIR.mkdir(parents=True)
-    translator = Translator.from_bundle(demo_model.BUNDLE_DIR, device="cpu")
+    for folder in (sample_model.BUNDLE_DIR, sample_model.SAMPLES_DIR):  # not the package itself
+        if folder.exists():
+            shutil.rmtree(folder)
+    shutil.copytree(bundle, sample_model.BUNDLE_DIR)
+    sample_model.SAMPLES_DIR.mkdir(parents=True)
+    translator = Translator.from_bundle(sample_model.BUNDLE_DIR, device="cpu")
     rows = []
     for clip in clips:
         video = root / clip.video
         name = f"{clip.name}{video.suffix}"
-        shutil.copyfile(video, demo_model.SAMPLES_DIR / name)
-        result = translator.translate(demo_model.SAMPLES_DIR / name)
+        shutil.copyfile(video, sample_model.SAMPLES_DIR / name)
+        result = translator.translate(sample_model.SAMPLES_DIR / name)
         rows.append(
             {
                 "name": clip.name,
@@ -54,7 +54,7 @@ def package(config: Path, samples: int = 2) -> list[dict]:
                 "translation": result.text,
             }
         )
-    with atomic_write(demo_model.SAMPLES_FILE) as f:
+    with atomic_write(sample_model.SAMPLES_FILE) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return rows
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for row in package(args.config, args.samples):
         print(f"{row['video']}: {row['translation']!r} (reference {row['text']!r})")
-    print(f"wrote {demo_model.DEMO_DIR}")
+    print(f"wrote {sample_model.SAMPLE_DIR}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 import typer
 
 from slt_serve import __version__
-from slt_serve.demo_model import choose_bundle, sample_videos
 from slt_serve.errors import SltError
+from slt_serve.sample_model import choose_bundle, sample_videos
 
 app = typer.Typer(
     name="slt",
@@ -109,7 +109,9 @@ def _settings(**overrides):
 @app.command("serve")
 def serve(
     bundle: str = typer.Argument(None, help="Bundle folder (made by `slt export`)."),
-    demo: bool = typer.Option(False, "--demo", help="Serve the small demo model shipped with slt."),
+    sample: bool = typer.Option(
+        False, "--sample", help="Serve the small sample model shipped with slt."
+    ),
     host: str = typer.Option(None, help="Address to bind (SLT_HOST)."),
     port: int = typer.Option(None, help="Port (SLT_PORT)."),
     workers: int = typer.Option(None, help="Inferences at once (SLT_WORKERS)."),
@@ -147,7 +149,7 @@ def serve(
         max_pixels=max_pixels,
         tmp_dir=tmp_dir,
     )
-    bundle = choose_bundle(bundle, demo)
+    bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
     translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
     url = f"http://{settings.host}:{settings.port}"
@@ -188,13 +190,15 @@ def translate(
     paths: list[str] = typer.Argument(
         None,
         help="Videos, folders (searched recursively) or manifests (.txt: one path a line); "
-        "with --demo and none given, the demo's sample videos.",
+        "with --sample and none given, the sample model's clips.",
     ),
     bundle: str = typer.Option(
         None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."
     ),
-    demo: bool = typer.Option(
-        False, "--demo", help="Use the small demo model shipped with slt (a synthetic sign language)."
+    sample: bool = typer.Option(
+        False,
+        "--sample",
+        help="Use the small sample model shipped with slt (a synthetic sign language).",
     ),
     out: str = typer.Option(
         None, "--out", "-o", help="Results file (results.jsonl; results.I-of-N.jsonl with --shard)."
@@ -216,9 +220,9 @@ def translate(
 
     from slt_serve import batch
 
-    bundle = choose_bundle(bundle, demo)
+    bundle = choose_bundle(bundle, sample)
     if not paths:
-        if not demo:
+        if not sample:
             raise SltError("give the videos, folders or manifests to translate")
         paths = [str(p) for p in sample_videos()]
     shard_ = batch.parse_shard(shard) if shard else None
@@ -275,8 +279,8 @@ def _login_note(settings) -> str:
 @app.command("demo")
 def demo(
     bundle: str = typer.Argument(None, help="Bundle folder (made by `slt export`)."),
-    demo_model: bool = typer.Option(
-        False, "--demo", help="Open the small demo model shipped with slt."
+    sample: bool = typer.Option(
+        False, "--sample", help="Open the small sample model shipped with slt."
     ),
     host: str = typer.Option(None, help="Address to bind (SLT_HOST; default 127.0.0.1)."),
     port: int = typer.Option(7860, help="Port."),
@@ -289,7 +293,7 @@ def demo(
     """Try a bundle in the browser: upload a video (or record one with the webcam), see the glosses with their time spans, the text, the time per stage and, for TwoStream bundles, the keypoints.
 
     Needs the demo extra (pip install "slt-serve\\[demo]"). Nothing is sent to the internet (Gradio analytics off) unless --share is given. The limits are the API's SLT_* settings; with SLT_API_KEY set the page asks for the key."""
-    bundle = choose_bundle(bundle, demo_model)
+    bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app()
     from slt_serve.translator import Translator
 

@@ -220,8 +220,8 @@ def test_slt_translate_refusals(s2t_bundle, tmp_path):
     v = clip(tmp_path / "v.mp4", 0, frames=8)
     r = slt("translate", v)
     assert r.returncode == 2 and r.stderr.startswith("error: give a bundle folder"), r.stderr
-    assert "--demo" in r.stderr
-    r = slt("translate", v, "--bundle", s2t_bundle, "--demo")
+    assert "--sample" in r.stderr
+    r = slt("translate", v, "--bundle", s2t_bundle, "--sample")
     assert r.returncode == 2 and "not both" in r.stderr
     r = slt("translate", tmp_path / "nope.mp4", "--bundle", s2t_bundle)
     assert r.returncode == 2 and "no such file or folder" in r.stderr

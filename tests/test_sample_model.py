@@ -1,6 +1,6 @@
-"""The demo model shipped in the package (slt_serve/demo_model/): its bundle verifies, it is
-small, and `slt translate --demo` gives the sample videos the translations recorded when it
-was packaged (python -m slt_export.demo_model configs/synth/pipeline.yaml)."""
+"""The sample model shipped in the package (slt_serve/sample_model/): its bundle verifies, it is
+small, and `slt translate --sample` gives the sample videos the translations recorded when it
+was packaged (python -m slt_export.package_sample_model configs/synth/pipeline.yaml)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ import json
 import subprocess
 import sys
 
-from slt_serve import demo_model
+from slt_serve import sample_model
 from slt_serve.translator import Translator
 
 MAX_MB = 20
 
 
 def test_the_bundle_is_small_and_verifies():
-    folder = demo_model.bundle_path()
+    folder = sample_model.bundle_path()
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
-    assert size <= MAX_MB, f"demo bundle is {size:.1f} MB"
+    assert size <= MAX_MB, f"sample bundle is {size:.1f} MB"
     translator = Translator.from_bundle(folder, device="cpu")  # checks every file's sha256
     assert translator.stage == "s2t" and translator.kind == "single_stream"
 
 
-def test_translate_demo_reproduces_the_recorded_translations(tmp_path):
-    samples = demo_model.samples()
+def test_translate_sample_reproduces_the_recorded_translations(tmp_path):
+    samples = sample_model.samples()
     assert len(samples) == 2 and all(s["video"].is_file() for s in samples)
     out = tmp_path / "results.jsonl"
     r = subprocess.run(
-        [sys.executable, "-m", "slt_serve.cli", "translate", "--demo", "--out", str(out)],
+        [sys.executable, "-m", "slt_serve.cli", "translate", "--sample", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
