@@ -52,7 +52,7 @@ from slt_serve.bundle import (
     load_bundle,
 )
 from slt_serve.clip_input import InputSpec
-from slt_serve.decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from slt_serve.decoding import ctc_decode
 from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
 from slt_serve.onnx_session import CPU, open_session
@@ -466,7 +466,7 @@ class _Parity:
             want_lp, want_feat = self._torch_s2g(clip)
             got_lp, got_feat = runner.run_clip(*(c.numpy() for c in clip))
             diffs += [_rel(got_lp, want_lp), _rel(got_feat, want_feat)]
-            match = _glosses(got_lp, beam) == _glosses(want_lp, beam)
+            match = ctc_decode(got_lp, beam) == ctc_decode(want_lp, beam)
             same += match
             if not match:
                 report["failures"].append(f"glosses differ on a {len(clip[0])}-frame clip")
@@ -528,13 +528,6 @@ class _Parity:
             "same_tokens": same,
         }
         report["max_rel_diff"] = max(report["max_rel_diff"], max(diffs))
-
-
-def _glosses(log_probs: np.ndarray, beam: int) -> list[int]:
-    if beam == 1:
-        return ctc_greedy_decode(log_probs)
-    hyps = ctc_prefix_beam_search(log_probs, beam)
-    return list(hyps[0].tokens) if hyps else []
 
 
 def beam_settings(generation: dict) -> BeamSettings:

@@ -1,5 +1,9 @@
 """CTC decoding of gloss log-probabilities, in numpy (serving has no torch).
 
+`ctc_decode` (and `ctc_decode_spans`, `ctc_decode_batch`) is the one place where the
+choice between greedy decoding (`beam_size` 1) and prefix beam search is made; the
+translator, the export's parity check and training's evaluation all call it.
+
 Input is a (T, V) matrix of per-step log-probabilities (log-softmax over the gloss
 vocabulary, blank included), as the S2G model emits. Greedy decoding takes the best
 symbol per step, merges repeats and drops blanks; prefix beam search sums the
@@ -13,7 +17,7 @@ Frame indices are steps of the log-prob matrix: with the 4-block S3D a step cove
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,6 +142,74 @@ def _merge_extensions_already_in_beam(
             extend[parent, prefix[-1]] = NEG_INF
 
 
+def ctc_decode(log_probs: np.ndarray, beam_size: int = 1, blank: int = 0) -> list[int]:
+    """Token ids: best path for `beam_size` 1, the best hypothesis of prefix beam search above."""
+    if beam_size == 1:
+        return ctc_greedy_decode(log_probs, blank)
+    hyps = ctc_prefix_beam_search(log_probs, beam_size, blank)
+    return list(hyps[0].tokens) if hyps else []
+
+
+def ctc_decode_spans(log_probs: np.ndarray, beam_size: int = 1, blank: int = 0) -> list[TokenSpan]:
+    """`ctc_decode`'s tokens, each with the steps it was signed: the greedy runs for
+    `beam_size` 1, the best (Viterbi) alignment of the beam's labelling above."""
+    if beam_size == 1:
+        return ctc_greedy_spans(log_probs, blank)
+    return ctc_align(log_probs, ctc_decode(log_probs, beam_size, blank), blank)
+
+
+def ctc_align(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0) -> list[TokenSpan]:
+    """One span per token of `tokens` on the (T, V) log-prob matrix, in order.
+
+    The single most probable path that emits exactly `tokens` (blanks optional
+    between different tokens, required between repeats); per token, the first and
+    last step the path spends on it. Greedy decoding gets its spans for free; prefix
+    beam search returns only a labelling, so its spans come from here.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    tokens = list(tokens)
+    if not tokens:
+        return []
+    path = _viterbi_path(lp, tokens, blank)
+    spans = []
+    for i, token in enumerate(tokens):
+        where = np.flatnonzero(path == 2 * i + 1)
+        spans.append(TokenSpan(int(token), int(where[0]), int(where[-1])))
+    return spans
+
+
+def _viterbi_path(lp: np.ndarray, tokens: list[int], blank: int) -> np.ndarray:
+    """The state (index into blank-interleaved `tokens`) of each step on the best path."""
+    steps = lp.shape[0]
+    ext = np.full(2 * len(tokens) + 1, blank, dtype=np.int64)
+    ext[1::2] = tokens
+    states = ext.size
+    # a jump over a blank (s-2 → s) is allowed into a token that differs from the one before
+    skip = np.zeros(states, dtype=bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    score = np.full(states, NEG_INF)
+    score[0] = lp[0, ext[0]]
+    score[1] = lp[0, ext[1]]
+    back = np.zeros((steps, states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    for t in range(1, steps):
+        from1 = np.r_[NEG_INF, score[:-1]]
+        from2 = np.where(skip, np.r_[NEG_INF, NEG_INF, score[:-2]], NEG_INF)
+        options = np.stack([score, from1, from2])
+        back[t] = options.argmax(axis=0)
+        score = options.max(axis=0) + lp[t, ext]
+    last = states - 1 if score[-1] >= score[-2] else states - 2
+    if not np.isfinite(score[last]):
+        raise SltError(
+            f"{len(tokens)} glosses cannot be aligned to {steps} steps; the decoding is inconsistent"
+        )
+    path = np.empty(steps, dtype=np.int64)
+    state = last
+    for t in range(steps - 1, -1, -1):
+        path[t] = state
+        state -= back[t, state]
+    return path
+
+
 def _sequences(log_probs: np.ndarray, lengths: np.ndarray | None) -> Iterator[np.ndarray]:
     lp = np.asarray(log_probs)
     if lp.ndim != 3:
@@ -151,15 +223,10 @@ def _sequences(log_probs: np.ndarray, lengths: np.ndarray | None) -> Iterator[np
         yield seq[: int(length)]
 
 
-def ctc_greedy_decode_batch(
-    log_probs: np.ndarray, lengths: np.ndarray | None = None, blank: int = 0
+def ctc_decode_batch(
+    log_probs: np.ndarray, lengths: np.ndarray | None = None, beam_size: int = 1, blank: int = 0
 ) -> list[list[int]]:
-    """Greedy decoding of a padded (B, T, V) batch, each row cut to its length."""
-    return [ctc_greedy_decode(seq, blank) for seq in _sequences(log_probs, lengths)]
-
-
-def ctc_beam_search_batch(
-    log_probs: np.ndarray, lengths: np.ndarray | None = None, beam_size: int = 5, blank: int = 0
-) -> list[list[Hypothesis]]:
-    """Prefix beam search over a padded (B, T, V) batch, each row cut to its length."""
-    return [ctc_prefix_beam_search(seq, beam_size, blank) for seq in _sequences(log_probs, lengths)]
+    """`ctc_decode` of each row of a padded (B, T, V) batch, cut to its length."""
+    if beam_size < 1:
+        raise SltError(f"beam size must be at least 1, got {beam_size}")
+    return [ctc_decode(seq, beam_size, blank) for seq in _sequences(log_probs, lengths)]

@@ -43,8 +43,7 @@ from slt_serve.bundle import (
     load_bundle,
 )
 from slt_serve.clip_input import InputSpec, network_frames, network_keypoints
-from slt_serve.ctc_alignment import ctc_align
-from slt_serve.decoding import ctc_greedy_spans, ctc_prefix_beam_search
+from slt_serve.decoding import ctc_decode_spans
 from slt_serve.errors import SltError
 from slt_serve.onnx_session import open_session, providers_for
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
@@ -352,7 +351,8 @@ class Translator:
         upstream = clock.ms.get("decode", 0.0) + clock.ms.get("pose", 0.0) - upstream
         clock.add("s2g", time.perf_counter() - t - upstream / 1000.0)
         t = time.perf_counter()
-        ids, spans = self._ctc(log_probs)
+        spans = ctc_decode_spans(log_probs, self.ctc_beam_size, BLANK_ID)
+        ids = [s.token for s in spans]
         glosses = self.vocab.decode(ids)
         seconds = FEATURE_STRIDE / spec.fps
         gloss_spans = [
@@ -373,14 +373,6 @@ class Translator:
             ]
             text = " ".join(p for p in pieces if p)
         return Result(" ".join(glosses), text, gloss_spans, duration, clock.done(), self.name)
-
-    def _ctc(self, log_probs: np.ndarray):
-        if self.ctc_beam_size == 1:
-            spans = ctc_greedy_spans(log_probs, BLANK_ID)
-            return [s.token for s in spans], spans
-        hyps = ctc_prefix_beam_search(log_probs, self.ctc_beam_size, BLANK_ID)
-        ids = list(hyps[0].tokens) if hyps else []
-        return ids, ctc_align(log_probs, ids, BLANK_ID)
 
     def _segments(self, log_probs: np.ndarray) -> list[tuple[int, int]]:
         """Step ranges of at most the encoder's positions, cut at the likeliest pauses."""

@@ -9,9 +9,11 @@ import pytest
 
 from slt_serve.decoding import (
     TokenSpan,
-    ctc_beam_search_batch,
+    ctc_align,
+    ctc_decode,
+    ctc_decode_batch,
+    ctc_decode_spans,
     ctc_greedy_decode,
-    ctc_greedy_decode_batch,
     ctc_greedy_spans,
     ctc_prefix_beam_search,
 )
@@ -119,16 +121,31 @@ def test_batch_respects_lengths():
     rng = np.random.default_rng(0)
     batch = np.log(rng.dirichlet(np.ones(6), size=(3, 12)))
     lengths = np.array([12, 5, 0])
-    assert ctc_greedy_decode_batch(batch, lengths) == [
+    assert ctc_decode_batch(batch, lengths) == [
         ctc_greedy_decode(batch[0]),
         ctc_greedy_decode(batch[1, :5]),
         [],
     ]
-    beams = ctc_beam_search_batch(batch, lengths, beam_size=3)
-    assert beams[1] == ctc_prefix_beam_search(batch[1, :5], beam_size=3)
-    assert [h.tokens for h in beams[2]] == [()]
+    beams = ctc_decode_batch(batch, lengths, beam_size=3)
+    assert beams[1] == list(ctc_prefix_beam_search(batch[1, :5], beam_size=3)[0].tokens)
+    assert beams[2] == []
     with pytest.raises(SltError, match="lengths"):
-        ctc_greedy_decode_batch(batch, np.array([13, 1, 1]))
+        ctc_decode_batch(batch, np.array([13, 1, 1]))
+    with pytest.raises(SltError, match="beam size"):
+        ctc_decode_batch(batch, lengths, beam_size=0)
+
+
+def test_ctc_decode_is_greedy_at_beam_one_and_beam_search_above_with_spans():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        _, lp = spiky_clip(rng, vocab=8)
+        assert ctc_decode(lp) == ctc_greedy_decode(lp)
+        assert ctc_decode_spans(lp) == ctc_greedy_spans(lp)
+        beam = list(ctc_prefix_beam_search(lp, beam_size=4)[0].tokens)
+        assert ctc_decode(lp, beam_size=4) == beam
+        spans = ctc_decode_spans(lp, beam_size=4)
+        assert [s.token for s in spans] == beam and spans == ctc_align(lp, beam)
+        assert all(a.end < b.start for a, b in zip(spans, spans[1:]))
 
 
 def test_bad_input_is_an_slt_error():

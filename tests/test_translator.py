@@ -14,8 +14,7 @@ import tiny_bundles as tb
 
 from slt_serve.bundle import MANIFEST, load_bundle
 from slt_serve.clip_input import InputSpec, network_frames, network_keypoints, normalise
-from slt_serve.ctc_alignment import ctc_align
-from slt_serve.decoding import ctc_greedy_spans
+from slt_serve.decoding import ctc_align, ctc_greedy_spans
 from slt_serve.errors import SltError
 from slt_serve.onnx_session import CPU, open_session
 from slt_serve.s2g import S2GRunner
@@ -29,7 +28,7 @@ RUNTIME_MODULES = (
     "slt_serve.seq2seq",
     "slt_serve.s2g",
     "slt_serve.clip_input",
-    "slt_serve.ctc_alignment",
+    "slt_serve.decoding",
     "slt_serve.onnx_session",
     "slt_serve.tokenizer",
 )

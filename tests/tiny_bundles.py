@@ -121,7 +121,7 @@ def random_video(frames: int = 16, seed: int = 0) -> np.ndarray:
 def torch_translate(recognizer, model, tok, frames: np.ndarray, keypoints=None):
     """The PyTorch reference: (T, 64, 64, 3) frames [+ (T, K, 3) input-pixel keypoints] through
     training's eval preprocessing, the recognizer, CTC beam 5 and `generate` → (glosses, text)."""
-    from slt_serve.decoding import ctc_prefix_beam_search
+    from slt_serve.decoding import ctc_decode
     from slt_training.data.s2g_data import ClipOptions, crop_resize, to_input
 
     options = ClipOptions(frame_size=SIZE, input_size=SIZE, motion_channels=True)
@@ -132,8 +132,7 @@ def torch_translate(recognizer, model, tok, frames: np.ndarray, keypoints=None):
             out = recognizer(x, lengths)
         else:
             out = recognizer(x, torch.as_tensor(keypoints)[None], lengths)
-        hyps = ctc_prefix_beam_search(out.gloss_log_probs[0].numpy(), 5)
-        glosses = " ".join(vocab().decode(hyps[0].tokens))
+        glosses = " ".join(vocab().decode(ctc_decode(out.gloss_log_probs[0].numpy(), 5)))
         mask = torch.ones(out.gloss_features.shape[:2], dtype=torch.long)
         ids = model.generate(mask, GENERATION, features=out.gloss_features)[0].tolist()
     return glosses, tok.decode(ids)

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slt_serve.decoding import ctc_beam_search_batch, ctc_greedy_decode_batch
+from slt_serve.decoding import ctc_decode_batch
 from slt_serve.errors import SltError
 
 from .fusion import LateralConnection, LateralOptions
@@ -155,10 +155,7 @@ def decode_glosses(output: RecognitionOutput, beam_size: int = 1) -> list[list[i
         raise SltError(f"beam size must be at least 1, got {beam_size}")
     log_probs = output.gloss_log_probs.detach().float().cpu().numpy()
     lengths = output.output_lengths.detach().cpu().numpy()
-    if beam_size == 1:
-        return ctc_greedy_decode_batch(log_probs, lengths, blank=BLANK_ID)
-    beams = ctc_beam_search_batch(log_probs, lengths, beam_size, blank=BLANK_ID)
-    return [list(hyps[0].tokens) if hyps else [] for hyps in beams]
+    return ctc_decode_batch(log_probs, lengths, beam_size, blank=BLANK_ID)
 
 
 def _check_video(frames: Tensor, lengths: Tensor | list[int], channels: int = 3) -> Tensor:
