@@ -16,6 +16,7 @@ import typer
 
 from slt_serve import __version__
 from slt_serve.errors import SltError
+from slt_serve.extras import install_hint
 from slt_serve.sample_model import choose_bundle, sample_videos
 
 app = typer.Typer(
@@ -315,7 +316,8 @@ def demo(
 
 
 def main() -> None:
-    """Run the CLI; a `SltError` becomes one line on stderr and exit code 2.
+    """Run the CLI; a `SltError`, or an import of an optional extra that is not installed,
+    becomes one line on stderr and exit code 2.
 
     Usage errors, --help and exit codes are click's (standalone mode); anything
     else that escapes is a bug in slt-serve and keeps its traceback.
@@ -324,6 +326,12 @@ def main() -> None:
         app()
     except SltError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except ImportError as e:  # a command whose optional extra is not installed
+        hint = install_hint(e)
+        if hint is None:
+            raise
+        typer.echo(f"error: {hint}", err=True)
         sys.exit(2)
 
 

@@ -8,9 +8,10 @@ PyAV by encoding and decoding a short clip. torch is never imported here
 (slt_serve must stay torch-free): its CUDA view comes from a `python -c`
 subprocess, only when torch is installed.
 
-Dataset checks read files and JSON only (slt_serve may not import the
-training stack) and name the next preparation step; `slt data check` is the
-deeper validation.
+Only the environment is checked here. A dataset root (`slt doctor DATASET`) is read by
+the training stack, which knows its files (`slt_training.data.check.dataset_state`); its `slt`
+plugin hands that function over with `provide_dataset_checks`, since slt_serve may not
+import the training stack.
 """
 
 from __future__ import annotations
@@ -22,30 +23,23 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-DISTRIBUTION = "slt-serve"
+from slt_serve.errors import SltError
+from slt_serve.extras import DISTRIBUTION, requirements
+
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
-SPLITS = ("train", "dev", "test")
-VOCAB_FILE = "gloss_vocab.json"
-SPECIALS = ("<blank>", "<pad>", "<unk>")
 # Free disk below which preparing and training a corpus runs out: the PHOENIX-2014T frames
 # cache at 256² is ~2.5 GB, an S2G checkpoint with optimizer state ~0.3 GB, mBART-large 2.4 GB.
 DISK_FAIL_GB, DISK_WARN_GB = 2.0, 20.0
 TESTED_TRANSFORMERS_MAJORS = (4, 5)
-# What to run once a dataset root is prepared (the training entry point).
-TRAIN_HINT = (
-    "cp configs/custom.yaml my.yaml, set run_dir, data.root: {root}, data.lang and "
-    "data.frame_size: {size}, then slt pipeline my.yaml"
-)
-DEV_OOV_WARN = 10.0  # % of dev/test gloss tokens missing from the vocabulary
 # Distributions that provide the same module as a requirement (the GPU build of onnxruntime,
 # the other OpenCV wheels): any one of them satisfies it.
 PROVIDES = {
@@ -120,24 +114,6 @@ def _satisfies(version: str, spec: SpecifierSet) -> bool:
         return True  # a local build with an odd version string: trust it
 
 
-def _requirements() -> list[tuple[str | None, Requirement]]:
-    """(extra or None, requirement) for every requirement slt-serve declares."""
-    out = []
-    for line in metadata.requires(DISTRIBUTION) or []:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        extra = None
-        if req.marker is not None:
-            found = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", str(req.marker))
-            extra = found.group(1) if found else None
-            if extra is None and not req.marker.evaluate():
-                continue  # a platform marker that does not apply here
-        out.append((extra, req))
-    return out
-
-
 def _pip_fix(req: Requirement, extra: str | None) -> str:
     spec = f"{req.name}{req.specifier}"
     if req.name == "torch":
@@ -156,7 +132,7 @@ def check_python() -> Check:
 def check_packages() -> list[Check]:
     """Every declared requirement: core ones must be met; an extra is judged as a whole."""
     by_extra: dict[str | None, list[Requirement]] = {}
-    for extra, req in _requirements():
+    for extra, req in requirements():
         by_extra.setdefault(extra, []).append(req)
     core = by_extra.pop(None, [])
     bad = _unmet(core)
@@ -530,243 +506,27 @@ def environment_checks(where: Path | None = None) -> list[Check]:
     return checks
 
 
-# --- a dataset root ---------------------------------------------------------------------------
+# --- a dataset root: the training stack knows how to read one ----------------------------------
+
+_dataset_checks: list[Callable[[Path], DatasetState]] = []
 
 
-def guess_language(texts: Iterable[str]) -> str | None:
-    """'vi' or 'zh' when the text shows its script, else None (the user says which)."""
-    sample = " ".join(t for _, t in zip(range(200), texts))
-    if re.search(r"[\u4e00-\u9fff]", sample):
-        return "zh"
-    if re.search(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]", sample.lower()):
-        return "vi"
-    return None
-
-
-def _read_split(path: Path) -> tuple[list[dict], str | None]:
-    clips = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                return clips, f"{path.name} line {lineno} is not JSON"
-            if not isinstance(row, dict) or not row.get("name"):
-                return clips, f"{path.name} line {lineno} has no 'name'"
-            clips.append(row)
-    return clips, None
-
-
-def _glosses(clips: Iterable[dict]) -> list[str]:
-    return [g for c in clips for g in str(c.get("gloss") or "").split()]
-
-
-def _frames_caches(root: Path, names: set[str]) -> dict[int, int]:
-    """size → clips of `names` in ROOT/frames/<size>/ (a cache is a folder with cache.json)."""
-    out = {}
-    base = root / "frames"
-    if not base.is_dir():
-        return out
-    for d in sorted(base.iterdir()):
-        if d.is_dir() and d.name.isdigit() and (d / "cache.json").is_file():
-            out[int(d.name)] = sum(1 for n in names if (d / f"{n}.mp4").is_file())
-    return out
-
-
-def dataset_checks(root: str | os.PathLike) -> DatasetState:
-    """What a dataset root holds, in preparation order, and the command to run next."""
-    root = Path(root)
-    checks: list[Check] = []
-    if not root.is_dir():
-        fix = f"slt data import-folder VIDEOS --table sentences.csv --out {root}"
-        checks.append(Check("dataset", FAIL, f"{root}: no such folder", fix))
-        return DatasetState(checks, fix)
-    splits: dict[str, list[dict]] = {}
-    for split in SPLITS:
-        path = root / f"{split}.jsonl"
-        if path.is_file():
-            clips, error = _read_split(path)
-            if error:
-                checks.append(
-                    Check("annotations", FAIL, error, f"slt data check {root} (names the field)")
-                )
-                return DatasetState(checks, f"fix {path}, then slt doctor {root}")
-            splits[split] = clips
-    if "train" not in splits:
-        fix = f"slt data import-folder VIDEOS --table sentences.csv --out {root}"
-        what = "no train.jsonl" + (f" (found {', '.join(splits)})" if splits else "")
-        checks.append(Check("annotations", FAIL, what, fix))
-        return DatasetState(checks, fix)
-    every = [c for clips in splits.values() for c in clips]
-    counts = ", ".join(f"{s} {len(c)}" for s, c in splits.items())
-    signers = {
-        s: {c.get("signer") for c in clips if c.get("signer")} for s, clips in splits.items()
-    }
-    seen = signers.get("train", set())
-    unseen = sorted(s for split in ("dev", "test") for s in signers.get(split, set()) - seen)
-    checks.append(
-        Check(
-            "annotations",
-            OK if "dev" in splits else WARN,
-            f"{counts} clips; "
-            + (
-                f"{len(unseen)} dev/test signer(s) unseen in train"
-                if unseen
-                else "no unseen signers"
-            )
-            + ("" if "dev" in splits else "; no dev split (no model selection)"),
-            "" if "dev" in splits else "import with a dev split (import-folder makes one)",
-        )
-    )
-    steps: list[str] = []  # the blocking steps still to do, in order
-
-    missing = [c["name"] for c in every if c.get("video") and not (root / c["video"]).exists()]
-    if missing:
-        fix = f"fix the 'video' paths (relative to {root}) or the files; slt data check {root}"
-        checks.append(
-            Check(
-                "videos", FAIL, f"{len(missing)} clip(s) point at no file, e.g. {missing[0]}", fix
-            )
-        )
-        steps.append(fix)
-    else:
-        no_video = sum(1 for c in every if not c.get("video"))
-        checks.append(
-            Check(
-                "videos",
-                OK if not no_video else WARN,
-                "every clip's video is there"
-                + (f"; {no_video} clip(s) have none (text only)" if no_video else ""),
-            )
-        )
-
-    no_gloss = [c for c in every if not str(c.get("gloss") or "").strip()]
-    if no_gloss:
-        lang = guess_language(str(c.get("text") or "") for c in every) or "LANG"
-        fix = f"slt data gloss-from-text {root} --lang {lang}"
-        checks.append(
-            Check("glosses", FAIL, f"{len(no_gloss)} of {len(every)} clips have no gloss", fix)
-        )
-        steps.append(fix)
-    else:
-        pseudo = sum(1 for c in every if str(c.get("gloss_source", "")).startswith("pseudo"))
-        kind = f"pseudo-glosses ({pseudo} clips)" if pseudo else "human glosses"
-        checks.append(Check("glosses", OK, f"every clip has a gloss: {kind}"))
-
-    vocab_check, vocab_fix = _vocab_check(root, splits)
-    checks.append(vocab_check)
-    if vocab_fix and not no_gloss:
-        steps.append(vocab_fix)
-
-    names = {c["name"] for c in every if c.get("video")}
-    caches = _frames_caches(root, names)
-    if not names:
-        checks.append(Check("frames cache", INFO, "no clip has a video (G2T only)"))
-    elif not caches:
-        fix = f"slt data frames {root} --size 256"
-        checks.append(Check("frames cache", FAIL, "none yet", fix + "  (64 for a CPU trial)"))
-        steps.append(fix)
-    else:
-        full = {s: n for s, n in caches.items() if n == len(names)}
-        detail = ", ".join(f"{s}²: {n}/{len(names)} clips" for s, n in caches.items())
-        if full:
-            checks.append(
-                Check(
-                    "frames cache",
-                    OK,
-                    detail + " (the config's data.frame_size must be one of these)",
-                )
-            )
-        else:
-            size = max(caches, key=caches.get)
-            fix = f"slt data frames {root} --size {size}"
-            checks.append(
-                Check(
-                    "frames cache",
-                    FAIL,
-                    f"{detail}; errors in frames/{size}/errors.jsonl",
-                    fix + " (resumes; fix or drop the failed clips)",
-                )
-            )
-            steps.append(fix)
-
-    if names:
-        kp = root / "keypoints"
-        have = sum(1 for n in names if (kp / f"{n}.npz").is_file())
-        kp_fix = f"slt data keypoints {root} --pose pose.onnx  (or --from-pose DIR of .pose files)"
-        if have == len(names):
-            checks.append(Check("keypoints", OK, f"{have}/{len(names)} clips: TwoStream ready"))
-        elif have == 0:
-            checks.append(
-                Check(
-                    "keypoints",
-                    INFO,
-                    "none: SingleStream only (TwoStream needs them)",
-                    kp_fix,
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    "keypoints",
-                    WARN,
-                    f"{have}/{len(names)} clips; TwoStream needs all (see keypoints/errors.jsonl)",
-                    kp_fix + " (resumes)",
-                )
-            )
-    if steps:
-        return DatasetState(checks, steps[0])
-    sizes = sorted(s for s, n in caches.items() if n == len(names)) or [256]
-    return DatasetState(checks, TRAIN_HINT.format(root=root, size=sizes[-1]))
-
-
-def _vocab_check(root: Path, splits: dict[str, list[dict]]) -> tuple[Check, str | None]:
-    path = root / VOCAB_FILE
-    fix = f"slt data vocab {root}"
-    if not path.is_file():
-        return Check("gloss vocabulary", FAIL, f"no {VOCAB_FILE}", fix), fix
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        return Check("gloss vocabulary", FAIL, f"{VOCAB_FILE} unreadable: {e}", fix), fix
-    if not isinstance(table, dict) or any(s not in table for s in SPECIALS):
-        return (
-            Check("gloss vocabulary", FAIL, f"{VOCAB_FILE} lacks {', '.join(SPECIALS)}", fix),
-            fix,
-        )
-    stale = sorted(set(_glosses(splits["train"])) - set(table))
-    if stale:
-        detail = f"{len(stale)} train gloss(es) missing, e.g. {stale[0]}: built before the glosses changed"
-        return Check("gloss vocabulary", FAIL, detail, fix + "  (rebuild it)"), fix
-    oov = []
-    worst = 0.0
-    for split in ("dev", "test"):
-        tokens = _glosses(splits.get(split, []))
-        if tokens:
-            rate = 100 * sum(1 for g in tokens if g not in table) / len(tokens)
-            worst = max(worst, rate)
-            oov.append(f"{split} OOV {rate:.1f}%")
-    detail = f"{len(table) - len(SPECIALS)} glosses" + (f"; {', '.join(oov)}" if oov else "")
-    if worst > DEV_OOV_WARN:
-        return (
-            Check(
-                "gloss vocabulary",
-                WARN,
-                detail + ": glosses unseen in train cannot be recognised",
-                "more train data, or --stopwords/--lemmas for gloss-from-text to merge variants",
-            ),
-            None,
-        )
-    return Check("gloss vocabulary", OK, detail), None
+def provide_dataset_checks(checks: Callable[[Path], DatasetState]) -> None:
+    """How `slt doctor DATASET` reads a dataset root. The training stack's `slt` plugin calls
+    this when it registers its commands (this module may not import the training stack)."""
+    _dataset_checks[:] = [checks]
 
 
 def run_doctor(dataset: str | os.PathLike | None = None) -> Report:
     """The environment checks, then (with `dataset`) the dataset root's state and next step."""
     report = Report(environment_checks(Path(dataset) if dataset else None))
     if dataset is not None:
-        state = dataset_checks(dataset)
+        if not _dataset_checks:
+            raise SltError(
+                "checking a dataset root needs the training stack, which is not installed: "
+                "pip install 'slt-serve[train]' (or run slt doctor without DATASET)"
+            )
+        state = _dataset_checks[0](Path(dataset))
         report.checks += state.checks
         report.next_step = state.next_step
     return report

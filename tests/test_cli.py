@@ -92,3 +92,63 @@ def test_overlay_draws_a_clips_keypoints(tmp_path):
     (tmp_path / "keypoints" / f"{clip.name}.npz").unlink()
     r = slt("data", "overlay", str(tmp_path), clip.name, "--out", str(tmp_path / "o.png"))
     assert r.returncode == 2 and "slt data keypoints" in r.stderr
+
+
+# --- a command whose optional extra is not installed -----------------------------------------
+
+# `slt` with some modules made unimportable, as in an install without their extra.
+WITHOUT = (
+    "import sys\n"
+    "for m in sys.argv[1].split(','):\n"
+    "    sys.modules[m] = None  # import m raises ModuleNotFoundError, as when not installed\n"
+    "sys.argv = ['slt', *sys.argv[2:]]\n"
+    "from slt_serve.cli import main\n"
+    "main()\n"
+)
+
+
+def slt_without(modules, *args):
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, ",".join(modules), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "modules, args, extra",
+    [
+        (["torch"], ["train", "s2g", "configs/synth/s2g_single.yaml"], "train"),
+        (["torch", "transformers"], ["train", "g2t", "configs/synth/g2t.yaml"], "train"),
+        (["gradio"], ["demo", "--sample"], "demo"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(modules, args, extra):
+    r = slt_without(modules, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert f"slt-serve[{extra}]" in lines[0]
+
+
+def test_the_extra_of_a_module_comes_from_the_package_metadata():
+    from slt_serve.extras import extra_for_module, install_hint
+
+    assert extra_for_module("torch") == "train"
+    assert extra_for_module("pose_format.numpy") == "train"  # a submodule: its top level
+    assert extra_for_module("gradio") == "demo"
+    assert extra_for_module("jieba") == "zh"
+    assert extra_for_module("numpy") is None  # core: not an extra
+    hint = install_hint(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert "pip install 'slt-serve[train]'" in hint
+    assert install_hint(ModuleNotFoundError("No module named 'nope'", name="nope")) is None
+
+
+def test_doctor_dataset_comes_from_the_training_plugin(tmp_path):
+    # the plugin (registered when slt_serve.cli loads) gave doctor the training stack's reader
+    import slt_serve.cli  # noqa: F401
+    from slt_serve import doctor
+    report = doctor.run_doctor(tmp_path / "nowhere")
+    assert report.failed and report.next_step.startswith("slt data import-folder")

@@ -30,13 +30,23 @@ from loopback_server import serving, wait_for
 from malformed_corpus import _image
 from typer.testing import CliRunner
 
-from demo.app import SPAN_HEADERS, TIMING_HEADERS, draw_overlay, mount, translate_video
-from slt_serve.api import create_app
-from slt_serve.clip_input import InputSpec
-from slt_serve.errors import SltError
-from slt_serve.settings import Settings
-from slt_serve.translator import Translator
-from slt_serve.video import iter_frames, probe, write_video
+pytest.importorskip(
+    "gradio", reason="the demo extra is not installed: pip install 'slt-serve[demo]'"
+)
+
+from demo.app import (  # noqa: E402 - after the skip: demo.app imports gradio
+    SPAN_HEADERS,
+    TIMING_HEADERS,
+    draw_overlay,
+    mount,
+    translate_video,
+)
+from slt_serve.api import create_app  # noqa: E402
+from slt_serve.clip_input import InputSpec  # noqa: E402
+from slt_serve.errors import SltError  # noqa: E402
+from slt_serve.settings import Settings  # noqa: E402
+from slt_serve.translator import Translator  # noqa: E402
+from slt_serve.video import iter_frames, probe, write_video  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_COPY = os.environ.get("SLT_DEMO_SCREENSHOT")  # e.g. docs/demo.png, for the README
@@ -321,6 +331,9 @@ def demo_server(s2t_bundle, tmp_path):
     "to run the browser test (CI does)",
 )
 def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, tmp_path):
+    pytest.importorskip(
+        "playwright", reason="the dev extra is not installed: pip install 'slt-serve[dev]'"
+    )
     from playwright.sync_api import expect, sync_playwright
 
     url, log = demo_server

@@ -10,6 +10,7 @@ import pytest
 
 from slt_serve import doctor
 from slt_serve.video import write_video
+from slt_training.data.check import dataset_state
 
 
 def slt(*args):
@@ -110,13 +111,13 @@ def test_next_step_at_each_stage_of_preparation(tmp_path, raw):
     from slt_training.data.vocab import build_vocab
 
     ds = tmp_path / "ds"
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert state.next_step.startswith("slt data import-folder")
     assert by_name(state.checks)["dataset"].status == "fail"
 
     result = import_folder(*raw, ds)
     write_dataset(ds, result.splits, False)
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert state.next_step == f"slt data gloss-from-text {ds} --lang vi"  # language from the text
     assert by_name(state.checks)["glosses"].status == "fail"
     assert "unseen in train" in by_name(state.checks)["annotations"].detail  # split by signer
@@ -132,17 +133,17 @@ def test_next_step_at_each_stage_of_preparation(tmp_path, raw):
                 for c in clips
             ],
         )
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert state.next_step == f"slt data vocab {ds}"
     assert "pseudo-glosses" in by_name(state.checks)["glosses"].detail
 
     build_vocab(load_split(ds, "train")).save(ds / "gloss_vocab.json")
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert state.next_step == f"slt data frames {ds} --size 256"
     assert "OOV" in by_name(state.checks)["gloss vocabulary"].detail
 
     cache_frames(ds, size=32, workers=1, progress=False)
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     checks = by_name(state.checks)
     assert checks["frames cache"].status == "ok" and "32²: 6/6" in checks["frames cache"].detail
     assert checks["keypoints"].status == "info"  # SingleStream needs none
@@ -152,7 +153,7 @@ def test_next_step_at_each_stage_of_preparation(tmp_path, raw):
     # glosses changed after the vocabulary was built: a stale table is caught
     clips = load_split(ds, "train")
     write_jsonl(ds / "train.jsonl", [clips[0].model_copy(update={"gloss": "NEW"}), *clips[1:]])
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert by_name(state.checks)["gloss vocabulary"].status == "fail"
     assert state.next_step == f"slt data vocab {ds}"
 
@@ -161,13 +162,13 @@ def test_dataset_problems(tmp_path):
     ds = tmp_path / "ds"
     ds.mkdir()
     (ds / "train.jsonl").write_text('{"name": "a", "text": "Hallo", "video": "v/a.mp4"}\n')
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     checks = by_name(state.checks)
     assert checks["videos"].status == "fail" and "a" in checks["videos"].detail
     assert checks["annotations"].status == "warn"  # no dev split
     assert "--lang LANG" in checks["glosses"].fix  # no script to tell the language by
     (ds / "train.jsonl").write_text('{"name": "a"}\nnot json\n')
-    state = doctor.dataset_checks(ds)
+    state = dataset_state(ds)
     assert "line 2 is not JSON" in by_name(state.checks)["annotations"].detail
 
 
@@ -181,7 +182,7 @@ def test_partial_frames_cache_and_keypoints(tmp_path, raw):
     next(iter((ds / "frames" / "32").glob("c*.mp4"))).unlink()
     (ds / "keypoints").mkdir()
     (ds / "keypoints" / "c0.npz").write_bytes(b"x")
-    checks = by_name(doctor.dataset_checks(ds).checks)
+    checks = by_name(dataset_state(ds).checks)
     assert checks["frames cache"].status == "fail" and "5/6" in checks["frames cache"].detail
     assert "--size 32" in checks["frames cache"].fix
     assert checks["keypoints"].status == "warn" and "1/6" in checks["keypoints"].detail

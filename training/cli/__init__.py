@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import typer
 
+from slt_serve.doctor import provide_dataset_checks
+from slt_training.data.check import dataset_state
+
 from . import data, evaluate, train
 
 
 def register(app: typer.Typer) -> None:
-    """Entry point (group `slt_serve.commands`): add the training commands to `slt`."""
+    """Entry point (group `slt_serve.commands`): add the training commands to `slt`, and
+    the dataset root checks to `slt doctor DATASET`."""
+    provide_dataset_checks(dataset_state)
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
     app.command("features")(train.features)

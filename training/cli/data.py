@@ -87,7 +87,7 @@ def import_folder(
     overwrite: bool = typer.Option(False, help="Replace existing split files."),
 ) -> None:
     """Import your own videos and a table of sentences; splits by signer when none is given."""
-    from slt_serve.doctor import guess_language
+    from slt_training.data.check import guess_language
     from slt_training.data.importers import import_folder as run_import
     from slt_training.data.importers import write_dataset
 
@@ -378,8 +378,7 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from slt_serve.doctor import dataset_checks
-    from slt_training.data.check import check_dataset
+    from slt_training.data.check import check_dataset, dataset_state
 
     report = check_dataset(dataset, probe=probe, workers=workers)
     table = Table("", *(r.split for r in report.splits), title=str(report.root))
@@ -406,7 +405,7 @@ def check(
     if not report.ok:
         raise typer.Exit(1)
     typer.secho("dataset OK", fg=typer.colors.GREEN)
-    echo_next(dataset_checks(dataset).next_step)
+    echo_next(dataset_state(dataset).next_step)
 
 
 @app.command("keypoints")
