@@ -107,9 +107,10 @@ class TranslationModel(nn.Module):
             VLMapper(options.feature_dim, config.d_model) if options.input == "features" else None
         )
 
-    def _encoder_inputs(
+    def encoder_inputs(
         self, input_ids: Tensor | None, features: Tensor | None
     ) -> dict[str, Tensor]:
+        """The mBART encoder's keyword inputs: gloss ids (G2T) or mapped features (S2T)."""
         if self.mapper is None:
             if input_ids is None:
                 raise SltError("a G2T model needs input_ids (gloss token ids)")
@@ -134,7 +135,7 @@ class TranslationModel(nn.Module):
         """Loss of `labels` (B, L; IGNORE_INDEX at padding) given glosses or features."""
         decoder_input_ids = self.decoder_inputs(labels)
         out = self.mbart(
-            **self._encoder_inputs(input_ids, features),
+            **self.encoder_inputs(input_ids, features),
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_input_ids.ne(self.pad_id),
@@ -154,7 +155,7 @@ class TranslationModel(nn.Module):
         """Beam search; (B, L) token ids starting with the decoder start (language) token."""
         o = options.verify()
         return self.mbart.generate(
-            **self._encoder_inputs(input_ids, features),
+            **self.encoder_inputs(input_ids, features),
             attention_mask=attention_mask,
             num_beams=o.num_beams,
             length_penalty=o.length_penalty,
