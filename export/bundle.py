@@ -485,7 +485,7 @@ class _Parity:
         kw = {"features": x} if model.mapper is not None else {"input_ids": x}
         with torch.no_grad():
             enc = model.mbart.get_encoder()(
-                **model._encoder_inputs(kw.get("input_ids"), kw.get("features")),
+                **model.encoder_inputs(kw.get("input_ids"), kw.get("features")),
                 attention_mask=mask,
             ).last_hidden_state
             start = torch.full((source.shape[0], 1), model.decoder_start_id)
