@@ -69,15 +69,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
             )
             raise SltError(
                 f"{self._source}: refusing to unpickle {module}.{name}: only plain data, numpy "
-                f"arrays and torch tensors are allowed in an annotation file{hint}"
+                f"arrays and torch tensors are allowed in a reference pickle{hint}"
             ) from None
 
 
-def load_slrt_pickle(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Load a TwoStream/SLRT annotation file (gzip or plain pickle) with the allow-list."""
-    path = Path(path)
+def _unpickle(path: Path, what: str) -> Any:
+    """The object in a gzip or plain pickle at `path`, through the allow-list."""
     if not path.is_file():
-        raise SltError(f"{path}: annotation file not found")
+        raise SltError(f"{path}: {what} not found")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -85,11 +84,27 @@ def load_slrt_pickle(path: str | os.PathLike) -> list[dict[str, Any]]:
         except (OSError, EOFError) as e:
             raise SltError(f"{path}: corrupt gzip data ({e})") from None
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw), path).load()
+        return _RestrictedUnpickler(io.BytesIO(raw), path).load()
     except SltError:
         raise
     except Exception as e:  # truncated or not a pickle at all
-        raise SltError(f"{path}: not a readable pickle annotation file ({e})") from None
+        raise SltError(f"{path}: not a readable pickle {what} ({e})") from None
+
+
+def load_slrt_dict(path: str | os.PathLike, what: str = "reference pickle") -> dict[Any, Any]:
+    """A reference pickle holding one dict (`gloss2ids.pkl`, `map_ids.pkl`,
+    `old2new_vocab.pkl`, `<ds>-keypoints.pkl`), read with the same allow-list."""
+    path = Path(path)
+    obj = _unpickle(path, what)
+    if not isinstance(obj, dict):
+        raise SltError(f"{path}: expected a pickled dict ({what}), got {type(obj).__name__}")
+    return obj
+
+
+def load_slrt_pickle(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Load a TwoStream/SLRT annotation file (gzip or plain pickle) with the allow-list."""
+    path = Path(path)
+    obj = _unpickle(path, "annotation file")
     if isinstance(obj, dict):  # some releases key the entries by name
         obj = [{"name": k, **v} if isinstance(v, dict) else v for k, v in obj.items()]
     if not isinstance(obj, list) or not all(isinstance(x, dict) for x in obj):

@@ -11,8 +11,14 @@ intermediate map (PHOENIX-2014T: the 210×260 frame itself; CSL-Daily: 170×170 
 512² frames), then resizes that map to 112×112. Measured in pixels of the final
 112² map that is σ ≈ 4.3 across and 3.4 down on PHOENIX, 5.3 on CSL-Daily. We draw
 straight at the final size with `sigma` in final-map pixels (default 4), which
-gives the same maps without the larger intermediate. The reference masks nothing on
-PHOENIX and keeps only scores above 0.5 (weighted by the score) on CSL-Daily.
+gives nearly the same maps without the larger intermediate. The reference's heatmap
+config names a `threshold`, but its `confidence` flag is never set, so the threshold
+is never applied: every point is drawn whatever its score (scores of 0 included).
+
+`style="reference"` draws exactly as the reference does, for imported models: the
+Gaussian with `sigma` in pixels of the intermediate `grid` (PHOENIX-2014T: the 260×210
+frame; CSL-Daily: 170×170), every point drawn whatever its score, then each map
+resized to `size` (bilinear, align_corners=False, no antialiasing).
 
 Coordinates are pixel centres (align_corners=False): frame pixel x maps to heatmap
 column (x + 0.5) · w / W − 0.5, as a resize of the frame would place it.
@@ -24,9 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from slt_serve.errors import SltError
+
+STYLES = ("direct", "reference")
+REFERENCE_CHUNK = 16  # maps drawn at once in the reference style (each grid-sized)
 
 
 @dataclass(frozen=True)
@@ -37,12 +47,21 @@ class HeatmapOptions:
     sigma: float = 4.0  # Gaussian standard deviation, in heatmap pixels
     score_threshold: float = 0.0  # a point is drawn only if its score is above this
     weight_by_score: bool = False  # scale each Gaussian's peak to the point's score
+    style: str = "direct"  # "direct" (at `size`) or "reference" (on `grid`, then resized)
+    grid: tuple[int, int] = (
+        260,
+        210,
+    )  # reference style: (height, width) the Gaussians are drawn on
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1:
             raise SltError(f"heatmap size must be (height, width) ≥ 1, got {self.size}")
         if not self.sigma > 0:
             raise SltError(f"heatmap sigma must be positive, got {self.sigma}")
+        if self.style not in STYLES:
+            raise SltError(f"heatmap style must be one of {STYLES}, got {self.style!r}")
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise SltError(f"heatmap grid must be (height, width) ≥ 1, got {self.grid}")
 
 
 def keypoints_to_heatmaps(
@@ -62,6 +81,8 @@ def keypoints_to_heatmaps(
     frame_w, frame_h = frame_size
     if frame_w < 1 or frame_h < 1:
         raise SltError(f"frame size must be (width, height) ≥ 1, got {frame_size}")
+    if options.style == "reference":
+        return _reference_heatmaps(points, frame_size, options)
     height, width = options.size
     x, y, score = points.unbind(dim=-1)
     visible = (score > options.score_threshold) & x.isfinite() & y.isfinite()
@@ -77,3 +98,25 @@ def _gaussian_1d(centre: Tensor, length: int, sigma: float) -> Tensor:
     """exp(-(i - centre)² / 2σ²) for i in 0..length-1; the 2-D Gaussian is their product."""
     grid = torch.arange(length, dtype=centre.dtype, device=centre.device)
     return torch.exp(-((grid - centre.unsqueeze(-1)) ** 2) / (2 * sigma**2))
+
+
+def _reference_heatmaps(
+    points: Tensor, frame_size: tuple[int, int], options: HeatmapOptions
+) -> Tensor:
+    """The reference's drawing: exp(-((y - ky)² + (x - kx)²) / 2σ²) on the integer
+    `grid`, every point whatever its score, then a bilinear resize to `size`."""
+    frame_w, frame_h = frame_size
+    grid_h, grid_w = options.grid
+    lead = points.shape[:-2]
+    flat = points.reshape(-1, points.shape[-2], 3)
+    if (grid_w, grid_h) != (frame_w, frame_h):  # keypoints in pixels of another frame size
+        flat = flat * flat.new_tensor([grid_w / frame_w, grid_h / frame_h, 1.0])
+    rows = torch.arange(grid_h, device=points.device)
+    cols = torch.arange(grid_w, device=points.device)
+    maps = []
+    for chunk in torch.split(flat, REFERENCE_CHUNK):  # grid-sized maps are large
+        dy = (rows - chunk[..., 1:2]) ** 2  # (n, K, grid_h)
+        dx = (cols - chunk[..., 0:1]) ** 2  # (n, K, grid_w)
+        drawn = torch.exp(-(dy.unsqueeze(-1) + dx.unsqueeze(-2)) / (2 * options.sigma**2))
+        maps.append(F.interpolate(drawn, size=options.size, mode="bilinear", align_corners=False))
+    return torch.cat(maps).reshape(*lead, points.shape[-2], *options.size)

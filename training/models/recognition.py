@@ -299,7 +299,10 @@ class TwoStreamRecognizer(CtcRecognizer):
         return to_rgb, to_keypoint
 
     def heatmaps(self, keypoints: Tensor, lengths: Tensor, frame_size: tuple[int, int]) -> Tensor:
-        """(B, T, K, 3) keypoints in pixels of (W, H) frames → (B, K, T, h, w) stream input."""
+        """(B, T, K, 3) keypoints in pixels of (W, H) frames → (B, K, T, h, w) stream input.
+
+        `frame_size` is the frame the coordinates refer to: the network input by default,
+        the raw frame for an imported reference model (`keypoint_frame_size` of forward)."""
         points = keypoints.to(torch.float32)
         score = _zero_padding(points[..., 2], lengths, 1)  # padded steps draw nothing
         points = torch.cat([points[..., :2], score.unsqueeze(-1)], dim=-1)
@@ -388,11 +391,15 @@ class TwoStreamRecognizer(CtcRecognizer):
         lengths: Tensor,
         gloss_ids: Tensor | None = None,
         gloss_lengths: Tensor | None = None,
+        keypoint_frame_size: tuple[int, int] | None = None,
     ) -> RecognitionOutput:
+        """`keypoint_frame_size` (W, H): the frame the keypoints' pixels refer to, when not
+        `frames` itself (the reference draws heatmaps in pixels of the raw frame)."""
         lengths = _check_video(frames, lengths, self.options.in_channels)
         self._check_keypoints(keypoints, frames)
         targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
-        heatmaps = self.heatmaps(keypoints, lengths, (frames.shape[4], frames.shape[3]))
+        frame_size = keypoint_frame_size or (frames.shape[4], frames.shape[3])
+        heatmaps = self.heatmaps(keypoints, lengths, frame_size)
         rgb, keypoint = self.streams(_zero_padding(frames, lengths, 2), heatmaps)
         steps = self.output_lengths(lengths)
         rgb_top, keypoint_top = pool_space(rgb[-1]), pool_space(keypoint[-1])

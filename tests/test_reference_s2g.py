@@ -1,0 +1,119 @@
+"""S2G checkpoints trained with the reference code: safe loading, key mapping, and the
+kit's goldens (../shared/data/reference-slrt/) reproduced in PyTorch, from the
+reference's preprocessed tensors and from raw frames/keypoints."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
+
+from slt_serve.errors import SltError
+from slt_training.reference.checkpoint import read_checkpoint
+from slt_training.reference.preprocess import (
+    KEYPOINTS_79,
+    ReferenceInputOptions,
+    reference_video,
+)
+from slt_training.reference.s2g import build_recognizer
+from slt_training.reference.vocab import read_gloss_table, s2g_vocab
+
+ATOL = 1e-4  # the kit's advice for S2G log-probs and features (observed ≤ 3e-6)
+POOLED_ATOL = 1e-5  # the 832-d pooled backbone features
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The SingleStream golden: checkpoint written from the seed procedure, imported."""
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("single") / "best.ckpt"
+    write_reference_checkpoint(path, procedure_state("s2g_singlestream"), s2g=True)
+    vocab_file = kit_dir("s2g_singlestream") / "gloss_vocab.json"
+    vocab = s2g_vocab(read_gloss_table(vocab_file), vocab_file)
+    return path, vocab, build_recognizer(read_checkpoint(path), vocab, str(vocab_file))
+
+
+def test_s2g_checkpoint_needs_exactly_the_numpy_allow_list(single):
+    path = single[0]
+    with pytest.raises(Exception, match="numpy"):
+        torch.load(path, map_location="cpu", weights_only=True)  # the reason for the allow-list
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.kind == "s2g_single" and isinstance(checkpoint.best_score, float)
+    assert len(checkpoint.state) == golden("s2g_singlestream")["state_dict"]["n_keys"]
+
+
+def _rename_numpy_module(path, out):
+    """The same checkpoint as numpy 1 (the reference's pin) names its scalar global."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("data.pkl"):
+                assert b"numpy._core.multiarray" in data
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            dst.writestr(item, data)
+    return out
+
+
+def test_numpy1_checkpoint_loads_and_other_globals_are_refused(single, tmp_path):
+    old = _rename_numpy_module(single[0], tmp_path / "numpy1.ckpt")
+    assert read_checkpoint(old).kind == "s2g_single"
+    evil = io.BytesIO()
+    torch.save({"model_state": {}, "best_score": np.float64(1.0), "x": io.BytesIO}, evil)
+    (tmp_path / "evil.ckpt").write_bytes(evil.getvalue())
+    with pytest.raises(SltError, match="cannot read it as a reference checkpoint"):
+        read_checkpoint(tmp_path / "evil.ckpt")
+
+
+def test_mismatched_vocabulary_is_refused_with_both_sizes(single):
+    path = single[0]
+    other = kit_dir("s2g_twostream") / "gloss_vocab.json"  # TwoStream's 1124 glosses
+    vocab = s2g_vocab(read_gloss_table(other), other)
+    with pytest.raises(SltError, match=r"gloss_vocab.json: 1124 glosses.* \(1124 vs 1094\)"):
+        build_recognizer(read_checkpoint(path), vocab, str(other))
+
+
+def _run_single(model, video):
+    with torch.no_grad():
+        features = model.backbone.forward_pooled(video)
+        out = model(video, torch.tensor([video.shape[2]]))
+    return features[0].numpy(), out
+
+
+def _check_single(model, vocab, video):
+    outputs = np.load(kit_dir("s2g_singlestream") / "outputs.npz")
+    features, out = _run_single(model, video)
+    order = list(vocab.order)
+    np.testing.assert_allclose(features, outputs["head_rgb_input"], atol=POOLED_ATOL, rtol=0)
+    for ours, theirs in (
+        (out.gloss_logits, "gloss_logits"),
+        (out.gloss_log_probs, "gloss_probabilities_log"),
+    ):
+        np.testing.assert_allclose(ours[0].numpy(), outputs[theirs][:, order], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(out.gloss_features[0].numpy(), outputs["gloss_feature"], atol=ATOL)
+    decoded = vocab.vocab.decode(model.decode(out)[0])
+    expected = golden("s2g_singlestream")["decodes"]["greedy"]["glosses"]
+    assert " ".join(decoded).upper() == expected
+
+
+def test_single_stream_from_preprocessed_tensors(single):
+    _, vocab, model = single
+    video = torch.from_numpy(np.load(kit_dir("s2g_singlestream") / "preprocessed.npz")["video"])
+    _check_single(model, vocab, video)
+
+
+def test_single_stream_from_raw_frames(single):
+    _, vocab, model = single
+    frames = np.load(kit_dir() / "s2g_inputs.npz")["frames"]
+    video = reference_video(frames, ReferenceInputOptions(geometry="center_crop"))
+    stored = np.load(kit_dir("s2g_singlestream") / "preprocessed.npz")["video"]
+    assert np.array_equal(video.numpy(), stored)  # the reference's four steps, bit for bit
+    _check_single(model, vocab, video)
+
+
+def test_keypoint_subset_is_the_kits():
+    stored = np.load(kit_dir("s2g_twostream") / "inputs.npz")["keypoint_index_79"]
+    assert tuple(int(i) for i in stored) == KEYPOINTS_79
