@@ -138,20 +138,28 @@ def join_phrases(words: list[Word], phrases: frozenset[str]) -> list[Word]:
     return out
 
 
-def split_long_compounds(words: list[Word], lexicon: frozenset[str]) -> list[Word]:
-    """Split a word of 3+ syllables into two-syllable lexicon words (bảo hiểm y tế → 2 signs).
+def split_compounds(words: list[Word], lexicon: frozenset[str]) -> list[Word]:
+    """Split a segmenter unit into dictionary words of one or two syllables.
 
-    A sign carries a one- or two-syllable word; the segmenter's longer units are
-    phrases. Proper names (Np) stay whole.
+    A sign carries a one- or two-syllable word, and glossers hyphen-join only
+    real words (SỨC-KHỎE). The segmenter's longer units are phrases (bảo hiểm
+    y tế → BẢO-HIỂM Y-TẾ), and it also glues neighbours that form no word at
+    all (khám gói → KHÁM GÓI): a unit that is not in its own dictionary is split
+    too, left to right, taking a two-syllable dictionary word where there is
+    one. Proper names (Np) and the fixed expressions joined before (X) stay whole.
     """
     out: list[Word] = []
     for w in words:
         syl = w.syllables
-        pairs = [" ".join(syl[i : i + 2]) for i in range(0, len(syl), 2)]
-        if len(syl) >= 3 and w.tag != "Np" and all(p in lexicon for p in pairs if " " in p):
-            out.extend(Word(p, w.tag) for p in pairs)
-        else:
+        if len(syl) < 2 or w.tag in ("Np", "X") or (len(syl) == 2 and w.text in lexicon):
             out.append(w)
+            continue
+        i = 0
+        while i < len(syl):
+            pair = " ".join(syl[i : i + 2])
+            step = 2 if i + 1 < len(syl) and pair in lexicon else 1
+            out.append(Word(" ".join(syl[i : i + step]), w.tag))
+            i += step
     return out
 
 
@@ -186,9 +194,14 @@ def merge_noun_compounds(
 # ── signs that are not there ─────────────────────────────────────────────────
 
 
-def drop_unsigned(words: list[Word], stopwords: frozenset[str]) -> list[Word]:
+def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
     """Drop function words (list and tags) and complements that share their verb's sign.
 
+    Tags name word classes with no sign of their own (particles, classifiers,
+    plural determiners), but a class is not the word: address terms that are
+    pronouns (anh, chị, em, cô, chú: tagged Nc, classifier) are signed, and so
+    are question words (mấy: tagged L, determiner). A classifier is dropped only
+    where it classifies, i.e. before another word; clause-final it is the noun.
     `có` before a verb is emphatic (Tôi có đặt lịch → ĐẶT LỊCH); `theo` and
     `được` right after a verb are direction/result complements (mang theo → MANG,
     nhận được → NHẬN). Punctuation is kept here: it still marks clause ends.
@@ -197,9 +210,13 @@ def drop_unsigned(words: list[Word], stopwords: frozenset[str]) -> list[Word]:
     for i, w in enumerate(words):
         prev = words[i - 1] if i else None
         nxt = words[i + 1] if i + 1 < len(words) else None
-        if w.tag == "CH":
+        if w.tag in ("CH", "Q") or w.text in lists.pronouns or w.text in lists.questions:
             out.append(w)
-        elif w.tag in UNSIGNED_TAGS or w.text in stopwords:
+        elif w.text in lists.stopwords:
+            continue
+        elif w.tag == "Nc" and (nxt is None or nxt.tag == "CH"):
+            out.append(w)
+        elif w.tag in UNSIGNED_TAGS:
             continue
         elif w.text == "có" and nxt is not None and nxt.tag == "V":
             continue
@@ -208,6 +225,66 @@ def drop_unsigned(words: list[Word], stopwords: frozenset[str]) -> list[Word]:
         else:
             out.append(w)
     return out
+
+
+# ── questions ────────────────────────────────────────────────────────────────
+
+
+def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
+    """A `(có|cần|phải|muốn…) … không?` question ends in one question sign: CÓ-KHÔNG.
+
+    Vietnamese asks yes/no with a frame around the predicate: a frame word
+    before it (có, or a modal: cần, phải, muốn, nên) and `không` at the end
+    (`chưa` for "yet"). VSL signs the frame once, at the end, as a single sign
+    named after its first word: Bạn có mang thẻ không? → BẠN MANG THẺ CÓ-KHÔNG,
+    Bạn cần giúp không? → BẠN GIÚP CẦN-KHÔNG. With no frame word (Bạn khỏe
+    không?) the `có` is elided and the sign is still CÓ-KHÔNG; an emphatic `có`
+    before a modal frame (có cần … không) goes with it. Inside such a question
+    a wh-word is indefinite, 'any' (Bạn có dị ứng thuốc gì không? 'any
+    medicine'), and has no sign of its own: `gì`, `nào` are dropped.
+    `không` is the question particle only at the end of its sentence (before
+    `?`, final particles, or the end): elsewhere it is negation.
+    """
+    out = list(words)
+    k = len(out)
+    while k > 0:
+        k -= 1
+        w = out[k]
+        if w.text not in ("không", "chưa") or w.tag == "M" or not _sentence_final(out, k):
+            continue
+        start = k
+        while start > 0 and not _clause_break(out[start - 1], lists.stopwords):
+            start -= 1
+        body = out[start:k]
+        frames = [i for i, x in enumerate(body) if x.text in lists.question_frames]
+        if w.text == "không":
+            frame = body[frames[-1]].text if frames else "có"
+            drop = {frames[-1]} if frames else set()
+            if frames and frames[-1] > 0 and body[frames[-1] - 1].text == "có":
+                drop.add(frames[-1] - 1)
+            body = [x for i, x in enumerate(body) if i not in drop]
+            w = Word(f"{frame} không", "Q")
+        body = [x for x in body if x.text not in lists.indefinites]
+        out[start : k + 1] = [*body, w]
+        k = start
+    return out
+
+
+def _clause_break(w: Word, stopwords: frozenset[str]) -> bool:
+    """Punctuation or a linking word; the copula `là` (tagged C at times) links no clause."""
+    if w.tag == "CH" or w.text in CLAUSE_BREAK_WORDS:
+        return True
+    return w.tag in CLAUSE_BREAK_TAGS and w.text not in stopwords
+
+
+def _sentence_final(words: list[Word], k: int) -> bool:
+    """Only final particles (ạ, nhé) lie between `words[k]` and a `?`, a `.`, or the end."""
+    for w in words[k + 1 :]:
+        if w.tag == "CH":
+            return w.text.startswith(("?", "."))
+        if w.tag not in ("T", "I"):
+            return False
+    return True
 
 
 # ── word order ───────────────────────────────────────────────────────────────
@@ -257,13 +334,20 @@ def possessor_first(clause: list[Word], pronouns: frozenset[str]) -> list[Word]:
     return clause
 
 
-def to_clause_end(clause: list[Word], movable: frozenset[str], order: int) -> list[Word]:
+def to_clause_end(
+    clause: list[Word], movable: frozenset[str], order: int, last: bool = False
+) -> list[Word]:
     """Move modal/aspect/negation (or question) words to the end of their clause.
 
-    `order` keeps a clause-final punctuation mark last. Conjunctions and nouns
+    `order` keeps a clause-final punctuation mark last; `last` moves the
+    yes/no question sign (tag Q) too, so that it closes the clause. Conjunctions and nouns
     spelled like a modal (còn 'and', phải 'right') stay where they are.
     """
-    tail = [w for w in clause[:order] if w.text in movable and w.tag not in ("C", "CC", "N")]
+    tail = [
+        w
+        for w in clause[:order]
+        if (w.text in movable and w.tag not in ("C", "CC", "N")) or (last and w.tag == "Q")
+    ]
     if not tail:
         return clause
     keep = [w for w in clause[:order] if not any(w is t for t in tail)]
@@ -283,7 +367,7 @@ def reorder(words: list[Word], lists: VietnameseLists) -> list[Word]:
         body_end = n - 1 if clause[-1].tag == "CH" and n > 1 else n
         clause = numerals_after_nouns(clause)
         clause = to_clause_end(clause, lists.modals, body_end)
-        clause = to_clause_end(clause, lists.questions, body_end)
+        clause = to_clause_end(clause, lists.questions, body_end, last=True)
         out.extend(clause)
     return out
 
@@ -301,6 +385,8 @@ class VietnameseLists:
     questions: frozenset[str]  # wh-words, last in a VSL clause
     pronouns: frozenset[str]  # personal pronouns, possessors signed first
     numerals: dict[str, str]  # number words tagged M → digit
+    question_frames: frozenset[str] = frozenset()  # có/cần/phải… of a `… không?` question
+    indefinites: frozenset[str] = frozenset()  # wh-words meaning 'any' in a yes/no question
 
 
 @lru_cache(maxsize=1)
@@ -316,6 +402,8 @@ def builtin_lists() -> VietnameseLists:
         questions=read_word_list("vi_question_words.txt"),
         pronouns=read_word_list("vi_pronouns.txt"),
         numerals=numerals,
+        question_frames=read_word_list("vi_question_frames.txt"),
+        indefinites=read_word_list("vi_indefinites.txt"),
     )
 
 
@@ -396,12 +484,13 @@ def derive(
     """Normalised, lower-cased Vietnamese text → lower-case glosses, the rules in order."""
     words, lexicon = tag_words(text, segmenter)
     words = join_phrases(words, lists.phrases)
-    words = split_long_compounds(words, lexicon)
+    words = split_compounds(words, lexicon)
     closed = lists.stopwords | lists.modals | lists.questions | lists.pronouns
     words = merge_noun_compounds(words, lexicon, closed)
     if reorder_words:
         words = front_possessors(words, lists.pronouns)
-    words = drop_unsigned(words, lists.stopwords)
+    words = yes_no_questions(words, lists)
+    words = drop_unsigned(words, lists)
     if digits:
         words = numbers_to_digits(words, lists.numerals)
     if reorder_words:
