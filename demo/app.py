@@ -207,35 +207,51 @@ def _video_page(translator: Translator, settings: Settings, overlays: _OverlayFi
             button = gr.Button("Translate", variant="primary", elem_id="slt-translate")
             status = gr.Markdown(elem_id="slt-status")
         with gr.Column():
-            text = gr.Textbox(label="Translation", lines=2, interactive=False, elem_id="slt-text")
-            gloss = gr.Textbox(label="Glosses", interactive=False, elem_id="slt-gloss")
-            spans = gr.Dataframe(
-                headers=SPAN_HEADERS,
-                datatype=["str", "number", "number"],
-                label="Glosses and when they were signed",
-                interactive=False,
-                elem_id="slt-spans",
-            )
-            timings = gr.Dataframe(
-                headers=TIMING_HEADERS,
-                datatype=["str", "number"],
-                label="Time per stage",
-                interactive=False,
-                elem_id="slt-timings",
-            )
+            results = _result_views()
     overlay = gr.Video(
         label="Keypoints found by the pose model",
         interactive=False,
         visible=with_overlay,
         elem_id="slt-overlay",
     )
+    button.click(
+        _video_handler(translator, settings, overlays if with_overlay else None),
+        inputs=video,
+        outputs=[*results, overlay, status],
+        api_name="translate",
+    )
+
+
+def _result_views() -> list:
+    """The translation, the glosses, their time spans and the time per stage."""
+    text = gr.Textbox(label="Translation", lines=2, interactive=False, elem_id="slt-text")
+    gloss = gr.Textbox(label="Glosses", interactive=False, elem_id="slt-gloss")
+    spans = gr.Dataframe(
+        headers=SPAN_HEADERS,
+        datatype=["str", "number", "number"],
+        label="Glosses and when they were signed",
+        interactive=False,
+        elem_id="slt-spans",
+    )
+    timings = gr.Dataframe(
+        headers=TIMING_HEADERS,
+        datatype=["str", "number"],
+        label="Time per stage",
+        interactive=False,
+        elem_id="slt-timings",
+    )
+    return [text, gloss, spans, timings]
+
+
+def _video_handler(translator: Translator, settings: Settings, overlays: _OverlayFiles | None):
+    """The button's handler: a video path in; text, glosses, spans, timings, overlay, status out."""
 
     def run(path: str | None):
         if not path:
             raise gr.Error("Upload a video or record one with the webcam first.", title="No video")
         try:
             done = translate_video(
-                translator, path, settings, overlays.new() if with_overlay else None
+                translator, path, settings, overlays.new() if overlays is not None else None
             )
         except SltError as e:
             raise _user_error(e) from None
@@ -254,12 +270,7 @@ def _video_page(translator: Translator, settings: Settings, overlays: _OverlayFi
             done.status(translator),
         )
 
-    button.click(
-        run,
-        inputs=video,
-        outputs=[text, gloss, spans, timings, overlay, status],
-        api_name="translate",
-    )
+    return run
 
 
 def _gloss_page(translator: Translator) -> None:

@@ -127,6 +127,9 @@ def serve(
     tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
+    digest: str = typer.Option(
+        None, help="Serve only the bundle with this digest (printed at start, in /v1/model)."
+    ),
     demo_ui: bool = typer.Option(
         False, "--demo-ui", help='Also serve the Gradio demo at /demo (pip install "slt-serve\\[demo]").'
     ),
@@ -137,7 +140,7 @@ def serve(
     import uvicorn
 
     from slt_serve.api import create_app
-    from slt_serve.translator import Translator
+    from slt_serve.translator import TranslateOptions, Translator
 
     settings = _settings(
         host=host,
@@ -152,11 +155,28 @@ def serve(
     )
     bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
-    translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
+    options = TranslateOptions(device=device, max_seconds=settings.max_seconds, expect_digest=digest)
+    translator = Translator.from_bundle(bundle, options)
+    url = _echo_serving(bundle, translator, settings)
+    app_ = create_app(translator, settings)
+    if demo_app is not None:
+        demo_app.mount(app_, translator, settings, path="/demo")
+        typer.echo(f"demo UI at {url}/demo" + _login_note(settings))
+    typer.echo(f"next: {_example_request(translator, url)}")
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+    )
+
+
+def _echo_serving(bundle: str, translator, settings) -> str:
+    """Say what is served where, under which limits (and warn of an open port); the URL."""
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(
-        f"serving {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}) "
-        f"at {url} with {settings.workers} worker(s), queue {settings.queue_size}; API docs at {url}/docs"
+        f"serving {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}, "
+        f"digest {translator.digest}) at {url} with {settings.workers} worker(s), queue {settings.queue_size}; API docs at {url}/docs"
     )
     typer.echo(
         f"limits: {settings.max_bytes:,} bytes, {settings.max_seconds:g} s, "
@@ -169,21 +189,13 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
+    return url
+
+
+def _example_request(translator, url: str) -> str:
     if translator.stage == "g2t":
-        example = f"""curl -H 'content-type: application/json' -d '{{"gloss": "…"}}' {url}/v1/translate/gloss"""
-    else:
-        example = f"curl -F file=@clip.mp4 {url}/v1/translate"
-    app_ = create_app(translator, settings)
-    if demo_app is not None:
-        demo_app.mount(app_, translator, settings, path="/demo")
-        typer.echo(f"demo UI at {url}/demo" + _login_note(settings))
-    typer.echo(f"next: {example}")
-    uvicorn.run(
-        app_,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-    )
+        return f"""curl -H 'content-type: application/json' -d '{{"gloss": "…"}}' {url}/v1/translate/gloss"""
+    return f"curl -F file=@clip.mp4 {url}/v1/translate"
 
 
 @app.command("translate")
@@ -217,8 +229,6 @@ def translate(
     """Translate many videos offline into a JSONL (or CSV) file, one row per video.
 
     Rerunning the same command resumes (inputs already in --out are skipped). A video that fails becomes an error row (ok=false) and the run goes on; the exit status is 1 when any input has failed."""
-    from pathlib import Path
-
     from slt_serve import batch
 
     bundle = choose_bundle(bundle, sample)
@@ -235,7 +245,7 @@ def translate(
         return
     from slt_serve.translator import Translator
 
-    translator = Translator.from_bundle(bundle, device=device)
+    translator = Translator.from_bundle(bundle, TranslateOptions(device=device))
     if translator.stage == "g2t":
         raise SltError(f"{bundle}: a G2T bundle translates glosses, not videos; give an S2T bundle")
     results = batch.ResultsFile(out_path, fmt)
@@ -243,6 +253,12 @@ def translate(
         summary = batch.run(translator, inputs, results, workers=workers, retry_errors=retry_errors)
     finally:
         results.close()
+    _echo_batch_summary(summary, out_path, fmt, shard)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _echo_batch_summary(summary, out_path: Path, fmt: str, shard: str | None) -> None:
     typer.echo(
         f"translated {summary.translated}, failed {summary.failed}, skipped {summary.skipped} "
         f"already in {out_path} (of {summary.total} input(s){f' in shard {shard}' if shard else ''})"
@@ -256,7 +272,6 @@ def translate(
             f"next: see the rows with ok=false in {out_path}, fix those files, then rerun with "
             "--retry-errors"
         )
-        raise typer.Exit(1)
 
 
 # --- the Gradio demo ---------------------------------------------------------------------
@@ -299,7 +314,8 @@ def demo(
     from slt_serve.translator import Translator
 
     settings = _settings(host=host, port=port, max_seconds=max_seconds)
-    translator = Translator.from_bundle(bundle, device=device, max_seconds=settings.max_seconds)
+    options = TranslateOptions(device=device, max_seconds=settings.max_seconds)
+    translator = Translator.from_bundle(bundle, options)
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(
         f"demo of {bundle} ({translator.kind}, {translator.stage.upper()}, {translator.provider}) "

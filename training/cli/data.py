@@ -266,6 +266,11 @@ def synth(
     if workers < 1:
         raise SltError(f"--workers {workers}: need at least 1")
     result = generate(out, opts, workers=workers, progress=progress)
+    _echo_synth(out, opts, result)
+
+
+def _echo_synth(out: Path, opts, result) -> None:
+    """What `slt data synth` wrote, how long it took, and what to run next."""
     per_split = ", ".join(f"{s} {n}" for s, n in result.clips.items())
     if opts.layout == "folder":  # no splits yet: import-folder makes them
         per_split = "videos/ + sentences.csv; true glosses in ground_truth.jsonl"
