@@ -38,6 +38,7 @@ CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
 CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
 PUNCT_WORD = re.compile(r"^[^\w]+$")
 NUMBER = re.compile(r"^\d+([.,]\d+)*$")
+TIME_RELATIONS = frozenset({"từ", "đến", "tới", "sau", "trước", "khoảng", "trong"})
 NOUN_TAGS = frozenset({"N", "Np", "Nu", "Ny"})
 VERB_TAGS = frozenset({"V", "A"})
 
@@ -202,6 +203,8 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
     pronouns (anh, chị, em, cô, chú: tagged Nc, classifier) are signed, and so
     are question words (mấy: tagged L, determiner). A classifier is dropped only
     where it classifies, i.e. before another word; clause-final it is the noun.
+    A vocative (chị ơi, bác ơi: the address term and `ơi`) is a call for
+    attention, a tap or a wave, not a sign of the sentence.
     `có` before a verb is emphatic (Tôi có đặt lịch → ĐẶT LỊCH); `theo` and
     `được` right after a verb are direction/result complements (mang theo → MANG,
     nhận được → NHẬN). Punctuation is kept here: it still marks clause ends.
@@ -210,6 +213,12 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
     for i, w in enumerate(words):
         prev = words[i - 1] if i else None
         nxt = words[i + 1] if i + 1 < len(words) else None
+        if (
+            nxt is not None
+            and nxt.text == "ơi"
+            and (w.text in lists.pronouns or w.tag in NOUN_TAGS)
+        ):
+            continue
         if w.tag in ("CH", "Q") or w.text in lists.pronouns or w.text in lists.questions:
             out.append(w)
         elif w.text in lists.stopwords:
@@ -316,22 +325,59 @@ def numerals_after_nouns(clause: list[Word]) -> list[Word]:
     return out
 
 
-def possessor_first(clause: list[Word], pronouns: frozenset[str]) -> list[Word]:
+def possessor_first(
+    clause: list[Word], pronouns: frozenset[str], times: frozenset[str] = frozenset()
+) -> list[Word]:
     """A clause-initial possessed noun yields to its possessor: Số điện thoại của tôi → TÔI …
 
     Vietnamese puts the possessor after the noun (with or without `của`); VSL,
-    topic first, signs the possessor first.
+    topic first, signs the possessor first. A time noun before a pronoun is the
+    time frame, not a possession (Ngày mai tôi đi làm), and stays first.
     """
     start = 1 if clause and clause[0].tag in CLAUSE_BREAK_TAGS else 0
     i = start
     while i < len(clause) and clause[i].tag in NOUN_TAGS:
         i += 1
-    if i == start or i >= len(clause):
+    if i == start or i >= len(clause) or any(w.text in times for w in clause[start:i]):
         return clause
     k = i + 1 if clause[i].text == "của" else i
     if k < len(clause) and clause[k].text in pronouns:
         return [*clause[:start], clause[k], *clause[start:i], *clause[k + 1 :]]
     return clause
+
+
+def time_first(clause: list[Word], times: frozenset[str]) -> list[Word]:
+    """A time phrase after the verb moves before it: Tôi có hẹn lúc 9 giờ sáng → TÔI GIỜ 9 SÁNG HẸN.
+
+    VSL, like most sign languages, sets the time frame first and marks no tense
+    on the verb (đã/sẽ have no sign), so a point in time (giờ, sáng, hôm nay,
+    ngày mai…) with its numbers goes before the first verb, after the subject.
+    `vào` 'on/at' before it goes with it and is not signed. A time after
+    another preposition is a range or a relation (từ 8 giờ, sau 2 giờ, trước
+    tối nay) and stays where it is; so does a clause with no verb.
+    """
+    verb = next((i for i, w in enumerate(clause) if w.tag in VERB_TAGS), None)
+    if verb is None:
+        return clause
+    i = verb + 1
+    while i < len(clause) and clause[i].text not in times:
+        i += 1
+    if i >= len(clause):
+        return clause
+    a = i
+    while a > verb + 1 and clause[a - 1].tag == "M":
+        a -= 1
+    prev = clause[a - 1]
+    relation = prev.tag == "E" or (prev.text in TIME_RELATIONS and prev.tag not in VERB_TAGS)
+    if prev.text != "vào" and relation:
+        return clause
+    b = i
+    while b < len(clause) and (clause[b].text in times or clause[b].tag == "M"):
+        b += 1
+    run = clause[a:b]
+    if prev.text == "vào":
+        a -= 1
+    return [*clause[:verb], *run, *clause[verb:a], *clause[b:]]
 
 
 def to_clause_end(
@@ -354,18 +400,21 @@ def to_clause_end(
     return keep + tail + clause[order:]
 
 
-def front_possessors(words: list[Word], pronouns: frozenset[str]) -> list[Word]:
+def front_possessors(words: list[Word], lists: VietnameseLists) -> list[Word]:
     """Possessor first in every clause; runs before `của` is dropped."""
-    return [w for clause in clauses(words) for w in possessor_first(clause, pronouns)]
+    return [
+        w for clause in clauses(words) for w in possessor_first(clause, lists.pronouns, lists.times)
+    ]
 
 
 def reorder(words: list[Word], lists: VietnameseLists) -> list[Word]:
-    """VSL order, clause by clause: numeral after noun, then modals, then wh-words last."""
+    """VSL order, clause by clause: numeral after noun, time first, modals, wh-words last."""
     out: list[Word] = []
     for clause in clauses(words):
         n = len(clause)
         body_end = n - 1 if clause[-1].tag == "CH" and n > 1 else n
         clause = numerals_after_nouns(clause)
+        clause = time_first(clause, lists.times)
         clause = to_clause_end(clause, lists.modals, body_end)
         clause = to_clause_end(clause, lists.questions, body_end, last=True)
         out.extend(clause)
@@ -387,6 +436,7 @@ class VietnameseLists:
     numerals: dict[str, str]  # number words tagged M → digit
     question_frames: frozenset[str] = frozenset()  # có/cần/phải… of a `… không?` question
     indefinites: frozenset[str] = frozenset()  # wh-words meaning 'any' in a yes/no question
+    times: frozenset[str] = frozenset()  # time-point words: their phrase is signed first
 
 
 @lru_cache(maxsize=1)
@@ -404,6 +454,7 @@ def builtin_lists() -> VietnameseLists:
         numerals=numerals,
         question_frames=read_word_list("vi_question_frames.txt"),
         indefinites=read_word_list("vi_indefinites.txt"),
+        times=read_word_list("vi_time_words.txt"),
     )
 
 
@@ -488,7 +539,7 @@ def derive(
     closed = lists.stopwords | lists.modals | lists.questions | lists.pronouns
     words = merge_noun_compounds(words, lexicon, closed)
     if reorder_words:
-        words = front_possessors(words, lists.pronouns)
+        words = front_possessors(words, lists)
     words = yes_no_questions(words, lists)
     words = drop_unsigned(words, lists)
     if digits:
