@@ -49,7 +49,6 @@ from slt_serve.translator import Translator  # noqa: E402
 from slt_serve.video import iter_frames, probe, write_video  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT_COPY = os.environ.get("SLT_DEMO_SCREENSHOT")  # e.g. docs/demo.png, for the README
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -374,8 +373,6 @@ def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, 
     ]
     assert [stage for stage, _ in stages] == list(direct.timings_ms)
     assert shot.stat().st_size > 10_000
-    if SCREENSHOT_COPY:
-        shutil.copyfile(shot, SCREENSHOT_COPY)
     assert not outside, f"the page requested outside loopback: {outside}"
     server_log = log.read_text()
     assert "OUTBOUND" not in server_log, server_log
