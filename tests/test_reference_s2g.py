@@ -12,7 +12,9 @@ import pytest
 import torch
 from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
 
+from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
+from slt_training.models.recognition import ensemble_log_probs
 from slt_training.reference.checkpoint import read_checkpoint
 from slt_training.reference.preprocess import (
     KEYPOINTS_79,
@@ -117,3 +119,80 @@ def test_single_stream_from_raw_frames(single):
 def test_keypoint_subset_is_the_kits():
     stored = np.load(kit_dir("s2g_twostream") / "inputs.npz")["keypoint_index_79"]
     assert tuple(int(i) for i in stored) == KEYPOINTS_79
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """The TwoStream golden: every head's output from raw frames and keypoints."""
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("two") / "best.ckpt"
+    write_reference_checkpoint(path, procedure_state("s2g_twostream"), s2g=True)
+    vocab_file = kit_dir("s2g_twostream") / "gloss_vocab.json"
+    vocab = s2g_vocab(read_gloss_table(vocab_file), vocab_file)
+    model = build_recognizer(read_checkpoint(path), vocab, str(vocab_file))
+    inputs = np.load(kit_dir() / "s2g_inputs.npz")
+    frames, keypoints = inputs["frames"], inputs["keypoints_133"]
+    video = reference_video(frames, ReferenceInputOptions(geometry="resize"))
+    points = torch.from_numpy(keypoints[:, list(KEYPOINTS_79)]).unsqueeze(0)
+    raw_size = (frames.shape[2], frames.shape[1])
+    with torch.no_grad():
+        heads, steps, aux = model.head_outputs(
+            video, points, torch.tensor([video.shape[2]]), raw_size, pyramid=True
+        )
+        heatmaps = model.heatmaps(points[:, :4], torch.tensor([4]), raw_size)
+    ensemble = ensemble_log_probs([head.log_probs for head in heads.values()])
+    return vocab, model, video, heatmaps, heads, aux, ensemble
+
+
+@pytest.mark.slow  # one TwoStream pass at PHOENIX shape: ~25 s on one thread
+def test_two_stream_preprocessing_matches_the_reference_bit_for_bit(two):
+    _, _, video, heatmaps, *_ = two
+    stored = np.load(kit_dir("s2g_twostream") / "preprocessed.npz")
+    assert np.array_equal(video[:, :, :4].numpy(), stored["video_first4"])
+    assert np.array_equal(heatmaps.numpy(), stored["heatmaps_first4"])
+
+
+@pytest.mark.slow  # one TwoStream pass at PHOENIX shape: ~25 s on one thread
+def test_two_stream_heads_from_raw_frames_and_keypoints(two):
+    vocab, model, _, _, heads, aux, ensemble = two
+    outputs = np.load(kit_dir("s2g_twostream") / "outputs.npz")
+    order = list(vocab.order)
+    names = {"rgb": "rgb", "keypoint": "keypoint", "joint": "fuse"}
+    for ours, theirs in names.items():
+        for field, suffix in (("logits", "gloss_logits"), ("log_probs", "gloss_probabilities_log")):
+            value = getattr(heads[ours], field)[0].numpy()
+            np.testing.assert_allclose(
+                value, outputs[f"{theirs}_{suffix}"][:, order], atol=ATOL, rtol=0
+            )
+    np.testing.assert_allclose(
+        heads["joint"].features[0].numpy(), outputs["fuse_gloss_feature"], atol=ATOL, rtol=0
+    )
+    for stream in ("rgb", "keypoint"):
+        for i, block in enumerate((2, 3)):
+            value = aux[f"{stream}_block{block}"][0].log_probs[0].numpy()
+            expected = outputs[f"{stream}_aux_{i}_gloss_probabilities_log"][:, order]
+            np.testing.assert_allclose(value, expected, atol=ATOL, rtol=0)
+    expected = outputs["ensemble_last_gloss_probabilities_log"][:, order]
+    np.testing.assert_allclose(ensemble[0].numpy(), expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.slow  # one TwoStream pass at PHOENIX shape: ~25 s on one thread
+def test_two_stream_greedy_decodes_of_every_head(two):
+    vocab, model, _, _, heads, aux, ensemble = two
+    decodes = golden("s2g_twostream")["decodes"]
+    ensemble_early = torch.log_softmax(
+        torch.logaddexp(aux["rgb_block3"][0].log_probs, aux["keypoint_block3"][0].log_probs), -1
+    )
+    log_probs = {
+        "rgb": heads["rgb"].log_probs,
+        "keypoint": heads["keypoint"].log_probs,
+        "fuse": heads["joint"].log_probs,
+        "ensemble_last": ensemble,
+        "ensemble_early": ensemble_early,
+    }
+    for stream in ("rgb", "keypoint"):
+        for i, block in enumerate((2, 3)):
+            log_probs[f"{stream}_aux_{i}"] = aux[f"{stream}_block{block}"][0].log_probs
+    for name, value in log_probs.items():
+        ids = vocab.reference_ids(ctc_greedy_decode(value[0].numpy()))
+        assert ids == decodes[f"{name}_greedy"]["ids"], name

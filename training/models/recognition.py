@@ -384,20 +384,21 @@ class TwoStreamRecognizer(CtcRecognizer):
                 weights[f"distill_{name}"] = opts.distillation_weight
         return losses, weights
 
-    def forward(
+    def head_outputs(
         self,
         frames: Tensor,
         keypoints: Tensor,
         lengths: Tensor,
-        gloss_ids: Tensor | None = None,
-        gloss_lengths: Tensor | None = None,
         keypoint_frame_size: tuple[int, int] | None = None,
-    ) -> RecognitionOutput:
-        """`keypoint_frame_size` (W, H): the frame the keypoints' pixels refer to, when not
+        pyramid: bool = False,
+    ) -> tuple[dict[str, HeadOutput], Tensor, dict[str, tuple[HeadOutput, Tensor]]]:
+        """Every head's output: (rgb/keypoint/joint heads, their valid steps, and with
+        `pyramid` the auxiliary heads by name with their own steps).
+
+        `keypoint_frame_size` (W, H): the frame the keypoints' pixels refer to, when not
         `frames` itself (the reference draws heatmaps in pixels of the raw frame)."""
         lengths = _check_video(frames, lengths, self.options.in_channels)
         self._check_keypoints(keypoints, frames)
-        targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
         frame_size = keypoint_frame_size or (frames.shape[4], frames.shape[3])
         heatmaps = self.heatmaps(keypoints, lengths, frame_size)
         rgb, keypoint = self.streams(_zero_padding(frames, lengths, 2), heatmaps)
@@ -408,11 +409,27 @@ class TwoStreamRecognizer(CtcRecognizer):
             "keypoint": self.heads["keypoint"](keypoint_top, steps),
             "joint": self.heads["joint"](torch.cat([keypoint_top, rgb_top], dim=-1), steps),
         }
+        aux = self._pyramid_heads({"rgb": rgb, "keypoint": keypoint}, lengths) if pyramid else {}
+        return heads, steps, aux
+
+    def forward(
+        self,
+        frames: Tensor,
+        keypoints: Tensor,
+        lengths: Tensor,
+        gloss_ids: Tensor | None = None,
+        gloss_lengths: Tensor | None = None,
+        keypoint_frame_size: tuple[int, int] | None = None,
+    ) -> RecognitionOutput:
+        """Decoding head, features and (with targets) losses; see `head_outputs`."""
+        targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
+        heads, steps, aux = self.head_outputs(
+            frames, keypoints, lengths, keypoint_frame_size, pyramid=targets is not None
+        )
         log_probs = {name: head.log_probs for name, head in heads.items()}
         log_probs["ensemble"] = ensemble_log_probs(list(log_probs.values()))
         losses, weights = {}, {}
         if targets is not None:
-            aux = self._pyramid_heads({"rgb": rgb, "keypoint": keypoint}, lengths)
             losses, weights = self._losses(heads, aux, log_probs["ensemble"], steps, targets)
         decoder = heads["joint"]
         if self.options.decode_head == "ensemble":
