@@ -125,6 +125,59 @@ def test_third_person_pronoun_is_one_sign_not_dropped():
     assert vi("Số điện thoại của chị ấy là 9.")[:2] == ["CHỊ-ẤY", "SỐ"]
 
 
+def test_yes_no_question_ends_in_one_question_sign():
+    # the frame (có / a modal … không) is signed once, at the end, named by its first word
+    assert vi("Bạn có mang thẻ không?") == ["BẠN", "MANG", "THẺ", "CÓ-KHÔNG"]
+    assert vi("Bạn có cần mua gì không?") == ["BẠN", "MUA", "CẦN-KHÔNG"]  # gì = 'anything'
+    assert vi("Chị có phải là người nhà bệnh nhân không?")[-1] == "PHẢI-KHÔNG"
+    assert vi("Chị có phải là người nhà bệnh nhân không?")[0] == "CHỊ"
+    assert vi("Bạn khỏe không?") == ["BẠN", "KHỎE", "CÓ-KHÔNG"]  # the elided có
+    assert vi("Em có đau chỗ nào không ạ?") == ["EM", "ĐAU", "CHỖ", "CÓ-KHÔNG"]
+    assert vi("Bạn đã ăn gì chưa?") == ["BẠN", "ĂN", "CHƯA"]  # 'yet?': no frame word
+
+
+def test_negation_and_wh_questions_are_not_yes_no_questions():
+    assert vi("Tôi không biết.") == ["TÔI", "BIẾT", "KHÔNG"]  # không before the verb
+    assert vi("Bạn muốn hỏi gì?")[-1] == "GÌ"  # a real wh-question keeps its wh-word
+    assert vi("Chị cần gì?") == ["CHỊ", "CẦN", "GÌ"]
+
+
+def test_question_expressions_and_deixis_are_one_sign():
+    assert vi("Phòng khám mở cửa mấy giờ?")[-1] == "MẤY-GIỜ"
+    assert vi("Bạn ở phòng số mấy?")[-2:] == ["PHÒNG", "SỐ-MẤY"]
+    assert vi("Bạn ngồi ở đây nhé.") == ["BẠN", "NGỒI", "Ở-ĐÂY"]
+
+
+def test_address_terms_are_signed_and_vocatives_are_not():
+    assert vi("Chị cần gì?")[0] == "CHỊ"  # tagged as a classifier, but a pronoun
+    assert vi("Bác ơi, bác ngồi đây.") == ["BÁC", "NGỒI", "ĐÂY"]  # "bác ơi" is a call
+    assert "CON" not in vi("Tôi có một con mèo.")  # a classifier before its noun is dropped
+
+
+def test_time_is_signed_before_the_verb():
+    assert vi("Tôi sẽ quay lại vào ngày mai.") == ["TÔI", "NGÀY-MAI", "QUAY", "LẠI"]
+    assert vi("Tôi đến lúc 8 giờ.") == ["TÔI", "GIỜ", "8", "ĐẾN"]
+    assert vi("Ngày mai tôi đi làm.")[:2] == ["NGÀY-MAI", "TÔI"]  # a time, not a possession
+    assert vi("Tôi đau bụng từ hôm qua.")[-2:] == ["TỪ", "HÔM-QUA"]  # a range stays
+    assert vi("Tôi sẽ quay lại vào ngày mai.", reorder=False)[:2] == ["TÔI", "QUAY"]
+
+
+def test_segmenter_units_are_split_into_dictionary_words():
+    from slt_training.data.gloss_rules_vi import Word, split_compounds
+
+    lexicon = frozenset({"bảo hiểm", "y tế", "sức khỏe"})
+    words = [Word("khám gói", "V"), Word("bảo hiểm y tế", "N"), Word("sức khỏe", "N")]
+    assert [w.text for w in split_compounds(words, lexicon)] == [
+        "khám",
+        "gói",  # glued by the segmenter, no word of its dictionary
+        "bảo hiểm",
+        "y tế",  # a phrase: one sign per word
+        "sức khỏe",  # a dictionary word stays one gloss
+    ]
+    names = [Word("hà nội", "Np"), Word("ở đâu", "X")]
+    assert split_compounds(names, lexicon) == names  # names and fixed expressions stay whole
+
+
 def test_decomposed_vietnamese_input_is_normalised():
     text = "Tôi muốn đăng ký khám sức khỏe."
     decomposed = unicodedata.normalize("NFD", text)
