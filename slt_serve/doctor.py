@@ -50,8 +50,6 @@ PROVIDES = {
         "opencv-contrib-python-headless",
     ),
 }
-# Extras a user may leave out without losing anything they asked for.
-OPTIONAL_EXTRAS = ("vi", "zh", "demo", "gpu", "dev")
 TORCH_PROBE = (
     "import json, torch; c = torch.cuda.is_available(); print(json.dumps({"
     "'version': torch.__version__, 'cuda': torch.version.cuda, 'available': c, "
