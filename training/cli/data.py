@@ -416,27 +416,35 @@ def check(
 @app.command("keypoints")
 def keypoints(
     dataset: Path = DatasetArg,
-    pose: Path = typer.Option(None, "--pose", help="pose.onnx from `slt export pose`."),
+    pose: Path = typer.Option(
+        None,
+        "--pose",
+        help="pose.onnx from `slt export pose` (HRNet), or 'mediapipe' (MediaPipe Holistic, "
+        "the `pose` extra).",
+    ),
     from_pose: Path = typer.Option(
         None, "--from-pose", help="Folder of <clip name>.pose files (MediaPipe, OpenPose)."
     ),
     splits: str = typer.Option("all", help="Splits to do, e.g. 'train,dev'; 'all': present."),
     workers: int = typer.Option(
-        None, help="Clips in parallel (default: 1 with --pose, up to 4 with --from-pose)."
+        None,
+        help="Clips in parallel (default: 1 with --pose pose.onnx, up to 4 otherwise).",
     ),
     batch_size: int = typer.Option(16, help="Frames per pose.onnx run."),
     overwrite: bool = typer.Option(False, help="Redo clips whose .npz exists."),
 ) -> None:
     """Write DATASET/keypoints/<clip>.npz (133 COCO-WholeBody points per frame) for every clip,
-    with pose.onnx or from existing .pose files; resumable, failures listed in errors.jsonl."""
+    with pose.onnx, MediaPipe Holistic or from existing .pose files; resumable, failures listed
+    in errors.jsonl."""
     from slt_training.data.keypoints import extract_keypoints
 
     if pose is None and from_pose is None:
         raise SltError(
-            "give exactly one source: --pose pose.onnx (made once by `slt export pose` from an mmpose "
-            "HRNet whole-body checkpoint) or --from-pose DIR (<clip>.pose files, e.g. from "
-            "pose-format's videos_to_poses with MediaPipe); without either, train SingleStream "
-            "(model.kind: single_stream), which needs no keypoints"
+            "give exactly one source: --pose mediapipe (MediaPipe Holistic, runs offline once "
+            "the `pose` extra is installed: see docs/pose-models.md), --pose pose.onnx (made "
+            "once by `slt export pose` from an mmpose HRNet whole-body checkpoint) or "
+            "--from-pose DIR (<clip>.pose files, e.g. from pose-format's videos_to_poses); "
+            "without any, train SingleStream (model.kind: single_stream), which needs no keypoints"
         )
     report = extract_keypoints(
         dataset, pose, from_pose, splits, workers, batch_size, overwrite, progress=True

