@@ -252,20 +252,24 @@ def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
     a wh-word is indefinite, 'any' (Bạn có dị ứng thuốc gì không? 'any
     medicine'), and has no sign of its own: `gì`, `nào` are dropped.
     `không` is the question particle only at the end of its sentence (before
-    `?`, final particles, or the end): elsewhere it is negation.
+    final particles, then `?`, `.` or the end), and with no frame word only
+    before `?` (Tôi nghĩ là không. 'I think not'): elsewhere it is negation.
     """
     out = list(words)
     k = len(out)
     while k > 0:
         k -= 1
         w = out[k]
-        if w.text not in ("không", "chưa") or w.tag == "M" or not _sentence_final(out, k):
+        end = _sentence_end(out, k)
+        if w.text not in ("không", "chưa") or w.tag == "M" or end is None:
             continue
         start = k
         while start > 0 and not _clause_break(out[start - 1], lists.stopwords):
             start -= 1
         body = out[start:k]
         frames = [i for i, x in enumerate(body) if x.text in lists.question_frames]
+        if w.text == "không" and not frames and end != "?":
+            continue  # Tôi nghĩ là không. — a statement's "no"
         if w.text == "không":
             frame = body[frames[-1]].text if frames else "có"
             drop = {frames[-1]} if frames else set()
@@ -286,14 +290,15 @@ def _clause_break(w: Word, stopwords: frozenset[str]) -> bool:
     return w.tag in CLAUSE_BREAK_TAGS and w.text not in stopwords
 
 
-def _sentence_final(words: list[Word], k: int) -> bool:
-    """Only final particles (ạ, nhé) lie between `words[k]` and a `?`, a `.`, or the end."""
+def _sentence_end(words: list[Word], k: int) -> str | None:
+    """How the sentence of `words[k]` ends ("?", "." or "" for no mark) if only final
+    particles (ạ, nhé) come between; None if `words[k]` is not sentence-final."""
     for w in words[k + 1 :]:
         if w.tag == "CH":
-            return w.text.startswith(("?", "."))
+            return w.text[0] if w.text.startswith(("?", ".")) else None
         if w.tag not in ("T", "I"):
-            return False
-    return True
+            return None
+    return ""
 
 
 # ── word order ───────────────────────────────────────────────────────────────
