@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import numpy as np
 
-from slt_serve.api import _check_video
 from slt_serve.errors import SltError
+from slt_serve.limits import check_video
 from slt_serve.settings import Settings
 from slt_serve.uploads import Upload
 
@@ -109,7 +109,7 @@ def translate_video(
             "(SLT_MAX_BYTES): upload a shorter or smaller video"
         )
     try:
-        _check_video(upload, settings)
+        check_video(upload, settings)
         result = translator.translate(path)
     except SltError as e:  # name the user's file, not where the upload was spooled
         raise SltError(str(e).replace(str(path), f"`{path.name}`")) from None

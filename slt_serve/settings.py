@@ -3,8 +3,9 @@
 Each field can be set from the environment as `SLT_<NAME>` (`SLT_MAX_BYTES=50000000`,
 `SLT_API_KEY=…`), by `slt serve` options (which win), or in code. The limits are
 what keeps one upload from taking the server down: they are checked while the
-upload streams in (bytes) and by probing the file before any inference (duration,
-frames, pixels).
+upload streams in (bytes, how long it may take), by probing the file before any
+inference (duration, frames, pixels) and again on every frame while it is decoded
+(a header may understate), and the whole request is bounded in time.
 """
 
 from __future__ import annotations
@@ -42,5 +43,24 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
     tmp_dir: Path | None = Field(
         None,
-        description="Where uploads are spooled while they are processed (default: the system's).",
+        description="Where the server makes its own upload spool folder, cleaned of what a "
+        "killed server left there when it starts (default: the system's temp dir).",
+    )
+    max_uploads: int = Field(
+        32,
+        ge=1,
+        description="Uploads received at the same time (they hold no worker while they arrive); "
+        "beyond it the server answers 503.",
+    )
+    read_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for the next piece of a request body (else 408)."
+    )
+    upload_timeout_s: float = Field(
+        120.0, gt=0, description="Longest time a whole request body may take to arrive (else 408)."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Longest time a request's headers may take to arrive (else 408)."
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="Longest time one translation may run on a worker (else 503)."
     )

@@ -4,15 +4,21 @@ Starlette's own form parsing spools every file part to the system temp dir with
 no size limit and only hands the request over once the whole body is in; here
 the body is parsed as it arrives (python-multipart, the parser Starlette uses),
 only the `file` field is kept, the upload is cut off the moment it passes the
-limit, and the file lands in the directory the settings name. Whoever gets an
-`Upload` owns its file and must remove it; on any error the file is removed here.
+limit, and the file lands in the server's spool directory (`spool_dir`), under
+a name that says nothing of the client's (no suffix: what the file is is read
+from its bytes, never from its name). Whoever gets an `Upload` owns its file and
+must remove it; on any error the file is removed here. A server killed with
+`kill -9` cannot remove anything: its files carry its process id, and
+`clean_spool` (run when a server starts) removes those of processes gone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +31,10 @@ from slt_serve.errors import ApiError
 FIELD = "file"  # the form field that carries the video
 _OTHER_FIELDS_MAX = 64 * 1024  # bytes of other form fields tolerated (and ignored)
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file in Content-Length
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+UPLOAD_PREFIX = "slt-upload-"  # then the process id, a dash and a random part
+_STARTED = time.time()  # files of this process id older than this are a previous process's
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,78 @@ async def receive(
         raise
 
 
-def too_large(max_bytes: int, what: str) -> ApiError:
-    return ApiError(
-        413,
-        "too_large",
-        f"{what}; the limit is {max_bytes:,} bytes (SLT_MAX_BYTES): send a shorter or smaller video",
-    )
+async def timed(
+    chunks: AsyncIterator[bytes], read_timeout_s: float, total_timeout_s: float
+) -> AsyncIterator[bytes]:
+    """The body's chunks, or 408 when the next one takes over `read_timeout_s` or the whole
+    body over `total_timeout_s`: a client that trickles its body cannot hold the server."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + total_timeout_s
+    it = chunks.__aiter__()
+    while True:
+        wait = min(read_timeout_s, end - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(it.__anext__(), wait)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            stalled = end - loop.time() > 0
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request body stalled (nothing arrived for {read_timeout_s:g} s)"
+                if stalled
+                else f"the request body took longer than {total_timeout_s:g} s to arrive",
+                headers={"Connection": "close"},
+            ) from None
+        yield chunk
+
+
+def spool_dir(tmp_dir: Path | None) -> Path:
+    """Where uploads are spooled: `tmp_dir` as given, else a folder of this user's in the
+    system's temp dir, private to the user."""
+    if tmp_dir is not None:
+        path = Path(tmp_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.gettempdir()) / f"slt-serve-uploads-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def clean_spool(path: Path) -> int:
+    """Remove the uploads that servers no longer running left in `path`; how many."""
+    removed = 0
+    for file in path.glob(f"{UPLOAD_PREFIX}*"):
+        pid = file.name.removeprefix(UPLOAD_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid), file):
+            continue
+        file.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("%s: removed %d upload(s) left by a server that was killed", path, removed)
+    return removed
+
+
+def _alive(pid: int, file: Path) -> bool:
+    if pid == os.getpid():  # ours, unless it predates this process (a restart got the same pid)
+        try:
+            return file.stat().st_mtime >= _STARTED
+        except FileNotFoundError:
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def too_large(max_bytes: int, what: str, advice: str = "send a shorter or smaller video") -> ApiError:
+    return ApiError(413, "too_large", f"{what}; the limit is {max_bytes:,} bytes: {advice}")
 
 
 def display_name(filename: str | None) -> str:
@@ -145,13 +220,8 @@ class _Receiver:
         if name != FIELD or self.path is not None:
             return  # another field, or a second file: counted, not kept
         self.filename = display_name(options.get(b"filename", b"").decode("utf-8", "replace"))
-        suffix = os.path.splitext(self.filename)[1]
         self.dest_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix="slt-upload-",
-            suffix=suffix.lower() if _SAFE_SUFFIX.match(suffix) else "",
-            dir=self.dest_dir,
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-", dir=self.dest_dir)
         self.path, self.file, self._writing = Path(tmp), os.fdopen(fd, "wb"), True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:

@@ -6,6 +6,14 @@ uint8 RGB, (H, W, 3) each, (T, H, W, 3) stacked, in display orientation (a
 phone video's rotation flag is applied). Bad input raises `SltError` naming the
 file and what was wrong, never a raw av/cv2 error.
 
+The container is chosen from the file's first bytes, from an allow-list of
+video containers (`CONTAINERS`), never from its name, and FFmpeg is told to
+open that demuxer only, reading the file itself and nothing it names: an HLS
+playlist, a concat list, an image sequence or a text file cannot make it read
+another file or connect anywhere. Decoding checks every frame against the
+`DecodeLimits` in force (`decode_limits`), so a server stops at the first frame
+past a limit instead of decoding a whole file to count it.
+
 Resizing uses libswscale inside PyAV (`VideoFrame.reformat`), which converts
 YUV→RGB and scales in one pass; `benchmarks/bench_decode.py` measures it
 against OpenCV's `VideoCapture` + `cv2.resize`.
@@ -16,7 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
@@ -37,13 +48,64 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 _TIME_SLACK = 0.25  # of a source frame period: timestamps rounded by the container still match
 
 Size = int | tuple[int, int]  # an int is a square side; a tuple is (height, width)
+_HEAD_BYTES = 1024  # read to recognise a container
+
+# Containers accepted, by FFmpeg demuxer: (the names FFmpeg reports for it, what to call it).
+CONTAINERS: dict[str, tuple[str, str]] = {
+    "mov": ("mov,mp4,m4a,3gp,3g2,mj2", "MP4/MOV"),
+    "matroska": ("matroska,webm", "Matroska/WebM"),
+    "avi": ("avi", "AVI"),
+    "mpegts": ("mpegts", "MPEG-TS"),
+    "mpeg": ("mpeg", "MPEG-PS"),
+    "flv": ("flv", "FLV"),
+    "asf": ("asf", "ASF/WMV"),
+    "ogg": ("ogg", "Ogg"),
+}
+_FORMAT_WHITELIST = ",".join(names for names, _ in CONTAINERS.values())
+_ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+_MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+_IMAGES = {  # signatures of still images: named to say why a file is refused
+    b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x00\x00\x00\x0cjP  ": "JPEG 2000",
+}  # fmt: skip
+
+
+class VideoError(SltError):
+    """What is wrong with a video's content; `code` names it for the HTTP API."""
+
+    def __init__(self, message: str, code: str = "invalid_video"):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds checked on every decoded frame while they are in force (`decode_limits`)."""
+
+    max_frames: int | None = None  # frames of the source, before any resampling
+    max_seconds: float | None = None  # by the frames' timestamps, from the first frame
+    max_pixels: int | None = None  # width × height of each frame
+    deadline: float | None = None  # time.monotonic() after which decoding stops
+
+
+_LIMITS: ContextVar[DecodeLimits | None] = ContextVar("slt_decode_limits", default=None)
+
+
+@contextmanager
+def decode_limits(limits: DecodeLimits | None) -> Iterator[None]:
+    """Every video decoded in this thread (or task) inside the block is held to `limits`."""
+    token = _LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video holds, without decoding all of it (unless the container hides its count)."""
+    """What a video holds, without decoding all of it."""
 
-    num_frames: int  # decodable frames (counted by decoding when the container has no count)
+    num_frames: int  # frames the container lists (its packets counted when it lists none)
     fps: float  # frames per second (a folder of images: the rate passed in)
     width: int  # pixels, in display orientation
     height: int  # pixels, in display orientation
@@ -60,7 +122,11 @@ class _Source:
 
 
 def probe(path: str | os.PathLike, *, frames_fps: float = DEFAULT_FPS) -> VideoInfo:
-    """Frame count, rate, size and duration of a video file or a folder of image frames."""
+    """Frame count, rate, size and duration of a video file or a folder of image frames.
+
+    The count is the container's; where it keeps none (Matroska, WebM) the packets
+    are counted without decoding them, stopping at the limits in force.
+    """
     path = _existing(path)
     if path.is_dir():
         return _probe_folder(path, frames_fps)
@@ -69,14 +135,15 @@ def probe(path: str | os.PathLike, *, frames_fps: float = DEFAULT_FPS) -> VideoI
         first = _first_frame(container, stream, path)
         width, height = _display_size(first)
         _check_resolution(width, height, path)
-        num_frames = stream.frames or _count_frames(path)
+        _check_pixels(first, path, _LIMITS.get())
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         duration = _duration(stream, container)
-        if fps <= 0:
-            fps = num_frames / duration if duration else DEFAULT_FPS
-        if not duration:
-            duration = num_frames / fps
-        return VideoInfo(num_frames, fps, width, height, duration)
+    num_frames = stream.frames or _count_packets(path)
+    if fps <= 0:
+        fps = num_frames / duration if duration else DEFAULT_FPS
+    if not duration:
+        duration = num_frames / fps
+    return VideoInfo(num_frames, fps, width, height, duration)
 
 
 def read_frames(
@@ -135,7 +202,7 @@ def _emit(
             if emitted == max_frames:
                 return
     if emitted == 0:
-        raise SltError(f"{path}: the video has no frames; check the file or re-export it")
+        raise VideoError(f"{path} has no video frames; check the file or re-export it")
 
 
 def resample(
@@ -184,25 +251,84 @@ def _video_source(path: Path) -> _Source:
 
 
 def _decode(container, stream, path: Path) -> Iterator[tuple[float | None, Any]]:
-    """Decoded frames with their time in seconds; decoding errors become `SltError`."""
-    declared, decoded = stream.frames, 0
+    """Decoded frames with their time in seconds, each checked against the limits in force.
+
+    Truncation shows as a packet the demuxer could only read in part, or fewer
+    packets than the container's index lists; a decoder that returns fewer frames
+    than that (an edit list, a variable frame rate) is not an error.
+    """
+    limits = _LIMITS.get()
+    declared, packets, decoded, cut = stream.frames, 0, 0, False
+    t0 = None
     with container:
         stream.thread_type = "AUTO"  # frame + slice threads: several times faster on H.264
         try:
-            for frame in container.decode(stream):
-                _check_resolution(frame.width, frame.height, path)
-                decoded += 1
-                yield frame.time, frame
+            for packet in container.demux(stream):
+                packets += packet.size > 0
+                cut = cut or packet.is_corrupt
+                for frame in packet.decode():
+                    decoded += 1
+                    t0 = frame.time if t0 is None else t0
+                    _check_frame(frame, decoded, t0, path, limits)
+                    yield frame.time, frame
         except av.FFmpegError as e:
-            raise SltError(
-                f"{path}: corrupt or truncated video ({_reason(e)}); re-export it"
-            ) from None
-    # Threaded decoding skips broken packets silently: a short count is how truncation shows.
-    if decoded < declared:
-        raise SltError(
-            f"{path}: truncated or corrupt video (decoded {decoded} of the {declared} frames "
-            "the container lists); re-export or re-download it"
+            raise _corrupt(path, decoded, e) from None
+    if cut or packets < declared:
+        raise VideoError(
+            f"{path}: the video is truncated: {packets if not cut else packets - 1} of the "
+            f"{declared} frames the file lists are complete; upload or copy the whole file"
         )
+
+
+def _check_frame(frame, n: int, t0: float | None, path: Path, limits: DecodeLimits | None) -> None:
+    """The n-th decoded frame against the absurd-size rule and the limits in force."""
+    _check_resolution(frame.width, frame.height, path)
+    if limits is not None:
+        _check_pixels(frame, path, limits)
+        _check_count(n, frame.time, t0, path, limits)
+
+
+def _check_count(n: int, t: float | None, t0: float | None, path: Path, limits: DecodeLimits):
+    """The n-th frame (at time t, the first at t0) against the frame, time and deadline limits."""
+    if limits.max_frames is not None and n > limits.max_frames:
+        raise VideoError(
+            f"{path} has more than {limits.max_frames:,} frames, the most accepted: "
+            "lower its frame rate or cut it into shorter clips",
+            "too_many_frames",
+        )
+    if limits.max_seconds is not None and t is not None and t0 is not None:
+        if t - t0 > limits.max_seconds:
+            raise VideoError(
+                f"{path} lasts more than {limits.max_seconds:g} s, the longest accepted "
+                "(its header may say less): cut it into shorter clips",
+                "too_long",
+            )
+    if limits.deadline is not None and time.monotonic() > limits.deadline:
+        raise VideoError(
+            f"{path}: translating it took longer than the server allows a request; "
+            "send a shorter or smaller video",
+            "timeout",
+        )
+
+
+def _check_pixels(frame, path: Path, limits: DecodeLimits | None) -> None:
+    if limits is None or limits.max_pixels is None:
+        return
+    pixels = frame.width * frame.height
+    if pixels > limits.max_pixels:
+        raise VideoError(
+            f"{path} has a {frame.width}×{frame.height} frame ({pixels:,} pixels); the most "
+            f"accepted is {limits.max_pixels:,} pixels a frame: downscale it",
+            "too_many_pixels",
+        )
+
+
+def _corrupt(path: Path, decoded: int, e: Exception) -> VideoError:
+    where = f"after {decoded} good frame(s)" if decoded else "at its first frame"
+    return VideoError(
+        f"{path}: the video is corrupt or truncated ({where}: {_reason(e)}); "
+        "upload or copy the whole file, or re-export it"
+    )
 
 
 def _av_to_rgb(frame, target: tuple[int, int] | None) -> np.ndarray:
@@ -218,22 +344,107 @@ def _av_to_rgb(frame, target: tuple[int, int] | None) -> np.ndarray:
     return rgb
 
 
-def _open(path: Path):
+def container_of(path: str | os.PathLike) -> str:
+    """The FFmpeg demuxer for a file, from its first bytes and `CONTAINERS` only.
+
+    Raises `VideoError` naming what the file looks like instead (a still image,
+    a playlist, text) when it is none of them.
+    """
+    path = Path(path)
     try:
-        return av.open(str(path), metadata_errors="ignore")
-    except av.FFmpegError as e:
-        raise SltError(
-            f"{path}: not a readable video ({_reason(e)}); expected a video file "
-            "(mp4, mkv, webm, avi, mov) or a folder of image frames"
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as e:
+        raise SltError(f"{path}: cannot read it ({e.strerror})") from None
+    fmt = _sniff(head)
+    if fmt is None:
+        raise _not_a_container(path, head)
+    return fmt
+
+
+def _sniff(head: bytes) -> str | None:
+    if head[4:8] in _MP4_BOXES:
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    if head[:4] == b"FLV\x01":
+        return "flv"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "mpeg"
+    if head[:16] == _ASF_GUID:
+        return "asf"
+    for offset, step in ((0, 188), (4, 192)):  # MPEG-TS packets (M2TS: 4 bytes before each)
+        if len(head) > offset + 2 * step and all(head[offset + i * step] == 0x47 for i in range(3)):
+            return "mpegts"
+    return None
+
+
+def _not_a_container(path: Path, head: bytes) -> VideoError:
+    accepted = ", ".join(label for _, label in CONTAINERS.values())
+    for magic, kind in _IMAGES.items():
+        if head.startswith(magic) or (kind == "JPEG 2000" and head[4:8] == b"jP  "):
+            return VideoError(
+                f"{path} is a still image ({kind}), not a video; upload a video of a signer",
+                "not_a_video",
+            )
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return VideoError(f"{path} is a still image (WebP), not a video", "not_a_video")
+    if not head:
+        return VideoError(f"{path} is empty (0 bytes)", "empty_file")
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"#EXTM3U") or text.startswith(b"ffconcat") or text.startswith(b"<?xml"):
+        return VideoError(
+            f"{path}: not a readable video (it is a playlist naming other files, which are never "
+            "opened); upload the video itself"
+        )
+    what = "it is text" if _looks_like_text(head) else "no video container this reads"
+    return VideoError(f"{path}: not a readable video ({what}); accepted containers: {accepted}")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _open(path: Path):
+    """The file opened with the demuxer its bytes name; FFmpeg may open nothing else."""
+    fmt = container_of(path)
+    try:
+        return av.open(
+            str(path),
+            format=fmt,
+            metadata_errors="ignore",
+            container_options={"format_whitelist": _FORMAT_WHITELIST, "protocol_whitelist": "file"},
+        )
+    except av.FFmpegError:
+        label = CONTAINERS[fmt][1]
+        hint = " (its index, the moov box, is missing)" if fmt == "mov" else ""
+        raise VideoError(
+            f"{path} looks like {label} but cannot be read{hint}: it is truncated or corrupt; "
+            "upload or copy the whole file, or re-export it"
         ) from None
 
 
 def _video_stream(container, path: Path):
     if not container.streams.video:
-        what = "only audio" if container.streams.audio else "no video"
+        what = "only audio" if container.streams.audio else "no track with frames"
         container.close()
-        raise SltError(f"{path}: no video stream (the file holds {what}); give a video of a signer")
-    return container.streams.video[0]
+        raise VideoError(f"{path}: no video stream (the file holds {what}); give a video of a signer")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or stream.codec_context.codec is None:
+        container.close()
+        raise VideoError(
+            f"{path}: its video track is in a format this cannot decode, or the file is "
+            "truncated before it says which; re-export it as H.264 MP4"
+        )
+    return stream
 
 
 def _first_frame(container, stream, path: Path):
@@ -241,15 +452,33 @@ def _first_frame(container, stream, path: Path):
         for frame in container.decode(stream):
             return frame
     except av.FFmpegError as e:
-        raise SltError(f"{path}: corrupt or truncated video ({_reason(e)}); re-export it") from None
-    raise SltError(f"{path}: the video has no frames; check the file or re-export it")
+        raise _corrupt(path, 0, e) from None
+    raise VideoError(
+        f"{path} has a video track with no video frames; check the file or re-export it"
+    )
 
 
-def _count_frames(path: Path) -> int:
-    """Decode everything to count: the fallback for containers that store no frame count."""
-    log.debug("%s: no frame count in the container; counting by decoding", path)
-    source = _video_source(path)
-    return sum(1 for _ in source.frames)
+def _count_packets(path: Path) -> int:
+    """The frames of a container that lists none, counted by demuxing (no decoding), stopping
+    at the first one past the limits in force."""
+    log.debug("%s: no frame count in the container; counting its packets", path)
+    limits = _LIMITS.get()
+    n = 0
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        t0 = None
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                n += 1
+                t = None if packet.pts is None else float(packet.pts * packet.time_base)
+                t0 = t if t0 is None else t0
+                if limits is not None:
+                    _check_count(n, t, t0, path, limits)
+        except av.FFmpegError:
+            pass  # decoding will say what is wrong, at the frame where it is
+    return n
 
 
 def _duration(stream, container) -> float:
@@ -267,8 +496,14 @@ def _display_size(frame) -> tuple[int, int]:
 
 
 def _reason(e: Exception) -> str:
-    """The FFmpeg message without the errno and the repeated file name."""
-    return getattr(e, "strerror", None) or str(e)
+    """What FFmpeg's error means for the file, in words that do not need FFmpeg to read."""
+    if isinstance(e, av.InvalidDataError):
+        return "its data is damaged"
+    if isinstance(e, av.EOFError):
+        return "the file ends in the middle of a frame"
+    if isinstance(e, av.DecoderNotFoundError):
+        return "its video is in a format this cannot decode"
+    return "the decoder could not read it"
 
 
 # --- folders of images (OpenCV) ---------------------------------------------------------

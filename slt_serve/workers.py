@@ -1,11 +1,12 @@
 """Bounded concurrency for inference: a fixed pool of worker threads and a bounded queue.
 
-A request takes a slot before its upload is read and gives it back when its
-inference has finished, so at most `workers + queue_size` requests are in the
-server's hands at once: that bounds CPU, memory and the temporary files on disk
-(each at most `max_bytes`). A request that finds no free slot is refused with
-503 and a Retry-After estimated from recent inference times, instead of piling
-up. Threads suit onnxruntime, which releases the GIL while it runs.
+A request takes a slot once its upload has arrived (a slow upload holds no
+slot) and gives it back when its inference has finished, so at most
+`workers + queue_size` inferences are running or waiting at once. Jobs wait in
+one first-in, first-out queue and run in the order they arrived. A request
+that finds no free slot is refused with 503 and a Retry-After estimated from
+recent inference times, instead of piling up. Threads suit onnxruntime, which
+releases the GIL while it runs.
 """
 
 from __future__ import annotations
@@ -64,11 +65,17 @@ class WorkerPool:
         rounds = max(1, math.ceil(self._in_flight / self.workers))
         return max(1, math.ceil(self._job_s * rounds))
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back one slot taken by `acquire` (a `Slot` calls it once)."""
         with self._lock:
             self._in_flight -= 1
 
-    def _record(self, seconds: float) -> None:
+    def submit(self, job: Callable[[], Any]):
+        """Queue `job` behind those already queued (FIFO); a `concurrent.futures.Future`."""
+        return self._executor.submit(job)
+
+    def record(self, seconds: float) -> None:
+        """One job finished after `seconds`: counted, and folded into the Retry-After estimate."""
         with self._lock:
             self.completed += 1
             self._job_s = seconds if self.completed == 1 else 0.8 * self._job_s + 0.2 * seconds
@@ -98,10 +105,10 @@ class Slot:
             try:
                 return fn(*args)
             finally:
-                pool._record(time.perf_counter() - start)
+                pool.record(time.perf_counter() - start)
                 self._release()
 
-        future = pool._executor.submit(job)
+        future = pool.submit(job)
         self._handed_to_job = True
         return await asyncio.wrap_future(future)
 
@@ -113,4 +120,4 @@ class Slot:
     def _release(self) -> None:
         if not self._released:
             self._released = True
-            self._pool._release()
+            self._pool.release()

@@ -50,32 +50,58 @@ def held_upload(data: bytes, release: threading.Event):
     yield data[100:] + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def test_full_pool_answers_503_with_retry_after_then_serves_again(s2t, clip, tmp_path):
+def test_full_pool_answers_503_with_retry_after_then_serves_again(s2t, clip, tmp_path, monkeypatch):
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(workers=1, queue_size=1, tmp_dir=spool))
     release = threading.Event()
+    translate = s2t.translate
+
+    def held(video):  # inference that waits for the test: both slots stay taken
+        release.wait(60)
+        return translate(video)
+
+    monkeypatch.setattr(s2t, "translate", held)
     with serving(app) as url, ThreadPoolExecutor(2) as pool:
-        held = [
+        held_posts = [
             pool.submit(
-                httpx.post, f"{url}/v1/translate", content=held_upload(clip, release),
-                headers=MULTIPART, timeout=120,
+                httpx.post, f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=120,
             )
             for _ in range(2)
         ]  # fmt: skip
-        wait_for(lambda: in_flight(url) == 2, "both uploads to hold their slots")
+        wait_for(lambda: in_flight(url) == 2, "both requests to hold their slots")
         r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=60)
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "busy"
         assert int(r.headers["retry-after"]) >= 1
         assert httpx.get(f"{url}/healthz").status_code == 200  # health is never queued
         release.set()
-        assert [f.result().status_code for f in held] == [200, 200]
+        assert [f.result().status_code for f in held_posts] == [200, 200]
         wait_for(lambda: in_flight(url) == 0, "the slots to be released")
         model = httpx.get(f"{url}/v1/model").json()
         assert model["pool"]["rejected_busy"] == 1 and model["requests"]["ok"] == 2
+        assert model["requests"]["busy"] == 1 and model["requests"]["server_errors"] == 0
         r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=60)
         assert r.status_code == 200, r.text
     assert not list(spool.iterdir())
+
+
+def test_a_slow_upload_holds_no_worker(s2t, clip, tmp_path):
+    """An upload that has not finished arriving takes no inference slot: with one worker
+    and no queue, another client is translated meanwhile."""
+    spool = tmp_path / "spool"
+    app = create_app(s2t, Settings(workers=1, queue_size=0, tmp_dir=spool))
+    release = threading.Event()
+    with serving(app) as url, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(
+            httpx.post, f"{url}/v1/translate", content=held_upload(clip, release),
+            headers=MULTIPART, timeout=120,
+        )  # fmt: skip
+        wait_for(lambda: httpx.get(f"{url}/readyz").json()["receiving"] == 1, "the slow upload")
+        assert in_flight(url) == 0
+        r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=60)
+        assert r.status_code == 200, r.text
+        release.set()
+        assert slow.result().status_code == 200
 
 
 def test_many_concurrent_clients_get_answers_or_503_and_nothing_else(s2t, clip, tmp_path):
@@ -112,9 +138,11 @@ def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp
                 + clip[: len(clip) // 2]
             )
             wait_for(lambda: any(spool.glob("slt-upload-*")), "the upload to reach the spool")
-            assert in_flight(url) == 1
+            assert in_flight(url) == 0  # arriving, it holds no worker (issue 13)
         wait_for(lambda: not any(spool.iterdir()), "the half upload to be removed")
         wait_for(lambda: in_flight(url) == 0, "the slot to be released")
+        gone = httpx.get(f"{url}/v1/model").json()["requests"]
+        assert gone["disconnected"] == 1 and gone["server_errors"] == 0
         r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=60)
         assert r.status_code == 200, r.text
 
