@@ -521,8 +521,9 @@ def run_doctor(dataset: str | os.PathLike | None = None) -> Report:
     if dataset is not None:
         if not _dataset_checks:
             raise SltError(
-                "checking a dataset root needs the training stack, which is not installed: "
-                "pip install 'slt-serve[train]' (or run slt doctor without DATASET)"
+                "checking a dataset root needs the training stack (slt_training, installed with "
+                "slt-serve), whose `slt` plugin did not load; reinstall slt-serve, or run "
+                "slt doctor without DATASET"
             )
         state = _dataset_checks[0](Path(dataset))
         report.checks += state.checks
