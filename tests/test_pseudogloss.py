@@ -156,6 +156,12 @@ def test_address_terms_are_signed_and_vocatives_are_not():
     assert "CON" not in vi("Tôi có một con mèo.")  # a classifier before its noun is dropped
 
 
+def test_imperative_markers_have_no_sign():
+    assert vi("Bạn hãy ngồi xuống.") == ["BẠN", "NGỒI", "XUỐNG"]
+    assert vi("Bạn ngồi đi.") == ["BẠN", "NGỒI"]  # final đi after a verb: the particle
+    assert vi("Tôi muốn đi.") == ["TÔI", "ĐI", "MUỐN"]  # after a modal: the verb 'go'
+
+
 def test_time_is_signed_before_the_verb():
     assert vi("Tôi sẽ quay lại vào ngày mai.") == ["TÔI", "NGÀY-MAI", "QUAY", "LẠI"]
     assert vi("Tôi đến lúc 8 giờ.") == ["TÔI", "GIỜ", "8", "ĐẾN"]

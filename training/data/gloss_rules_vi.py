@@ -207,7 +207,9 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
     attention, a tap or a wave, not a sign of the sentence.
     `có` before a verb is emphatic (Tôi có đặt lịch → ĐẶT LỊCH); `theo` and
     `được` right after a verb are direction/result complements (mang theo → MANG,
-    nhận được → NHẬN). Punctuation is kept here: it still marks clause ends.
+    nhận được → NHẬN). A sentence-final `đi` after a verb is the imperative
+    particle (Bạn ngồi đi → BẠN NGỒI), not 'go'. Punctuation is kept here: it
+    still marks clause ends.
     """
     out: list[Word] = []
     for i, w in enumerate(words):
@@ -231,9 +233,17 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
             continue
         elif w.text in ("theo", "được") and prev is not None and prev.tag == "V":
             continue
+        elif w.text == "đi" and _imperative_particle(prev, nxt, lists.modals):
+            continue
         else:
             out.append(w)
     return out
+
+
+def _imperative_particle(prev: Word | None, nxt: Word | None, modals: frozenset[str]) -> bool:
+    """`đi` closing a sentence right after a verb that is not a modal (muốn đi: 'go')."""
+    final = nxt is None or nxt.tag == "CH"
+    return final and prev is not None and prev.tag == "V" and prev.text not in modals
 
 
 # ── questions ────────────────────────────────────────────────────────────────
