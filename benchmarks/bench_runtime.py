@@ -136,8 +136,8 @@ import json, re, sys
 def mb(key):  # VmHWM: this process's peak (ru_maxrss would carry the parent's over exec)
     return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 
-from slt_serve.translator import Translator
-t = Translator.from_bundle(sys.argv[1], threads=int(sys.argv[3]))
+from slt_serve.translator import TranslateOptions, Translator
+t = Translator.from_bundle(sys.argv[1], TranslateOptions(threads=int(sys.argv[3])))
 loaded = mb("VmRSS")
 r = t.translate(sys.argv[2])
 print(json.dumps({"loaded_mb": loaded, "peak_mb": mb("VmHWM"), "torch": "torch" in sys.modules}))
@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from slt_serve.translator import Translator
+    from slt_serve.translator import TranslateOptions, Translator
     from slt_serve.video import read_frames
 
     torch.set_num_threads(args.threads)
@@ -163,7 +163,7 @@ def main() -> None:
         video = folder / "clip.mp4"
         clip(video, args.seconds, args.fps)
         bundle = exported.path
-        translator = Translator.from_bundle(bundle, device="cpu", threads=args.threads)
+        translator = Translator.from_bundle(bundle, TranslateOptions(device="cpu", threads=args.threads))
         frames = read_frames(video, size=64, fps=args.fps)  # what translate() decodes
 
         # recognizer alone

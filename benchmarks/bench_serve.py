@@ -35,7 +35,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 from slt_serve.video import write_video
 
 
@@ -53,7 +53,7 @@ def sample_video(path: Path, frames: int, size: int) -> Path:
 
 
 def in_process(bundle: Path, video: Path, seconds: float) -> dict:
-    translator = Translator.from_bundle(bundle, device="cpu")
+    translator = Translator.from_bundle(bundle, TranslateOptions(device="cpu"))
     translator.translate(video)  # warm-up
     latencies = []
     end = time.perf_counter() + seconds

@@ -162,8 +162,7 @@ def _user_error(e: SltError) -> gr.Error:
 
 
 def _header(translator: Translator) -> str:
-    m = translator.manifest
-    metrics = (m.get("metrics") or {}).get("dev") or {}
+    metrics = translator.manifest.metrics.get("dev") or {}
     scores = ", ".join(f"{k} {v:g}" for k, v in metrics.items() if isinstance(v, int | float))
     what = {"single_stream": "SingleStream", "two_stream": "TwoStream", "g2t": "gloss-to-text"}
     return (

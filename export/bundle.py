@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,12 +37,9 @@ import torch
 from torch import nn
 
 import slt_serve
-from slt_serve.beam_search import BeamSettings
 from slt_serve.bundle import (
     DECODER,
     ENCODER,
-    FORMAT,
-    FORMAT_VERSION,
     GLOSS_VOCAB,
     MANIFEST,
     POSE,
@@ -51,13 +48,26 @@ from slt_serve.bundle import (
     describe_files,
     load_bundle,
 )
-from slt_serve.clip_input import InputSpec
 from slt_serve.decoding import ctc_decode
 from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
-from slt_serve.onnx_session import CPU, open_session
+from slt_serve.manifest import (
+    Generation,
+    GraphIO,
+    Graphs,
+    InputSpec,
+    Manifest,
+    Parity,
+    Quantization,
+    Recognition,
+    S2GParity,
+    Translation,
+    TranslationParity,
+    Versions,
+)
+from slt_serve.onnx_session import CPU
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
-from slt_serve.seq2seq import CacheShape, Seq2Seq
+from slt_serve.seq2seq import Seq2Seq
 from slt_serve.tokenizer import TextTokenizer
 from slt_serve.vocab import GlossVocab
 from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRecognizer
@@ -100,12 +110,48 @@ class BundleExport:
     """What `export_bundle` wrote and what it checked."""
 
     path: Path
-    manifest: dict
-    parity: dict
-    quantization: dict | None
+    manifest: Manifest
     megabytes: float
     seconds: float
-    files: dict = field(default_factory=dict)
+
+    @property
+    def parity(self) -> Parity:
+        return self.manifest.parity
+
+    @property
+    def quantization(self) -> Quantization | None:
+        return self.manifest.quantization
+
+    @property
+    def files(self) -> dict:
+        return self.manifest.files
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One export's parts and settings, checked (`_plan`)."""
+
+    stage: str  # s2t | g2t | s2g
+    kind: str  # single_stream | two_stream | g2t
+    recognition: RecognitionPart | None
+    translation: TranslationPart | None
+    pose: Path | None
+    quantize: str | None
+    tolerance: float
+    window_frames: int
+    context_frames: int
+
+
+@dataclass(frozen=True)
+class _Sections:
+    """The manifest sections of the graphs written so far (what parity runs on)."""
+
+    input: InputSpec | None = None
+    recognition: Recognition | None = None
+    translation: Translation | None = None
+    generation: Generation | None = None
+    graphs: Graphs = Graphs()
+    opset: int | None = None
 
 
 def export_bundle(
@@ -125,39 +171,22 @@ def export_bundle(
     """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`."""
     started = time.perf_counter()
     out = Path(out)
-    stage, kind = _stage_and_kind(recognition, translation)
+    plan = _plan(recognition, translation, pose, quantize, tolerance, window_frames, context_frames)
     _check_out(out, overwrite)
-    if quantize is not None and quantize not in QUANTIZE:
-        raise SltError(f"--quantize {quantize}: choose one of {', '.join(QUANTIZE)}")
-    for label, value in (("window_frames", window_frames), ("context_frames", context_frames)):
-        if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
-            raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
-    if pose is not None and kind != "two_stream":
-        raise SltError("a pose model goes only into two_stream bundles")
     tmp = out.parent / f".{out.name}.partial"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        manifest, parity, quant = _write(
-            tmp, stage, kind, recognition, translation, pose, quantize, tolerance,
-            window_frames, context_frames,
-        )  # fmt: skip
-        manifest["name"] = name or out.name
-        manifest["metrics"] = metrics or {}
-        names = [p.name for p in tmp.iterdir() if p.name != MANIFEST]
-        manifest["files"] = describe_files(tmp, names)
-        write_json(tmp / MANIFEST, manifest)
+        manifest = _write(tmp, plan, name or out.name, metrics or {})
         load_bundle(tmp)  # what the runtime will check, checked now
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    size = sum(f["bytes"] for f in manifest["files"].values()) / 2**20
-    log.info("wrote %s (%s, %s): %.1f MB", out, kind, stage, size)
-    return BundleExport(
-        out, manifest, parity, quant, size, time.perf_counter() - started, manifest["files"]
-    )
+    size = sum(f.bytes for f in manifest.files.values()) / 2**20
+    log.info("wrote %s (%s, %s): %.1f MB", out, plan.kind, plan.stage, size)
+    return BundleExport(out, manifest, size, time.perf_counter() - started)
 
 
 def export_run(
@@ -183,6 +212,21 @@ def export_run(
         pose=pose,
         quantize=quantize,
         overwrite=overwrite,
+    )
+
+
+def _plan(recognition, translation, pose, quantize, tolerance, window, context) -> _Plan:
+    stage, kind = _stage_and_kind(recognition, translation)
+    if quantize is not None and quantize not in QUANTIZE:
+        raise SltError(f"--quantize {quantize}: choose one of {', '.join(QUANTIZE)}")
+    for label, value in (("window_frames", window), ("context_frames", context)):
+        if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
+            raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
+    if pose is not None and kind != "two_stream":
+        raise SltError("a pose model goes only into two_stream bundles")
+    pose = None if pose is None else Path(pose)
+    return _Plan(
+        stage, kind, recognition, translation, pose, quantize, tolerance, window, context
     )
 
 
@@ -244,141 +288,175 @@ def _opset(proto) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _versions(opset: int) -> dict:
+def _versions(opset: int | None) -> Versions:
     import onnx
     import onnxruntime
     import onnxscript
     import transformers
 
-    return {
-        "slt_serve": slt_serve.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "onnxscript": onnxscript.__version__,
-        "opset": opset,
-    }
+    return Versions(
+        slt_serve=slt_serve.__version__,
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        onnx=onnx.__version__,
+        onnxruntime=onnxruntime.__version__,
+        onnxscript=onnxscript.__version__,
+        opset=opset,
+    )
 
 
-def _input_section(recognition: RecognitionPart, window: int, context: int) -> dict:
+def _input_spec(recognition: RecognitionPart, window: int, context: int) -> InputSpec:
     spec = recognition.input_spec
     keypoints = spec.get("keypoints")
     stride = int(spec.get("frame_stride", 1))  # training kept every stride-th frame
-    return {
-        "fps": float(recognition.fps) / stride,
-        "source_fps": float(recognition.fps),
-        "frame_stride": stride,
-        "frame_size": int(spec["frame_size"]),
-        "input_size": int(spec["input_size"]),
-        "eval_crop": float(spec.get("eval_crop", 1.0)),
-        "mean": [float(v) for v in spec["mean"]],
-        "std": [float(v) for v in spec["std"]],
-        "motion_channels": bool(spec["motion_channels"]),
-        "channels": 6 if spec["motion_channels"] else 3,
-        "keypoints": None if keypoints is None else [int(i) for i in keypoints],
-        "keypoint_layout": None if keypoints is None else "coco_wholebody_133",
-        "window_frames": window,
-        "context_frames": context,
-    }
+    return InputSpec(
+        fps=float(recognition.fps) / stride,
+        source_fps=float(recognition.fps),
+        frame_stride=stride,
+        frame_size=int(spec["frame_size"]),
+        input_size=int(spec["input_size"]),
+        eval_crop=float(spec.get("eval_crop", 1.0)),
+        mean=tuple(float(v) for v in spec["mean"]),
+        std=tuple(float(v) for v in spec["std"]),
+        motion_channels=bool(spec["motion_channels"]),
+        keypoints=None if keypoints is None else tuple(int(i) for i in keypoints),
+        keypoint_layout=None if keypoints is None else "coco_wholebody_133",
+        window_frames=window,
+        context_frames=context,
+    )
 
 
-def _write(tmp, stage, kind, recognition, translation, pose, quantize, tolerance, window, context):
-    """Write every file into `tmp`; return (manifest without files, parity, quantization)."""
-    manifest: dict = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "stage": stage,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": None,
-        "recognition": None,
-        "translation": None,
-        "generation": None,
-        "graphs": {},
-    }
-    opset = None
-    if recognition is not None:
-        model = recognition.model.eval()
-        manifest["input"] = _input_section(recognition, window, context)
-        proto = s2g_onnx.export_s2g(model, manifest["input"]["input_size"])
-        opset = _opset(proto)
-        _save(proto, tmp / S2G)
-        recognition.vocab.save(tmp / GLOSS_VOCAB)
-        manifest["recognition"] = {
-            "vocab_size": len(recognition.vocab),
-            "blank_id": 0,
-            "ctc_beam_size": int(recognition.ctc_beam_size),
-            "feature_stride": FEATURE_STRIDE,
-            "feature_dim": int(model.options.head.hidden_size),
+def _write(tmp: Path, plan: _Plan, name: str, metrics: dict) -> Manifest:
+    """Write every file and then manifest.json into `tmp`; the manifest written."""
+    sections = _Sections()
+    if plan.recognition is not None:
+        sections = _write_recognition(tmp, plan, sections)
+    if plan.translation is not None:
+        sections = _write_translation(tmp, plan.translation, sections)
+    parity = _check_parity(tmp, plan, sections)
+    quantization = _quantize(tmp, plan, sections, parity) if plan.quantize else None
+    names = [p.name for p in tmp.iterdir() if p.name != MANIFEST]
+    manifest = Manifest(
+        name=name,
+        kind=plan.kind,
+        stage=plan.stage,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        input=sections.input,
+        recognition=sections.recognition,
+        translation=sections.translation,
+        generation=sections.generation,
+        graphs=sections.graphs,
+        versions=_versions(sections.opset),
+        parity=parity,
+        quantization=quantization,
+        metrics=metrics,
+        files=describe_files(tmp, names),
+    ).sealed()
+    write_json(tmp / MANIFEST, manifest.to_json())
+    return manifest
+
+
+def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections:
+    """s2g.onnx, gloss_vocab.json and pose.onnx if given; the input and recognition sections."""
+    part = plan.recognition
+    model = part.model.eval()
+    spec = _input_spec(part, plan.window_frames, plan.context_frames)
+    proto = s2g_onnx.export_s2g(model, spec.input_size)
+    _save(proto, tmp / S2G)
+    part.vocab.save(tmp / GLOSS_VOCAB)
+    if plan.pose is not None:
+        _copy_pose(plan.pose, tmp / POSE)
+    inputs = s2g_onnx.INPUTS_TWO if plan.kind == "two_stream" else s2g_onnx.INPUTS_SINGLE
+    return replace(
+        sections,
+        input=spec,
+        recognition=Recognition(
+            vocab_size=len(part.vocab),
+            blank_id=0,
+            ctc_beam_size=int(part.ctc_beam_size),
+            feature_stride=FEATURE_STRIDE,
+            feature_dim=int(model.options.head.hidden_size),
+        ),
+        graphs=sections.graphs.model_copy(
+            update={"s2g": GraphIO(inputs=inputs, outputs=s2g_onnx.OUTPUTS)}
+        ),
+        opset=_opset(proto),
+    )
+
+
+def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) -> _Sections:
+    """encoder.onnx, decoder.onnx and tokenizer.json; the translation and generation sections."""
+    model, config = part.model.eval(), part.model.mbart.config
+    reads_features = model.mapper is not None
+    if sections.recognition is not None:
+        dim = sections.recognition.feature_dim
+        if model.options.feature_dim != dim:
+            raise SltError(
+                f"the S2T model reads {model.options.feature_dim}-d features, the "
+                f"recognizer gives {dim}-d; export the pair that was trained together"
+            )
+    encoder = mbart_onnx.export_encoder(model)
+    _save(encoder, tmp / ENCODER)
+    _save(mbart_onnx.export_decoder(model), tmp / DECODER)
+    part.tokenizer.save(tmp / TOKENIZER)
+    heads = config.decoder_attention_heads
+    source = mbart_onnx.ENCODER_INPUTS_S2T if reads_features else mbart_onnx.ENCODER_INPUTS_G2T
+    graphs = sections.graphs.model_copy(
+        update={
+            "encoder": GraphIO(inputs=source, outputs=mbart_onnx.ENCODER_OUTPUTS),
+            "decoder": GraphIO(inputs=mbart_onnx.DECODER_INPUTS, outputs=mbart_onnx.DECODER_OUTPUTS),
         }
-        inputs = list(s2g_onnx.INPUTS_TWO if kind == "two_stream" else s2g_onnx.INPUTS_SINGLE)
-        manifest["graphs"]["s2g"] = {"inputs": inputs, "outputs": list(s2g_onnx.OUTPUTS)}
-        if pose is not None:
-            _copy_pose(Path(pose), tmp / POSE)
-    if translation is not None:
-        model, config = translation.model.eval(), translation.model.mbart.config
-        if recognition is not None:
-            dim = manifest["recognition"]["feature_dim"]
-            if model.options.feature_dim != dim:
-                raise SltError(
-                    f"the S2T model reads {model.options.feature_dim}-d features, the "
-                    f"recognizer gives {dim}-d; export the pair that was trained together"
-                )
-        encoder = mbart_onnx.export_encoder(model)
-        opset = opset or _opset(encoder)
-        _save(encoder, tmp / ENCODER)
-        _save(mbart_onnx.export_decoder(model), tmp / DECODER)
-        translation.tokenizer.save(tmp / TOKENIZER)
-        heads = config.decoder_attention_heads
-        manifest["translation"] = {
-            "source": "features" if model.mapper is not None else "input_ids",
-            "feature_dim": model.options.feature_dim if model.mapper is not None else None,
-            "lang": translation.tokenizer.lang,
-            "decoder_layers": config.decoder_layers,
-            "heads": heads,
-            "head_dim": config.d_model // heads,
-            "d_model": config.d_model,
-            "vocab_size": config.vocab_size,
-            "max_source_positions": config.max_position_embeddings,
-        }
-        g = translation.generation.verify()
-        manifest["generation"] = {
-            "num_beams": g.num_beams,
-            "length_penalty": g.length_penalty,
-            "max_length": g.max_length,
-            "decoder_start_token_id": model.decoder_start_id,
-            "eos_token_id": model.eos_id,
-            "pad_token_id": model.pad_id,
-            "forced_eos": model.mbart.generation_config.forced_eos_token_id == model.eos_id,
-        }
-        source = mbart_onnx.ENCODER_INPUTS_S2T if model.mapper is not None else None
-        manifest["graphs"]["encoder"] = {
-            "inputs": list(source or mbart_onnx.ENCODER_INPUTS_G2T),
-            "outputs": list(mbart_onnx.ENCODER_OUTPUTS),
-        }
-        manifest["graphs"]["decoder"] = {
-            "inputs": list(mbart_onnx.DECODER_INPUTS),
-            "outputs": list(mbart_onnx.DECODER_OUTPUTS),
-        }
-    manifest["versions"] = _versions(opset)
-    checker = _Parity(tmp, manifest, recognition, translation)
-    parity = checker.run()
-    failures = parity.pop("failures")
-    if failures or not parity["max_rel_diff"] <= tolerance:
+    )
+    translation = Translation(
+        source="features" if reads_features else "input_ids",
+        feature_dim=model.options.feature_dim if reads_features else None,
+        lang=part.tokenizer.lang,
+        decoder_layers=config.decoder_layers,
+        heads=heads,
+        head_dim=config.d_model // heads,
+        d_model=config.d_model,
+        vocab_size=config.vocab_size,
+        max_source_positions=config.max_position_embeddings,
+    )
+    return replace(
+        sections,
+        translation=translation,
+        generation=_generation(part),
+        graphs=graphs,
+        opset=sections.opset or _opset(encoder),
+    )
+
+
+def _generation(part: TranslationPart) -> Generation:
+    g, model = part.generation.verify(), part.model
+    return Generation(
+        num_beams=g.num_beams,
+        length_penalty=g.length_penalty,
+        max_length=g.max_length,
+        decoder_start_token_id=model.decoder_start_id,
+        eos_token_id=model.eos_id,
+        pad_token_id=model.pad_id,
+        forced_eos=model.mbart.generation_config.forced_eos_token_id == model.eos_id,
+    )
+
+
+def _check_parity(tmp: Path, plan: _Plan, sections: _Sections) -> Parity:
+    """The graphs in `tmp` against PyTorch; refuses the export when they disagree."""
+    report = _Parity(tmp, sections, plan.recognition, plan.translation).run()
+    failures = report.failures
+    if failures or not report.max_rel_diff <= plan.tolerance:
         raise SltError(
             "the ONNX graphs disagree with PyTorch "
-            f"(max relative diff {parity['max_rel_diff']:.3g}, tolerance {tolerance:g}"
+            f"(max relative diff {report.max_rel_diff:.3g}, tolerance {plan.tolerance:g}"
             + (f"; {'; '.join(failures)}" if failures else "")
             + "); nothing written. Report this with your torch, onnxscript and onnxruntime versions"
         )
-    parity["tolerance"] = tolerance
-    manifest["parity"] = parity
-    quant = None
-    if quantize:
-        quant = _quantize(tmp, manifest, recognition, translation, parity)
-    manifest["quantization"] = quant
-    return manifest, parity, quant
+    return Parity(
+        max_rel_diff=report.max_rel_diff,
+        tolerance=plan.tolerance,
+        s2g=report.s2g,
+        translation=report.translation,
+    )
 
 
 def _copy_pose(source: Path, target: Path) -> None:
@@ -397,18 +475,28 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(1.0, float(np.abs(b).max())))
 
 
+@dataclass
+class _Report:
+    """What one parity run found."""
+
+    failures: list[str] = field(default_factory=list)
+    max_rel_diff: float = 0.0
+    s2g: S2GParity | None = None
+    translation: TranslationParity | None = None
+
+
 class _Parity:
     """The runtime's code on the graphs in `folder` against PyTorch, on fixed inputs."""
 
-    def __init__(self, folder: Path, manifest: dict, recognition, translation) -> None:
-        self.folder, self.manifest = folder, manifest
+    def __init__(self, folder: Path, sections: _Sections, recognition, translation) -> None:
+        self.folder, self.sections = folder, sections
         self.recognition, self.translation = recognition, translation
         self.clips = self._clips() if recognition is not None else []
         self.sources = self._sources() if translation is not None else []
 
     def _clips(self) -> list[tuple[torch.Tensor, ...]]:
         g = torch.Generator().manual_seed(0)
-        model, size = self.recognition.model, self.manifest["input"]["input_size"]
+        model, size = self.recognition.model, self.sections.input.input_size
         return [s2g_onnx.example_inputs(model, t, size, g) for t in PARITY_FRAMES]
 
     def _torch_s2g(self, clip) -> tuple[np.ndarray, np.ndarray]:
@@ -438,29 +526,19 @@ class _Parity:
             for n in (3, 6, 11)
         ]
 
-    def run(self) -> dict:
-        report: dict = {"failures": [], "max_rel_diff": 0.0}
-        providers = [CPU]
+    def run(self) -> _Report:
+        report = _Report()
         if self.recognition is not None:
-            spec = InputSpec.from_manifest(self.manifest["input"])
-            runner = S2GRunner(open_session(self.folder / S2G, providers), spec)
+            runner = S2GRunner.open(self.folder / S2G, self.sections.input, [CPU])
             self._check_s2g(runner, report)
         if self.translation is not None:
-            seq = self.seq2seq(providers)
+            t = self.sections.translation
+            seq = Seq2Seq.open(self.folder / ENCODER, self.folder / DECODER, t, [CPU])
             self._check_translation(seq, report)
         return report
 
-    def seq2seq(self, providers) -> Seq2Seq:
-        t = self.manifest["translation"]
-        return Seq2Seq(
-            open_session(self.folder / ENCODER, providers),
-            open_session(self.folder / DECODER, providers),
-            CacheShape(t["decoder_layers"], t["heads"], t["head_dim"]),
-            t["max_source_positions"],
-        )
-
-    def _check_s2g(self, runner: S2GRunner, report: dict) -> None:
-        beam = self.manifest["recognition"]["ctc_beam_size"]
+    def _check_s2g(self, runner: S2GRunner, report: _Report) -> None:
+        beam = self.sections.recognition.ctc_beam_size
         same, diffs = 0, []
         for clip in self.clips:
             want_lp, want_feat = self._torch_s2g(clip)
@@ -469,14 +547,11 @@ class _Parity:
             match = ctc_decode(got_lp, beam) == ctc_decode(want_lp, beam)
             same += match
             if not match:
-                report["failures"].append(f"glosses differ on a {len(clip[0])}-frame clip")
-        report["s2g"] = {
-            "clips": len(self.clips),
-            "frames": list(PARITY_FRAMES),
-            "max_rel_diff": max(diffs),
-            "same_glosses": same,
-        }
-        report["max_rel_diff"] = max(report["max_rel_diff"], max(diffs))
+                report.failures.append(f"glosses differ on a {len(clip[0])}-frame clip")
+        report.s2g = S2GParity(
+            clips=len(self.clips), frames=PARITY_FRAMES, max_rel_diff=max(diffs), same_glosses=same
+        )
+        report.max_rel_diff = max(report.max_rel_diff, max(diffs))
 
     def _torch_translate(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
         model = self.translation.model
@@ -495,58 +570,47 @@ class _Parity:
             tokens = model.generate(mask, self.translation.generation, **kw)[0].tolist()
         return enc.numpy(), logits.numpy(), tokens
 
-    def _check_translation(self, seq: Seq2Seq, report: dict) -> None:
-        settings = beam_settings(self.manifest["generation"])
+    def _first_step_logits(self, seq: Seq2Seq, encoded, mask, start_id: int) -> np.ndarray:
+        empty = seq.cache.empty(1)
+        logits, _, _ = seq.decoder.run(
+            None,
+            {
+                "input_ids": np.full((1, 1), start_id, dtype=np.int64),
+                "encoder_attention_mask": mask,
+                "cross_keys": encoded[1],
+                "cross_values": encoded[2],
+                "past_keys": empty,
+                "past_values": empty.copy(),
+            },
+        )
+        return logits
+
+    def _check_translation(self, seq: Seq2Seq, report: _Report) -> None:
+        settings = self.sections.generation.beam_settings()
         same, diffs = 0, []
         for source in self.sources:
             want_hidden, want_logits, want_tokens = self._torch_translate(source)
             mask = np.ones(source.shape[:2], dtype=np.int64)
             encoded = seq.encode(source, mask)
-            empty = seq.cache.empty(1)
-            logits, _, _ = seq.decoder.run(
-                None,
-                {
-                    "input_ids": np.full((1, 1), settings.decoder_start_id, dtype=np.int64),
-                    "encoder_attention_mask": mask,
-                    "cross_keys": encoded[1],
-                    "cross_values": encoded[2],
-                    "past_keys": empty,
-                    "past_values": empty.copy(),
-                },
-            )
+            logits = self._first_step_logits(seq, encoded, mask, settings.decoder_start_id)
             diffs += [_rel(encoded[0], want_hidden), _rel(logits, want_logits)]
             tokens = seq.generate(source, mask, settings, encoded=encoded)[0]
             same += tokens == want_tokens
             if tokens != want_tokens:
-                report["failures"].append(
+                report.failures.append(
                     f"tokens differ on a {source.shape[1]}-step source: onnx {tokens} vs "
                     f"torch {want_tokens}"
                 )
-        report["translation"] = {
-            "sources": len(self.sources),
-            "max_rel_diff": max(diffs),
-            "same_tokens": same,
-        }
-        report["max_rel_diff"] = max(report["max_rel_diff"], max(diffs))
-
-
-def beam_settings(generation: dict) -> BeamSettings:
-    """The manifest's `generation` section as runtime settings."""
-    return BeamSettings(
-        num_beams=generation["num_beams"],
-        length_penalty=generation["length_penalty"],
-        max_length=generation["max_length"],
-        decoder_start_id=generation["decoder_start_token_id"],
-        eos_id=generation["eos_token_id"],
-        pad_id=generation["pad_token_id"],
-        forced_eos=generation["forced_eos"],
-    )
+        report.translation = TranslationParity(
+            sources=len(self.sources), max_rel_diff=max(diffs), same_tokens=same
+        )
+        report.max_rel_diff = max(report.max_rel_diff, max(diffs))
 
 
 # --- quantisation --------------------------------------------------------------------------
 
 
-def _quantize(tmp: Path, manifest, recognition, translation, parity: dict) -> dict:
+def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Quantization:
     """Dynamic int8 quantisation of every graph in place; agreement with PyTorch after it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -559,45 +623,43 @@ def _quantize(tmp: Path, manifest, recognition, translation, parity: dict) -> di
         )
         target.replace(tmp / name)
     after = {n: (tmp / n).stat().st_size for n in graphs}
-    checker = _Parity(tmp, manifest, recognition, translation)
-    report = checker.run()
-    out = {
-        "method": "onnxruntime dynamic int8 (MatMul, Gemm weights)",
-        "megabytes_before": round(sum(before.values()) / 2**20, 2),
-        "megabytes_after": round(sum(after.values()) / 2**20, 2),
-        "max_rel_diff": report["max_rel_diff"],
-    }
-    if "s2g" in report:
-        out["same_glosses"] = f"{report['s2g']['same_glosses']}/{report['s2g']['clips']}"
-        out["fp32_same_glosses"] = f"{parity['s2g']['same_glosses']}/{parity['s2g']['clips']}"
-    if "translation" in report:
-        t = report["translation"]
-        out["same_tokens"] = f"{t['same_tokens']}/{t['sources']}"
-        out["fp32_same_tokens"] = (
-            f"{parity['translation']['same_tokens']}/{parity['translation']['sources']}"
-        )
-    return out
+    report = _Parity(tmp, sections, plan.recognition, plan.translation).run()
+    counts = {}
+    if report.s2g is not None:
+        counts["same_glosses"] = f"{report.s2g.same_glosses}/{report.s2g.clips}"
+        counts["fp32_same_glosses"] = f"{parity.s2g.same_glosses}/{parity.s2g.clips}"
+    if report.translation is not None:
+        t, fp32 = report.translation, parity.translation
+        counts["same_tokens"] = f"{t.same_tokens}/{t.sources}"
+        counts["fp32_same_tokens"] = f"{fp32.same_tokens}/{fp32.sources}"
+    return Quantization(
+        method="onnxruntime dynamic int8 (MatMul, Gemm weights)",
+        megabytes_before=round(sum(before.values()) / 2**20, 2),
+        megabytes_after=round(sum(after.values()) / 2**20, 2),
+        max_rel_diff=report.max_rel_diff,
+        **counts,
+    )
 
 
 def summary(result: BundleExport) -> str:
     """One paragraph for the CLI: what was written and what parity found."""
     m, p = result.manifest, result.parity
     parts = [
-        f"wrote {result.path}: {m['kind']} {m['stage']} bundle, {result.megabytes:.1f} MB, "
-        f"{len(result.files)} files, {result.seconds:.0f} s"
+        f"wrote {result.path}: {m.kind} {m.stage} bundle, {result.megabytes:.1f} MB, "
+        f"{len(m.files)} files, {result.seconds:.0f} s",
+        f"digest {m.digest} (pin it: slt serve --digest {m.digest})",
     ]
-    if "s2g" in p:
-        s = p["s2g"]
+    if p.s2g is not None:
         parts.append(
-            f"parity s2g: {s['same_glosses']}/{s['clips']} clips same glosses, "
-            f"max rel diff {s['max_rel_diff']:.2g}"
+            f"parity s2g: {p.s2g.same_glosses}/{p.s2g.clips} clips same glosses, "
+            f"max rel diff {p.s2g.max_rel_diff:.2g}"
         )
-    if "translation" in p:
-        t = p["translation"]
+    if p.translation is not None:
+        t = p.translation
         parts.append(
-            f"parity translation: {t['same_tokens']}/{t['sources']} sources same tokens, "
-            f"max rel diff {t['max_rel_diff']:.2g}"
+            f"parity translation: {t.same_tokens}/{t.sources} sources same tokens, "
+            f"max rel diff {t.max_rel_diff:.2g}"
         )
     if result.quantization:
-        parts.append("int8: " + json.dumps(result.quantization, ensure_ascii=False))
+        parts.append("int8: " + json.dumps(result.quantization.model_dump(mode="json"), ensure_ascii=False))
     return "\n".join(parts)

@@ -117,7 +117,7 @@ def export_model(
         run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite
     )
     typer.echo(summary(result))
-    if result.manifest["stage"] == "g2t":
+    if result.manifest.stage == "g2t":
         api = f"Translator.from_bundle('{out}').translate_gloss('GLOSS GLOSS')"
         echo_next(f'python -c "from slt_serve.translator import Translator; print({api}.text)"')
     else:

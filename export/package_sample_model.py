@@ -18,7 +18,7 @@ from pathlib import Path
 from slt_serve import sample_model
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 from slt_training.data.annotations import load_split
 
 from .pipeline import load_plan
@@ -37,7 +37,7 @@ def package(config: Path, samples: int = 2) -> list[dict]:
             shutil.rmtree(folder)
     shutil.copytree(bundle, sample_model.BUNDLE_DIR)
     sample_model.SAMPLES_DIR.mkdir(parents=True)
-    translator = Translator.from_bundle(sample_model.BUNDLE_DIR, device="cpu")
+    translator = Translator.from_bundle(sample_model.BUNDLE_DIR, TranslateOptions(device="cpu"))
     rows = []
     for clip in clips:
         video = root / clip.video

@@ -243,7 +243,7 @@ def translate(
     if not inputs:
         typer.echo(f"no inputs in shard {shard}; nothing to do")
         return
-    from slt_serve.translator import Translator
+    from slt_serve.translator import TranslateOptions, Translator
 
     translator = Translator.from_bundle(bundle, TranslateOptions(device=device))
     if translator.stage == "g2t":
@@ -311,7 +311,7 @@ def demo(
     Needs the demo extra (pip install "slt-serve\\[demo]"). Nothing is sent to the internet (Gradio analytics off) unless --share is given. The limits are the API's SLT_* settings; with SLT_API_KEY set the page asks for the key."""
     bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app()
-    from slt_serve.translator import Translator
+    from slt_serve.translator import TranslateOptions, Translator
 
     settings = _settings(host=host, port=port, max_seconds=max_seconds)
     options = TranslateOptions(device=device, max_seconds=settings.max_seconds)

@@ -7,16 +7,19 @@ square `frame_size`, cuts the centre `eval_crop` of it, resizes that to
 appends the frame difference x[t] − x[t−1] (0 at the first frame). Keypoints in
 pixels of the original (width, height) frame go through the same geometry.
 Training imports `crop_resize`, `normalise` and `box_keypoints` from here, so the
-runtime and training share one definition; a test checks the eval geometry.
+runtime and training share one definition; a test checks the eval geometry. At
+serving time `S2GRunner` applies them; the geometry comes from the manifest's
+`InputSpec` (`slt_serve.manifest`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
 import numpy as np
+
+from slt_serve.manifest import InputSpec
 
 
 class Normalisation(Protocol):
@@ -25,49 +28,6 @@ class Normalisation(Protocol):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     motion_channels: bool
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The `input` section of a bundle manifest."""
-
-    fps: float
-    frame_size: int
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    motion_channels: bool = False
-    eval_crop: float = 1.0
-    keypoints: tuple[int, ...] | None = None  # indices into the pose layout (TwoStream)
-    keypoint_layout: str | None = None  # e.g. coco_wholebody_133
-    window_frames: int = 256  # frames per s2g run; longer inputs are processed in windows
-    context_frames: int = 16  # extra frames each side of a window, outputs discarded
-
-    @classmethod
-    def from_manifest(cls, d: dict) -> InputSpec:
-        return cls(
-            fps=float(d["fps"]),
-            frame_size=int(d["frame_size"]),
-            input_size=int(d["input_size"]),
-            mean=tuple(d["mean"]),
-            std=tuple(d["std"]),
-            motion_channels=bool(d["motion_channels"]),
-            eval_crop=float(d["eval_crop"]),
-            keypoints=None if d.get("keypoints") is None else tuple(d["keypoints"]),
-            keypoint_layout=d.get("keypoint_layout"),
-            window_frames=int(d["window_frames"]),
-            context_frames=int(d["context_frames"]),
-        )
-
-    @property
-    def channels(self) -> int:
-        return 6 if self.motion_channels else 3
-
-    def crop_box(self) -> tuple[float, float, float, float]:
-        """(x0, y0, width, height) of the eval centre crop, in frame_size pixels."""
-        side = self.frame_size * self.eval_crop
-        offset = (self.frame_size - side) / 2
-        return (offset, offset, side, side)
 
 
 def crop_resize(frames: np.ndarray, box: tuple[float, ...], side: int) -> np.ndarray:

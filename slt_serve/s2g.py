@@ -1,5 +1,12 @@
 """s2g.onnx at run time: a clip's frames (and keypoints), in windows → gloss log-probs + features.
 
+`S2GRunner.run` owns the recognizer's preprocessing, as S2G training evaluates a
+clip (`clip_input`): each frame is resized to the square `frame_size` (a no-op for
+frames decoded at that size), cut to the eval centre crop, resized to `input_size`,
+and normalised per window (with motion channels, the difference to the frame
+before the window); keypoints in pixels of the frame they came with go through the
+same geometry.
+
 A clip of up to `window_frames` frames runs whole, exactly as the export's
 parity check ran it. A longer one is cut into cores of `window_frames` frames
 (a multiple of the feature stride, 4); each core runs with `context_frames`
@@ -14,12 +21,16 @@ the clip lengths training saw (at most `max_frames`).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 
 import numpy as np
 
-from slt_serve.clip_input import InputSpec, normalise
+from slt_serve.clip_input import network_frames, network_keypoints, normalise
 from slt_serve.errors import SltError
+from slt_serve.manifest import InputSpec
+from slt_serve.onnx_session import open_session
+from slt_serve.video import resize
 
 FEATURE_STRIDE = 4  # frames per output step of the 4-block S3D
 
@@ -38,6 +49,26 @@ class S2GRunner:
         self.input_names = [i.name for i in session.get_inputs()]
         self.two_stream = "keypoints" in self.input_names
 
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike, spec: InputSpec, providers: list[str], threads: int = 0
+    ) -> S2GRunner:
+        """A session on a bundle's s2g.onnx, reading what its manifest's `input` says."""
+        return cls(open_session(path, providers, threads), spec)
+
+    def prepare(
+        self, frame: np.ndarray, keypoints: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One (H, W, 3) uint8 RGB frame [+ (K_all, 3) keypoints in its pixels] → the
+        input_size uint8 frame [+ (K, 3) keypoints in input pixels, the bundle's subset]."""
+        spec = self.spec
+        points = None
+        if keypoints is not None:
+            height, width = frame.shape[:2]
+            points = network_keypoints(np.asarray(keypoints)[None], width, height, spec)[0]
+        square = resize(frame, spec.frame_size)
+        return network_frames(square[None], spec)[0], points
+
     def run_clip(
         self, frames: np.ndarray, keypoints: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +85,8 @@ class S2GRunner:
         self,
         items: Iterable[tuple[np.ndarray, np.ndarray | None]],
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """(input-size uint8 RGB frame, keypoints or None) per frame → log-probs, features and
-        the number of frames; see the module docstring for the windows."""
+        """(uint8 RGB frame, keypoints in its pixels or None) per frame → log-probs, features
+        and the number of frames; see the module docstring for the preprocessing and windows."""
         window, context = self.spec.window_frames, self.spec.context_frames
         frames: list[np.ndarray] = []
         points: list[np.ndarray | None] = []
@@ -64,6 +95,7 @@ class S2GRunner:
         pieces: list[tuple[np.ndarray, np.ndarray]] = []
         total = 0
         for frame, kp in items:
+            frame, kp = self.prepare(frame, kp)
             frames.append(frame)
             points.append(kp)
             total += 1

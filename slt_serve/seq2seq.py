@@ -7,12 +7,15 @@ The export's parity check runs this same code against `TranslationModel.generate
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from slt_serve.beam_search import BeamSettings, beam_search
 from slt_serve.errors import SltError
+from slt_serve.manifest import Translation
+from slt_serve.onnx_session import open_session
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,24 @@ class Seq2Seq:
         self.encoder, self.decoder, self.cache = encoder, decoder, cache
         self.source_name = encoder.get_inputs()[0].name  # "features" (S2T) or "input_ids" (G2T)
         self.max_source = max_source
+
+    @classmethod
+    def open(
+        cls,
+        encoder: str | os.PathLike,
+        decoder: str | os.PathLike,
+        translation: Translation,
+        providers: list[str],
+        threads: int = 0,
+    ) -> Seq2Seq:
+        """Sessions on a bundle's encoder.onnx and decoder.onnx, shaped by its manifest."""
+        t = translation
+        return cls(
+            open_session(encoder, providers, threads),
+            open_session(decoder, providers, threads),
+            CacheShape(t.decoder_layers, t.heads, t.head_dim),
+            t.max_source_positions,
+        )
 
     def encode(self, source: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """(B, S[, D]) sources and (B, S) masks → encoder states, cross keys, cross values."""

@@ -1,18 +1,25 @@
 """`Translator`: a bundle's ONNX graphs turned into video → glosses → text, without torch.
 
     translator = Translator.from_bundle("bundle/")          # verifies hashes, picks CUDA/CPU
+    translator = Translator.from_bundle("bundle/", TranslateOptions(device="cpu", beam_size=1))
     result = translator.translate("clip.mp4")               # Result(gloss, text, gloss_spans, …)
     result = translator.translate_frames(rgb, fps=25.0)     # (T, H, W, 3) uint8 RGB
     result = translator.translate_gloss("REGEN MORGEN")     # G2T bundles
 
-The video path: decode (PyAV) at the manifest's fps → [pose, TwoStream] → the
-training's eval crop, resize and normalisation (`clip_input`) → s2g.onnx in
-windows (`s2g`) → CTC decoding (greedy, or prefix beam search when the
-manifest's `ctc_beam_size` > 1) with each gloss's time span → encoder.onnx →
-beam search over decoder.onnx with its key/value cache (`beam_search`) →
-detokenise. An input whose features are longer than the translation model's
-positions is translated in segments cut where the recogniser is most sure of
-a pause (blank), and the texts joined.
+Both video inputs go down one line of steps, each timed where it runs
+(`Result.timings_ms`; time inside a nested step counts only there):
+
+1. frames at the manifest's fps: a file decoded by PyAV (`video.iter_frames`, at the
+   square `frame_size` unless pose needs full frames), or an array resampled in time;
+2. keypoints (TwoStream): given with the array, or estimated by pose.onnx;
+3. `S2GRunner`: resize to `frame_size`, the training's eval crop, resize and
+   normalisation (`clip_input`), s2g.onnx in windows → gloss log-probs, features;
+4. CTC decoding (`decoding.ctc_decode_spans`: greedy, or prefix beam search when
+   `ctc_beam_size` > 1) with each gloss's time span;
+5. encoder.onnx → beam search over decoder.onnx with its key/value cache
+   (`beam_search`) → detokenise. An input whose features are longer than the
+   translation model's positions is translated in segments cut where the
+   recogniser is most sure of a pause (blank), and the texts joined.
 
 One `Translator` holds one onnxruntime session per graph and no per-call state,
 so it can serve concurrent calls (onnxruntime sessions are thread-safe for `run`).
@@ -26,12 +33,12 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from slt_serve import video as video_io
-from slt_serve.beam_search import BeamSettings
 from slt_serve.bundle import (
     DECODER,
     ENCODER,
@@ -42,12 +49,12 @@ from slt_serve.bundle import (
     Bundle,
     load_bundle,
 )
-from slt_serve.clip_input import InputSpec, network_frames, network_keypoints
 from slt_serve.decoding import ctc_decode_spans
 from slt_serve.errors import SltError
-from slt_serve.onnx_session import open_session, providers_for
+from slt_serve.manifest import Manifest
+from slt_serve.onnx_session import providers_for
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
-from slt_serve.seq2seq import CacheShape, Seq2Seq
+from slt_serve.seq2seq import Seq2Seq
 from slt_serve.vocab import GlossVocab
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,29 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SECONDS = 300.0  # longest video translated; longer ones are refused
 BLANK_ID = 0
 STAGE_TIMINGS = ("decode", "pose", "s2g", "ctc", "encoder", "decoder")  # + "total"
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How `Translator.from_bundle` loads a bundle and translates; `dataclasses.replace` to vary."""
+
+    device: str = "auto"  # "auto" (CUDA when onnxruntime has it), "cuda" or "cpu"
+    max_seconds: float = DEFAULT_MAX_SECONDS  # longest video translated; longer ones are refused
+    beam_size: int | None = None  # text beam width (None: the manifest's)
+    ctc_beam_size: int | None = None  # gloss beam width (None: the manifest's; 1: greedy)
+    threads: int = 0  # onnxruntime intra-op threads per graph (0: onnxruntime's default)
+    pose: str | os.PathLike | None = None  # a pose.onnx for a two_stream bundle without one
+    verify: bool = True  # check every file's sha256 (sizes are always checked)
+    expect_digest: str | None = None  # the pinned bundle digest: any other bundle is refused
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds > 0:
+            raise SltError(f"max_seconds must be positive, got {self.max_seconds}")
+        for label, value in (("beam_size", self.beam_size), ("ctc_beam_size", self.ctc_beam_size)):
+            if value is not None and value < 1:
+                raise SltError(f"{label} must be at least 1, got {value}")
+        if self.threads < 0:
+            raise SltError(f"threads must be 0 (onnxruntime's default) or more, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -83,25 +113,39 @@ class Result:
 
 
 class _Clock:
-    """Milliseconds spent per stage of one call."""
+    """Milliseconds spent per stage of one call. Time inside a nested stage (decoding pulled
+    by pose, frames pulled by s2g) counts for the inner stage only: each interval is
+    charged to the stage running then, so nothing is timed by subtraction."""
 
     def __init__(self) -> None:
-        self.start = time.perf_counter()
+        self.start = self._last = time.perf_counter()
         self.ms: dict[str, float] = dict.fromkeys(STAGE_TIMINGS, 0.0)
+        self._running: list[str] = []
 
-    def add(self, stage: str, seconds: float) -> None:
-        self.ms[stage] = self.ms.get(stage, 0.0) + 1000.0 * seconds
+    def _charge(self) -> None:
+        now = time.perf_counter()
+        if self._running:
+            self.ms[self._running[-1]] += 1000.0 * (now - self._last)
+        self._last = now
 
-    def timed(self, stage: str, items: Iterator) -> Iterator:
-        """`items`, with the time spent producing them added to `stage`."""
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self._charge()
+        self._running.append(name)
+        try:
+            yield
+        finally:
+            self._charge()
+            self._running.pop()
+
+    def timed(self, name: str, items: Iterator) -> Iterator:
+        """`items`, with the time spent producing each counted to stage `name`."""
         while True:
-            t = time.perf_counter()
-            try:
-                item = next(items)
-            except StopIteration:
-                self.add(stage, time.perf_counter() - t)
-                return
-            self.add(stage, time.perf_counter() - t)
+            with self.stage(name):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
             yield item
 
     def done(self) -> dict[str, float]:
@@ -115,90 +159,52 @@ class Translator:
     kind: str  # single_stream | two_stream | g2t
     stage: str  # s2t | g2t | s2g
     provider: str  # onnxruntime provider of the graphs, e.g. "CPUExecutionProvider"
-    manifest: dict
+    manifest: Manifest
+    digest: str  # the bundle's digest (`slt_serve.manifest`): what a deployer pins
 
-    def __init__(
-        self,
-        bundle: Bundle,
-        providers: list[str],
-        max_seconds: float,
-        beam_size: int | None,
-        ctc_beam_size: int | None,
-        threads: int,
-        pose: str | os.PathLike | None,
-    ) -> None:
+    def __init__(self, bundle: Bundle, options: TranslateOptions = TranslateOptions()) -> None:
         m = bundle.manifest
-        self.bundle, self.manifest = bundle, m
-        self.kind, self.stage, self.name = bundle.kind, bundle.stage, bundle.name
-        if not max_seconds > 0:
-            raise SltError(f"max_seconds must be positive, got {max_seconds}")
-        self.max_seconds = float(max_seconds)
-        self.spec = InputSpec.from_manifest(m["input"]) if m.get("input") else None
+        self.bundle, self.manifest, self.options = bundle, m, options
+        self.kind, self.stage, self.name, self.digest = m.kind, m.stage, m.name, m.digest
+        self.max_seconds = float(options.max_seconds)
+        providers, threads = providers_for(options.device), options.threads
+        self.spec = m.input
         self.vocab = GlossVocab.load(bundle.file(GLOSS_VOCAB)) if bundle.has(GLOSS_VOCAB) else None
-        recognition = m.get("recognition") or {}
-        self.ctc_beam_size = int(ctc_beam_size or recognition.get("ctc_beam_size", 1))
+        default_ctc = m.recognition.ctc_beam_size if m.recognition else 1
+        self.ctc_beam_size = options.ctc_beam_size or default_ctc
         self.s2g = None
         if bundle.has(S2G):
-            self.s2g = S2GRunner(open_session(bundle.file(S2G), providers, threads), self.spec)
+            self.s2g = S2GRunner.open(bundle.file(S2G), self.spec, providers, threads)
         self.seq2seq = self.tokenizer = self.generation = None
         if self.stage in ("s2t", "g2t"):
             from slt_serve.tokenizer import TextTokenizer
 
-            t = m["translation"]
-            self.seq2seq = Seq2Seq(
-                open_session(bundle.file(ENCODER), providers, threads),
-                open_session(bundle.file(DECODER), providers, threads),
-                CacheShape(t["decoder_layers"], t["heads"], t["head_dim"]),
-                int(t["max_source_positions"]),
+            self.seq2seq = Seq2Seq.open(
+                bundle.file(ENCODER), bundle.file(DECODER), m.translation, providers, threads
             )
             self.tokenizer = TextTokenizer.load(bundle.file(TOKENIZER))
-            g = m["generation"]
-            self.generation = BeamSettings(
-                num_beams=int(beam_size or g["num_beams"]),
-                length_penalty=float(g["length_penalty"]),
-                max_length=int(g["max_length"]),
-                decoder_start_id=int(g["decoder_start_token_id"]),
-                eos_id=int(g["eos_token_id"]),
-                pad_id=int(g["pad_token_id"]),
-                forced_eos=bool(g.get("forced_eos", True)),
-            )
+            self.generation = m.generation.beam_settings(options.beam_size)
         first = self.s2g.session if self.s2g else self.seq2seq.encoder
         self.provider = first.get_providers()[0]
         self.pose = None
         if self.kind == "two_stream":
-            path = pose if pose is not None else (bundle.file(POSE) if bundle.has(POSE) else None)
+            path = options.pose or (bundle.file(POSE) if bundle.has(POSE) else None)
             if path is not None:
                 self.pose = self._load_pose(path, providers, threads)
-        log.info("bundle %s (%s, %s) on %s", self.name, self.kind, self.stage, self.provider)
+        log.info(
+            "bundle %s (%s, %s, %s) on %s", self.name, self.kind, self.stage, self.digest,
+            self.provider,
+        )  # fmt: skip
 
     @classmethod
     def from_bundle(
-        cls,
-        path: str | os.PathLike,
-        device: str = "auto",
-        max_seconds: float = DEFAULT_MAX_SECONDS,
-        beam_size: int | None = None,
-        *,
-        ctc_beam_size: int | None = None,
-        threads: int = 0,
-        pose: str | os.PathLike | None = None,
-        verify: bool = True,
+        cls, path: str | os.PathLike, options: TranslateOptions | None = None
     ) -> Translator:
-        """Load and verify a bundle folder.
-
-        device: "auto" (CUDA when onnxruntime has it), "cuda" or "cpu". beam_size:
-        text beam width, ctc_beam_size: gloss beam width (None: the manifest's).
-        threads: onnxruntime intra-op threads (0: its default). pose: a pose.onnx for
-        a two_stream bundle that does not include one. verify: check every file's
-        sha256 (sizes are always checked).
-        """
-        if beam_size is not None and beam_size < 1:
-            raise SltError(f"beam_size must be at least 1, got {beam_size}")
-        if ctc_beam_size is not None and ctc_beam_size < 1:
-            raise SltError(f"ctc_beam_size must be at least 1, got {ctc_beam_size}")
-        bundle = load_bundle(path, verify=verify)
-        providers = providers_for(device)
-        return cls(bundle, providers, max_seconds, beam_size, ctc_beam_size, threads, pose)
+        """Load and verify a bundle folder (`TranslateOptions`: device, beams, limits, pin)."""
+        options = options or TranslateOptions()
+        providers_for(options.device)  # a bad device is refused before anything is read
+        bundle = load_bundle(path, verify=options.verify, expect_digest=options.expect_digest)
+        return cls(bundle, options)
 
     def _load_pose(self, path, providers, threads):
         from slt_serve.pose import PoseEstimator, PoseOptions
@@ -218,21 +224,15 @@ class Translator:
         """A video file (or a folder of frames) → glosses and text."""
         self._need_video()
         clock = _Clock()
-        t = time.perf_counter()
-        info = video_io.probe(video)
-        clock.add("decode", time.perf_counter() - t)
+        with clock.stage("decode"):
+            info = video_io.probe(video)
         self._check_duration(info.duration_s)
         spec = self.spec
         limit = int(math.ceil(self.max_seconds * spec.fps)) + 1
-        if self.kind == "two_stream":
-            frames = video_io.iter_frames(video, fps=spec.fps, max_frames=limit + 1)
-            items = self._with_pose(clock.timed("decode", frames), clock)
-        else:
-            frames = video_io.iter_frames(
-                video, size=spec.frame_size, fps=spec.fps, max_frames=limit + 1
-            )
-            items = ((f, None) for f in clock.timed("decode", frames))
-        return self._recognise(self._limited(items, limit), info.duration_s, clock)
+        size = None if self.kind == "two_stream" else spec.frame_size  # pose reads full frames
+        frames = video_io.iter_frames(video, size=size, fps=spec.fps, max_frames=limit + 1)
+        frames = self._limited(clock.timed("decode", frames), limit)
+        return self._recognise(frames, None, info.duration_s, clock)
 
     def translate_frames(
         self, frames: np.ndarray, fps: float, keypoints: np.ndarray | None = None
@@ -257,24 +257,13 @@ class Translator:
         clock = _Clock()
         duration = len(frames) / fps
         self._check_duration(duration)
-        spec = self.spec
-        height, width = frames.shape[1:3]
-        picked = list(video_io.resample(((i / fps, i) for i in range(len(frames))), fps, spec.fps))
+        picked = video_io.resample(((i / fps, i) for i in range(len(frames))), fps, self.spec.fps)
         order = [i for i, repeats in picked for _ in range(repeats)]
-        if self.kind == "two_stream" and keypoints is None:
-            items = self._with_pose((frames[i] for i in order), clock)
-        else:
-            points = None
-            if keypoints is not None:
-                points = network_keypoints(np.asarray(keypoints)[order], width, height, spec)
-            items = (
-                (
-                    video_io.resize(frames[i], spec.frame_size),
-                    None if points is None else points[n],
-                )
-                for n, i in enumerate(order)
-            )
-        return self._recognise(items, duration, clock)
+        points = None
+        if keypoints is not None:
+            keypoints = np.asarray(keypoints)
+            points = (keypoints[i] for i in order)
+        return self._recognise((frames[i] for i in order), points, duration, clock)
 
     def translate_gloss(self, gloss: str) -> Result:
         """A space-separated gloss sequence → text (G2T bundles)."""
@@ -291,7 +280,7 @@ class Translator:
         text = self._translate_source(ids, clock)
         return Result("", text, [], 0.0, clock.done(), self.name)
 
-    # --- the pipeline -----------------------------------------------------------------------
+    # --- the steps ---------------------------------------------------------------------------
 
     def _need_video(self) -> None:
         if self.stage == "g2t":
@@ -306,56 +295,58 @@ class Translator:
                 "cut it into shorter clips or raise max_seconds"
             )
 
-    def _limited(self, items: Iterator, limit: int) -> Iterator:
+    def _limited(self, frames: Iterator, limit: int) -> Iterator:
         """Refuse a video whose container understated its length, once it passes the limit."""
-        for n, item in enumerate(items, start=1):
+        for n, frame in enumerate(frames, start=1):
             if n > limit:
                 self._check_duration(n / self.spec.fps)
-            yield item
+            yield frame
+
+    def _recognise(
+        self, frames: Iterator[np.ndarray], keypoints: Iterator | None, duration: float, clock
+    ) -> Result:
+        """Frames at the bundle's fps [+ their keypoints] → glosses, spans and text."""
+        if keypoints is not None:
+            items = zip(frames, keypoints)
+        elif self.kind == "two_stream":
+            items = self._with_pose(frames, clock)
+        else:
+            items = ((frame, None) for frame in frames)
+        with clock.stage("s2g"):
+            log_probs, features, _ = self.s2g.run(items)
+        with clock.stage("ctc"):
+            gloss_spans = self._gloss_spans(log_probs, duration)
+        text = ""
+        if self.stage == "s2t":
+            pieces = [
+                self._translate_source(features[None, a:b], clock)
+                for a, b in self._segments(log_probs)
+            ]
+            text = " ".join(p for p in pieces if p)
+        gloss = " ".join(s.gloss for s in gloss_spans)
+        return Result(gloss, text, gloss_spans, duration, clock.done(), self.name)
 
     def _with_pose(self, frames: Iterator[np.ndarray], clock: _Clock) -> Iterator:
-        """Full-size frames → (frame_size frame, input-pixel keypoints), with pose timed apart."""
+        """Full-size frames → (frame, its keypoints in frame pixels), pose timed as "pose"."""
         if self.pose is None:
             raise SltError(
                 f"bundle {self.name} is two_stream and holds no pose.onnx: pass "
                 "pose=PATH (from `slt export pose`) or keypoints to translate_frames"
             )
-        spec, kept = self.spec, deque()
+        kept: deque[np.ndarray] = deque()
 
         def remember() -> Iterator[np.ndarray]:
             for frame in frames:
                 kept.append(frame)
                 yield frame
 
-        source = remember()
-        estimates = self.pose.estimate(source)
-        while True:
-            t = time.perf_counter()
-            try:
-                points = next(estimates)
-            except StopIteration:
-                return
-            clock.add("pose", time.perf_counter() - t)
-            frame = kept.popleft()
-            height, width = frame.shape[:2]
-            small = network_keypoints(points[None], width, height, spec)[0]
-            yield video_io.resize(frame, spec.frame_size), small
+        for points in clock.timed("pose", self.pose.estimate(remember())):
+            yield kept.popleft(), points
 
-    def _recognise(self, items: Iterator, duration: float, clock: _Clock) -> Result:
-        spec = self.spec
-        inputs = ((network_frames(f[None], spec)[0], kp) for f, kp in items)
-        upstream = clock.ms.get("decode", 0.0) + clock.ms.get("pose", 0.0)
-        t = time.perf_counter()
-        log_probs, features, _ = self.s2g.run(inputs)
-        # decoding and pose ran inside the runner's loop (frames are pulled): count them apart
-        upstream = clock.ms.get("decode", 0.0) + clock.ms.get("pose", 0.0) - upstream
-        clock.add("s2g", time.perf_counter() - t - upstream / 1000.0)
-        t = time.perf_counter()
+    def _gloss_spans(self, log_probs: np.ndarray, duration: float) -> list[GlossSpan]:
         spans = ctc_decode_spans(log_probs, self.ctc_beam_size, BLANK_ID)
-        ids = [s.token for s in spans]
-        glosses = self.vocab.decode(ids)
-        seconds = FEATURE_STRIDE / spec.fps
-        gloss_spans = [
+        seconds = FEATURE_STRIDE / self.spec.fps
+        return [
             GlossSpan(
                 self.vocab.glosses[s.token],
                 round(min(s.start * seconds, duration), 3),
@@ -364,15 +355,6 @@ class Translator:
             for s in spans
             if s.token not in (self.vocab.blank_id, self.vocab.pad_id)
         ]
-        clock.add("ctc", time.perf_counter() - t)
-        text = ""
-        if self.stage == "s2t":
-            pieces = [
-                self._translate_source(features[None, a:b], clock)
-                for a, b in self._segments(log_probs)
-            ]
-            text = " ".join(p for p in pieces if p)
-        return Result(" ".join(glosses), text, gloss_spans, duration, clock.done(), self.name)
 
     def _segments(self, log_probs: np.ndarray) -> list[tuple[int, int]]:
         """Step ranges of at most the encoder's positions, cut at the likeliest pauses."""
@@ -393,10 +375,8 @@ class Translator:
 
     def _translate_source(self, source: np.ndarray, clock: _Clock) -> str:
         mask = np.ones(source.shape[:2], dtype=np.int64)
-        t = time.perf_counter()
-        encoded = self.seq2seq.encode(source, mask)
-        clock.add("encoder", time.perf_counter() - t)
-        t = time.perf_counter()
-        ids = self.seq2seq.generate(source, mask, self.generation, encoded=encoded)[0]
-        clock.add("decoder", time.perf_counter() - t)
+        with clock.stage("encoder"):
+            encoded = self.seq2seq.encode(source, mask)
+        with clock.stage("decoder"):
+            ids = self.seq2seq.generate(source, mask, self.generation, encoded=encoded)[0]
         return self.tokenizer.decode(ids)

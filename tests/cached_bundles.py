@@ -22,6 +22,7 @@ _SOURCES = (
     "export/s2g_onnx.py",
     "export/mbart_onnx.py",
     "slt_serve/bundle.py",
+    "slt_serve/manifest.py",
 )
 
 

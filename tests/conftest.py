@@ -8,7 +8,7 @@ from pathlib import Path
 import cached_bundles
 import pytest
 
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 
 
 @pytest.fixture(scope="module")
@@ -33,4 +33,4 @@ def s2t_bundle(request) -> Path:
 @pytest.fixture(scope="module")
 def s2t(s2t_bundle) -> Translator:
     """A CPU `Translator` on `s2t_bundle`."""
-    return Translator.from_bundle(s2t_bundle, device="cpu")
+    return Translator.from_bundle(s2t_bundle, TranslateOptions(device="cpu"))

@@ -18,7 +18,7 @@ from malformed_corpus import _audio, _image, _video
 
 from slt_serve.api import create_app
 from slt_serve.settings import Settings
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 from slt_serve.video import write_video
 
 LIMITS = dict(max_bytes=400_000, max_seconds=10.0, max_frames=300, max_pixels=640 * 480)
@@ -27,13 +27,13 @@ LIMITS = dict(max_bytes=400_000, max_seconds=10.0, max_frames=300, max_pixels=64
 @pytest.fixture(scope="module")
 def s2t(request):
     path = cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "s2t")
-    return Translator.from_bundle(path, device="cpu")
+    return Translator.from_bundle(path, TranslateOptions(device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def g2t(request):
     path = cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "g2t")
-    return Translator.from_bundle(path, device="cpu")
+    return Translator.from_bundle(path, TranslateOptions(device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_translate_a_video_gives_what_the_translator_gives(client, s2t, clip):
         direct["gloss_spans"],
     )
     assert body["duration_s"] == pytest.approx(2.0, abs=0.1)
-    assert body["model"] == s2t.manifest.get("name", body["model"])
+    assert body["model"] == s2t.manifest.name
     assert len(body["gloss_spans"]) == len(body["gloss"].split())
 
 
@@ -95,7 +95,7 @@ def test_health_ready_model_and_openapi(client, s2t):
     assert ready["status"] == "ready" and ready["in_flight"] == 0 and ready["capacity"] == 5
     model = client.get("/v1/model").json()
     assert model["stage"] == s2t.stage and model["kind"] == s2t.kind
-    assert model["manifest"] == s2t.manifest
+    assert model["manifest"] == s2t.manifest.to_json() and model["digest"] == s2t.digest
     assert model["limits"]["max_bytes"] == LIMITS["max_bytes"]
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/translate"]["post"]["requestBody"]["content"]

@@ -45,7 +45,7 @@ from slt_serve.api import create_app  # noqa: E402
 from slt_serve.clip_input import InputSpec  # noqa: E402
 from slt_serve.errors import SltError  # noqa: E402
 from slt_serve.settings import Settings  # noqa: E402
-from slt_serve.translator import Translator  # noqa: E402
+from slt_serve.translator import TranslateOptions, Translator  # noqa: E402
 from slt_serve.video import iter_frames, probe, write_video  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -216,7 +216,8 @@ def test_a_g2t_bundle_gets_a_gloss_box(request, tmp_path):
     from gradio_client.exceptions import AppError
 
     g2t = Translator.from_bundle(
-        cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "g2t"), device="cpu"
+        cached_bundles.bundle(Path(request.config.cache.mkdir("slt-bundles")), "g2t"),
+        TranslateOptions(device="cpu"),
     )
     with serving(mount(create_app(g2t, Settings(tmp_dir=tmp_path)), g2t)) as url:
         client = Client(f"{url}/demo/", verbose=False, analytics_enabled=False)

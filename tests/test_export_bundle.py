@@ -14,9 +14,10 @@ import torch
 from slt_serve.beam_search import BeamSettings
 from slt_serve.bundle import MANIFEST, load_bundle
 from slt_serve.errors import SltError
+from slt_serve.manifest import manifest_digest
 from slt_serve.onnx_session import CPU, open_session
 from slt_serve.seq2seq import CacheShape, Seq2Seq
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 from slt_training.models.translation import GenerateOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -38,20 +39,22 @@ def test_single_stream_s2t_bundle_layout_manifest_and_parity(single):
     assert files == sorted(
         ["decoder.onnx", "encoder.onnx", "gloss_vocab.json", MANIFEST, "s2g.onnx", "tokenizer.json"]
     )
-    m = json.loads((result.path / MANIFEST).read_text())
-    assert (m["kind"], m["stage"], m["name"]) == ("single_stream", "s2t", "single")
-    assert m["input"]["motion_channels"] and m["input"]["channels"] == 6
-    assert m["input"]["fps"] == tb.FPS and m["recognition"]["ctc_beam_size"] == 5
-    assert m["generation"]["num_beams"] == 3 and m["generation"]["forced_eos"]
-    assert m["metrics"] == {"dev": {"bleu4": 1.5}}
-    assert m["versions"]["opset"] >= 17 and m["versions"]["torch"] == torch.__version__
-    assert set(m["files"]) == set(files) - {MANIFEST}
-    assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in m["files"].values())
-    p = m["parity"]
-    assert p["s2g"]["same_glosses"] == p["s2g"]["clips"] == 2
-    assert p["translation"]["same_tokens"] == p["translation"]["sources"] == 3
-    assert p["max_rel_diff"] < 1e-4
-    load_bundle(result.path)  # verifies
+    m = load_bundle(result.path).manifest  # verifies
+    assert m == result.manifest
+    assert json.loads((result.path / MANIFEST).read_text()) == m.to_json()
+    assert (m.kind, m.stage, m.name) == ("single_stream", "s2t", "single")
+    assert m.input.motion_channels and m.input.channels == 6
+    assert m.input.fps == tb.FPS and m.recognition.ctc_beam_size == 5
+    assert m.generation.num_beams == 3 and m.generation.forced_eos
+    assert m.metrics == {"dev": {"bleu4": 1.5}}
+    assert m.versions.opset >= 17 and m.versions.torch == torch.__version__
+    assert set(m.files) == set(files) - {MANIFEST}
+    assert all(len(f.sha256) == 64 and f.bytes > 0 for f in m.files.values())
+    assert m.digest == manifest_digest(m.to_json()) and m.digest.startswith("sha256:")
+    p = m.parity
+    assert p.s2g.same_glosses == p.s2g.clips == 2
+    assert p.translation.same_tokens == p.translation.sources == 3
+    assert p.max_rel_diff < 1e-4
 
 
 def test_s2g_graph_has_a_dynamic_time_axis(single):
@@ -72,13 +75,8 @@ def test_s2g_graph_has_a_dynamic_time_axis(single):
 def test_numpy_beam_search_matches_transformers_generate(single):
     """Beam widths, length penalties and a max length short enough to force EOS."""
     result, _, model, _ = single
-    m = json.loads((result.path / MANIFEST).read_text())["translation"]
-    seq = Seq2Seq(
-        open_session(result.path / "encoder.onnx", [CPU]),
-        open_session(result.path / "decoder.onnx", [CPU]),
-        CacheShape(m["decoder_layers"], m["heads"], m["head_dim"]),
-        m["max_source_positions"],
-    )
+    t = result.manifest.translation
+    seq = Seq2Seq.open(result.path / "encoder.onnx", result.path / "decoder.onnx", t, [CPU])
     rng = np.random.default_rng(1)
     for i, (beams, penalty, max_length) in enumerate([(1, 1.0, 9), (4, 1.5, 16), (5, 0.6, 6)]):
         source = (rng.standard_normal((1, 4 + 3 * i, tb.HIDDEN)) * (1 + i)).astype(np.float32)
@@ -91,10 +89,10 @@ def test_numpy_beam_search_matches_transformers_generate(single):
 
 def test_beam_search_batches_sources_like_one_at_a_time(single):
     result, _, model, _ = single
-    m = json.loads((result.path / MANIFEST).read_text())["translation"]
+    m = result.manifest.translation
     encoder = open_session(result.path / "encoder.onnx", [CPU])
     decoder = open_session(result.path / "decoder.onnx", [CPU])
-    seq = Seq2Seq(encoder, decoder, CacheShape(m["decoder_layers"], m["heads"], m["head_dim"]), 256)
+    seq = Seq2Seq(encoder, decoder, CacheShape(m.decoder_layers, m.heads, m.head_dim), 256)
     rng = np.random.default_rng(2)
     sources = rng.standard_normal((3, 7, tb.HIDDEN)).astype(np.float32)
     mask = np.ones((3, 7), dtype=np.int64)
@@ -106,12 +104,12 @@ def test_beam_search_batches_sources_like_one_at_a_time(single):
 
 def test_int8_g2t_bundle_reports_the_change_and_translates(g2t):
     result, model, tok = g2t
-    assert result.manifest["stage"] == "g2t" and result.manifest["kind"] == "g2t"
+    assert result.manifest.stage == "g2t" and result.manifest.kind == "g2t"
     assert "s2g.onnx" not in result.files and "gloss_vocab.json" not in result.files
-    q = result.manifest["quantization"]
-    assert q == result.quantization and q["megabytes_after"] < q["megabytes_before"]
-    assert q["same_tokens"].endswith("/3") and q["fp32_same_tokens"] == "3/3"
-    translator = Translator.from_bundle(result.path, device="cpu")
+    q = result.manifest.quantization
+    assert q == result.quantization and q.megabytes_after < q.megabytes_before
+    assert q.same_tokens.endswith("/3") and q.fp32_same_tokens == "3/3"
+    translator = Translator.from_bundle(result.path, TranslateOptions(device="cpu"))
     assert translator.provider == CPU and translator.kind == "g2t"
     got = translator.translate_gloss(tb.SENTENCES[0][0])
     assert isinstance(got.text, str) and got.gloss == "" and got.gloss_spans == []
@@ -158,9 +156,9 @@ def test_export_refuses_bad_requests(tmp_path, single):
 def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_path):
     result, recognizer, model, tok = tb.s2t_bundle(tmp_path / "two", kind="two_stream")
     m = result.manifest
-    assert m["kind"] == "two_stream" and m["input"]["keypoints"] == list(tb.KEYPOINTS)
-    assert m["graphs"]["s2g"]["inputs"] == ["frames", "keypoints"]
-    assert m["parity"]["s2g"]["same_glosses"] == 2
+    assert m.kind == "two_stream" and m.input.keypoints == tb.KEYPOINTS
+    assert m.graphs.s2g.inputs == ("frames", "keypoints")
+    assert m.parity.s2g.same_glosses == 2
     frames = tb.random_video(20, seed=3)
     rng = np.random.default_rng(3)
     points = np.zeros((20, 133, 3), dtype=np.float32)  # the whole layout, in frame pixels
@@ -197,7 +195,7 @@ def test_slt_export_model_from_a_g2t_run_folder(tmp_path):
     assert "next: " in r.stdout
     run = load_translation_run(tmp_path / "run")
     translator = Translator.from_bundle(tmp_path / "bundle")
-    assert translator.manifest["metrics"]["g2t"]["stage"] == "g2t"
+    assert translator.manifest.metrics["g2t"]["stage"] == "g2t"
     for gloss in ("APFEL ICH SEHEN", "BUCH OMA HOLEN"):
         ids = torch.tensor([run.tokenizer.source_ids(gloss.split())])
         want = run.model.translate(

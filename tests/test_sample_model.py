@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from slt_serve import sample_model
-from slt_serve.translator import Translator
+from slt_serve.translator import TranslateOptions, Translator
 
 MAX_MB = 20
 
@@ -18,7 +18,7 @@ def test_the_bundle_is_small_and_verifies():
     folder = sample_model.bundle_path()
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     assert size <= MAX_MB, f"sample bundle is {size:.1f} MB"
-    translator = Translator.from_bundle(folder, device="cpu")  # checks every file's sha256
+    translator = Translator.from_bundle(folder, TranslateOptions(device="cpu"))  # checks every file's sha256
     assert translator.stage == "s2t" and translator.kind == "single_stream"
 
 

@@ -6,24 +6,25 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import tiny_bundles as tb
 
 from slt_serve.bundle import MANIFEST, load_bundle
-from slt_serve.clip_input import InputSpec, network_frames, network_keypoints, normalise
+from slt_serve.clip_input import network_frames, network_keypoints, normalise
 from slt_serve.decoding import ctc_align, ctc_greedy_spans
 from slt_serve.errors import SltError
+from slt_serve.manifest import InputSpec
 from slt_serve.onnx_session import CPU, open_session
 from slt_serve.s2g import S2GRunner
-from slt_serve.translator import GlossSpan, Result, Translator
+from slt_serve.translator import GlossSpan, Result, TranslateOptions, Translator
 from slt_serve.video import read_frames, write_video
 
 RUNTIME_MODULES = (
     "slt_serve.translator",
     "slt_serve.bundle",
+    "slt_serve.manifest",
     "slt_serve.beam_search",
     "slt_serve.seq2seq",
     "slt_serve.s2g",
@@ -54,8 +55,8 @@ def test_translates_a_video_torch_free_like_pytorch(single, video):
     code = (
         "import json, sys\n"
         f"import {', '.join(RUNTIME_MODULES)}\n"
-        "from slt_serve.translator import Translator\n"
-        f"t = Translator.from_bundle({str(result.path)!r}, device='auto')\n"
+        "from slt_serve.translator import TranslateOptions, Translator\n"
+        f"t = Translator.from_bundle({str(result.path)!r}, TranslateOptions(device='auto'))\n"
         f"r = t.translate({str(video)!r})\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print(json.dumps({'result': r.to_dict(), 'provider': t.provider}))\n"
@@ -79,7 +80,7 @@ def test_translates_a_video_torch_free_like_pytorch(single, video):
 
 def test_translate_frames_resamples_and_resizes_like_training(single):
     result, recognizer, model, tok = single
-    translator = Translator.from_bundle(result.path, device="cpu")
+    translator = Translator.from_bundle(result.path, TranslateOptions(device="cpu"))
     frames = tb.random_video(16, seed=5)
     got = translator.translate_frames(frames, tb.FPS)
     assert (got.gloss, got.text) == tb.torch_translate(recognizer, model, tok, frames)
@@ -94,16 +95,16 @@ def test_translate_frames_resamples_and_resizes_like_training(single):
 def test_refuses_long_videos_bad_frames_and_gloss_input(single, video):
     path = single[0].path
     with pytest.raises(SltError, match="over the 0.5 s limit"):
-        Translator.from_bundle(path, max_seconds=0.5).translate(video)
+        Translator.from_bundle(path, TranslateOptions(max_seconds=0.5)).translate(video)
     translator = Translator.from_bundle(path)
     with pytest.raises(SltError, match="uint8"):
         translator.translate_frames(np.zeros((4, 8, 8, 3), np.float32), 25.0)
     with pytest.raises(SltError, match="reads video"):
         translator.translate_gloss("REGEN MORGEN")
     with pytest.raises(SltError, match="device"):
-        Translator.from_bundle(path, device="tpu")
+        Translator.from_bundle(path, TranslateOptions(device="tpu"))
     with pytest.raises(SltError, match="beam_size"):
-        Translator.from_bundle(path, beam_size=0)
+        Translator.from_bundle(path, TranslateOptions(beam_size=0))
 
 
 def _copy(single, tmp_path):
@@ -146,19 +147,19 @@ def test_manifest_format_is_checked(single, tmp_path):
 
 def test_long_inputs_run_in_windows_with_the_same_step_count(single):
     result = single[0]
-    spec = InputSpec.from_manifest(result.manifest["input"])
+    spec = result.manifest.input
     session = open_session(result.path / "s2g.onnx", [CPU])
     frames = [f for f in tb.random_video(50, seed=7)]
     whole = S2GRunner(session, spec)
     lp, feat, n = whole.run((f, None) for f in frames)
     direct = whole.run_clip(normalise(np.stack(frames), spec))
     np.testing.assert_array_equal(lp, direct[0])  # short clips run whole
-    windowed = S2GRunner(session, replace(spec, window_frames=16))
+    windowed = S2GRunner(session, spec.model_copy(update={"window_frames": 16}))
     wlp, wfeat, wn = windowed.run((f, None) for f in frames)
     assert n == wn == 50 and wlp.shape == lp.shape == (13, len(tb.vocab()))
     assert wfeat.shape == feat.shape and np.isfinite(wlp).all()
     with pytest.raises(SltError, match="multiple of 4"):
-        S2GRunner(session, replace(spec, window_frames=10))
+        S2GRunner(session, spec.model_copy(update={"window_frames": 10}))
 
 
 def test_clip_input_matches_training_preprocessing():
