@@ -1,5 +1,11 @@
 """slt-serve runtime: sign language video in, text out, with onnxruntime and no PyTorch."""
 
+import os
+
+# onnxruntime's telemetry is off unless the user turned it on: it must be set before
+# onnxruntime is imported, and every import of onnxruntime here comes after this package's.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 __version__ = "0.1.0"
 
 __all__ = ["Result", "GlossSpan", "Translator", "__version__"]

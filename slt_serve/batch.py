@@ -12,6 +12,12 @@ goes on.
 of a cluster array, each given the same paths and its own index, split any
 collection without talking to each other, never overlap, and together cover it
 all; a file keeps its shard when files are added, so a rerun resumes cleanly.
+
+Any file name works, also one that is not valid UTF-8 or holds a newline: JSONL
+rows escape what UTF-8 cannot carry (`\\udcff`) and read back as the same path; a
+CSV cell holds the path with such bytes and line breaks backslash-escaped, and the
+rerun compares paths in that same form. `limits` (`slt translate --api-limits`)
+holds every video to the HTTP API's duration, frame and pixel limits.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from slt_serve.errors import SltError
+from slt_serve.video import DecodeLimits, decode_limits, probe
 
 if TYPE_CHECKING:
     from slt_serve.translator import Translator
@@ -115,7 +122,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 def shard_of(path: str, n: int) -> int:
     """Which of n shards a path belongs to: a hash of it, the same on every machine."""
-    return int.from_bytes(hashlib.sha1(path.encode("utf-8")).digest()[:8], "big") % n
+    return int.from_bytes(hashlib.sha1(os.fsencode(path)).digest()[:8], "big") % n
 
 
 def in_shard(paths: list[str], shard: tuple[int, int] | None) -> list[str]:
@@ -174,12 +181,16 @@ class ResultsFile:
         text = raw.decode("utf-8", errors="replace")
         return _rows_jsonl(text, self.path) if self.fmt == "jsonl" else _rows_csv(text, self.path)
 
+    def key(self, path: str) -> str:
+        """How `path` reads back from this file: as itself in JSONL, escaped in CSV."""
+        return path if self.fmt == "jsonl" else _csv_text(path)
+
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self._write_line(json.dumps(row, ensure_ascii=False) + "\n")
+            self._write_line(_json_line(row))
         else:
             self._write_line(_csv_line(_csv_values(row)))
-        self.done[row["path"]] = row["ok"]
+        self.done[self.key(row["path"])] = row["ok"]
 
     def _write_line(self, line: str) -> None:
         self._f.write(line)
@@ -243,27 +254,68 @@ def _csv_values(row: dict[str, Any]) -> list[str]:
     return values
 
 
+def _json_line(row: dict[str, Any]) -> str:
+    """One JSONL row; a path that is not valid UTF-8 is written with \\u escapes instead."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row)
+    return line + "\n"
+
+
+def _csv_text(value: str) -> str:
+    """A cell's text on one line and valid UTF-8: undecodable bytes and line breaks escaped."""
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _csv_line(values: Iterable[str]) -> str:
-    """One CSV row on one line: newlines inside values become spaces, so a row is a line."""
+    """One CSV row on one line (line breaks inside values are escaped), so a row is a line."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(
-        [str(v).replace("\r", " ").replace("\n", " ") for v in values]
-    )
+    csv.writer(buf, lineterminator="\n").writerow([_csv_text(str(v)) for v in values])
     return buf.getvalue()
 
 
 # --- the run ------------------------------------------------------------------------------
 
 
-def translate_one(translator: Translator, path: str) -> dict[str, Any]:
-    """One output row: the result, or the error that stopped this file."""
+def translate_one(
+    translator: Translator, path: str, limits: DecodeLimits | None = None
+) -> dict[str, Any]:
+    """One output row: the result, or the error that stopped this file. With `limits`, the
+    video is refused when its header or any decoded frame is over them, as the API does."""
     try:
-        return {"path": path, "ok": True, **translator.translate(path).to_dict()}
+        with decode_limits(limits):
+            if limits is not None:
+                check_declared(path, limits)
+            return {"path": path, "ok": True, **translator.translate(path).to_dict()}
     except SltError as e:
         return {"path": path, "ok": False, "error": str(e)}
     except Exception as e:  # a file that breaks the decoder must not stop the batch
         log.debug("%s failed", path, exc_info=True)
         return {"path": path, "ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def check_declared(path: str, limits: DecodeLimits) -> None:
+    """Refuse a video whose header says it is over the limits, before decoding it."""
+    info = probe(path)
+    if limits.max_seconds is not None and info.duration_s > limits.max_seconds:
+        raise SltError(
+            f"{path} lasts {info.duration_s:.1f} s; the limit is {limits.max_seconds:g} s: "
+            "cut it into shorter clips"
+        )
+    if limits.max_frames is not None and info.num_frames > limits.max_frames:
+        raise SltError(
+            f"{path} has {info.num_frames:,} frames; the limit is {limits.max_frames:,}: "
+            "lower its frame rate or cut it"
+        )
+
+
+def failure_line(row: dict[str, Any]) -> str:
+    """What to print for a failed row: its path once (the error usually starts with it)."""
+    path, error = row["path"], row["error"]
+    return f"failed: {error}" if error.startswith(path) else f"failed: {path}: {error}"
 
 
 def run(
@@ -275,15 +327,18 @@ def run(
     retry_errors: bool = False,
     progress: bool | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    limits: DecodeLimits | None = None,
 ) -> Summary:
     """Translate the inputs not yet in `results`, `workers` at a time; rows in completion order."""
     if workers < 1:
         raise SltError(f"--workers {workers}: must be at least 1")
-    done = results.done
-    todo = [p for p in inputs if p not in done or (retry_errors and not done[p])]
+    done, key = results.done, results.key
+    todo = [p for p in inputs if key(p) not in done or (retry_errors and not done[key(p)])]
     skipped = len(inputs) - len(todo)
     retried = set(todo)
-    failed_before = sum(1 for p in inputs if p in done and not done[p] and p not in retried)
+    failed_before = sum(
+        1 for p in inputs if key(p) in done and not done[key(p)] and p not in retried
+    )
     translated = failed = 0
     # progress=None: a bar only when stderr is a terminal (tqdm's own rule)
     bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress)
@@ -293,7 +348,7 @@ def run(
         try:
             while True:
                 while len(pending) < 2 * workers and (path := next(queue, None)) is not None:
-                    pending.add(pool.submit(translate_one, translator, path))
+                    pending.add(pool.submit(translate_one, translator, path, limits))
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -303,7 +358,7 @@ def run(
                     translated += row["ok"]
                     failed += not row["ok"]
                     if not row["ok"]:
-                        bar.write(f"failed: {row['path']}: {row['error']}", file=sys.stderr)
+                        bar.write(failure_line(row), file=sys.stderr)
                     if on_row:
                         on_row(row)
                     bar.update(1)

@@ -163,11 +163,14 @@ def serve(
         demo_app.mount(app_, translator, settings, path="/demo")
         typer.echo(f"demo UI at {url}/demo" + _login_note(settings))
     typer.echo(f"next: {_example_request(translator, url)}")
+    from slt_serve.http_timeouts import uvicorn_options
+
     uvicorn.run(
         app_,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        **uvicorn_options(settings),
     )
 
 
@@ -190,6 +193,12 @@ def _echo_serving(bundle: str, translator, settings) -> str:
             err=True,
         )
     return url
+
+
+def _api_limits():
+    from slt_serve.limits import limits_for
+
+    return limits_for(_settings(), timed=False)
 
 
 def _example_request(translator, url: str) -> str:
@@ -225,6 +234,12 @@ def translate(
         False, help="Translate again the inputs whose row in --out is an error."
     ),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    api_limits: bool = typer.Option(
+        False,
+        "--api-limits",
+        help="Refuse, as `slt serve` does, videos over its limits (SLT_MAX_SECONDS, "
+        "SLT_MAX_FRAMES, SLT_MAX_PIXELS).",
+    ),
 ) -> None:
     """Translate many videos offline into a JSONL (or CSV) file, one row per video.
 
@@ -250,7 +265,10 @@ def translate(
         raise SltError(f"{bundle}: a G2T bundle translates glosses, not videos; give an S2T bundle")
     results = batch.ResultsFile(out_path, fmt)
     try:
-        summary = batch.run(translator, inputs, results, workers=workers, retry_errors=retry_errors)
+        limits = _api_limits() if api_limits else None
+        summary = batch.run(
+            translator, inputs, results, workers=workers, retry_errors=retry_errors, limits=limits
+        )
     finally:
         results.close()
     _echo_batch_summary(summary, out_path, fmt, shard)

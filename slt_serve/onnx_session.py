@@ -1,4 +1,9 @@
-"""onnxruntime sessions for a bundle's graphs: which provider, how many threads, clear errors."""
+"""onnxruntime sessions for a bundle's graphs: which provider, how many threads, clear errors.
+
+onnxruntime's telemetry stays off: `slt_serve/__init__.py` sets `ORT_DISABLE_TELEMETRY=1`
+(unless already set) before any onnxruntime import, and sessions opened here also call
+`disable_telemetry_events()`.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ def open_session(path: str | os.PathLike, providers: list[str], threads: int = 0
     """An inference session on `path`; `threads` intra-op threads (0: onnxruntime's choice)."""
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3

@@ -434,8 +434,14 @@ def _open(path: Path):
 
 def _video_stream(container, path: Path):
     if not container.streams.video:
-        what = "only audio" if container.streams.audio else "no track with frames"
+        audio, tracks = bool(container.streams.audio), len(container.streams)
         container.close()
+        if not tracks:
+            raise VideoError(
+                f"{path}: no video stream: the file is truncated or was never finished (it has "
+                "no track index; in an MP4, the moov box); upload or copy the whole file"
+            )
+        what = "only audio" if audio else "no track with frames"
         raise VideoError(f"{path}: no video stream (the file holds {what}); give a video of a signer")
     stream = container.streams.video[0]
     if stream.codec_context is None or stream.codec_context.codec is None:

@@ -11,9 +11,13 @@ import uvicorn
 
 
 @contextmanager
-def serving(app) -> Iterator[str]:
-    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+def serving(app, **options) -> Iterator[str]:
+    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL.
+
+    options: more `uvicorn.Config` arguments, e.g. `slt_serve.http_timeouts.uvicorn_options`.
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, "uvicorn to start")

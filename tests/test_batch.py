@@ -227,3 +227,50 @@ def test_slt_translate_refusals(s2t_bundle, tmp_path):
     assert r.returncode == 2 and "no such file or folder" in r.stderr
     r = slt("translate", v, "--bundle", s2t_bundle, "--shard", "2/2")
     assert r.returncode == 2 and "--shard 2/2" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- hostile file names and the API's limits (issue 13) -------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_names_not_utf8_or_with_newlines_are_translated_once_and_resumed(s2t, tmp_path, fmt):
+    folder = tmp_path / "v"
+    folder.mkdir()
+    odd = [
+        os.fsdecode(os.fsencode(str(folder)) + b"/latin1_\xff.mp4"),  # not valid UTF-8
+        str(folder / "two\nlines.mp4"),
+        str(folder / "cr\rname.mp4"),
+    ]
+    for i, path in enumerate(odd):
+        clip(path, i, frames=8)
+    inputs = batch.discover([folder])
+    assert sorted(inputs) == sorted(odd)
+    out = tmp_path / f"r.{fmt}"
+    results = batch.ResultsFile(out, fmt)
+    summary = batch.run(s2t, inputs, results, progress=False)
+    results.close()
+    assert (summary.translated, summary.failed) == (3, 0)
+    out.read_bytes().decode("utf-8")  # the results file is valid UTF-8
+    results = batch.ResultsFile(out, fmt)  # a rerun: every name is recognised as done
+    again = batch.run(s2t, inputs, results, progress=False)
+    results.close()
+    assert (again.translated, again.skipped) == (0, 3)
+    if fmt == "jsonl":
+        assert {row["path"] for row in rows(out)} == set(odd)
+
+
+def test_api_limits_in_batch_and_each_failure_printed_once(s2t, tmp_path, capsys):
+    short = clip(tmp_path / "short.mp4", 0, frames=10)
+    long = clip(tmp_path / "long.mp4", 1, frames=60)  # 2.4 s
+    still = touch(tmp_path / "still.mp4", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    limits = batch.DecodeLimits(max_seconds=1.0, max_frames=100, max_pixels=64 * 64)
+    results = batch.ResultsFile(tmp_path / "r.jsonl", "jsonl")
+    summary = batch.run(s2t, [str(short), str(long), str(still)], results, progress=False, limits=limits)  # fmt: skip
+    results.close()
+    assert (summary.translated, summary.failed) == (1, 2)
+    errors = {r["path"]: r.get("error") for r in rows(tmp_path / "r.jsonl")}
+    assert "lasts 2.4 s; the limit is 1 s" in errors[str(long)]
+    assert "still image (PNG)" in errors[str(still)]
+    printed = capsys.readouterr().err
+    for path in (long, still):
+        assert printed.count(str(path)) == 1, printed

@@ -236,3 +236,84 @@ def test_write_video_round_trip_reproducible_and_checked(tmp_path):
     with pytest.raises(SltError, match="no frames"):
         write_video(tmp_path / "none.mp4", [], 25)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
+
+
+# --- containers from bytes, limits while decoding, truncation vs approximate counts ---------
+
+REAL_CLIPS = WEBCAM.parents[1] / "real-clips"
+
+
+@pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="needs ../shared/data/real-clips")
+def test_real_clips_decode_whole_although_some_headers_list_more_frames():
+    """A variable-frame-rate phone clip lists 70 frames and decodes 69 with every packet
+    intact: an approximate count, not a truncation."""
+    for path in sorted(p for p in REAL_CLIPS.iterdir() if p.suffix in (".mp4", ".mov")):
+        frames = sum(1 for _ in iter_frames(path, size=32))
+        assert frames > 0, path.name
+
+
+def test_cut_files_are_still_truncated_at_every_cut(tmp_path):
+    data = (write_video(tmp_path / "whole.mp4", n=24)).read_bytes()
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(fast), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(24):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")))
+        out.mux(stream.encode())
+    # the index at the end: a cut loses it (a 1 % cut only trims metadata after the frames'
+    # index, and that file still decodes whole); the index first: a cut loses frames
+    for source, fracs in ((data, (0.3, 0.6, 0.9)), (fast.read_bytes(), (0.3, 0.6, 0.9, 0.99))):
+        for frac in fracs:
+            cut = tmp_path / "cut.mp4"
+            cut.write_bytes(source[: int(len(source) * frac)])
+            with pytest.raises(SltError, match="truncated") as e:
+                read_frames(cut)
+            assert "Invalid data" not in str(e.value) and "End of file" not in str(e.value)
+
+
+def test_playlists_lists_and_text_are_never_opened_whatever_their_name(tmp_path):
+    """HLS naming a local file, an ffconcat list, a text file: refused from their bytes;
+    the file they name is never read (atime-free check: it is made unreadable)."""
+    secret = write_video(tmp_path / "secret.mp4")
+    secret.chmod(0)
+    hls = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n{secret}\n#EXT-X-ENDLIST\n"
+    cases = {
+        "x.m3u8": hls,
+        "y.mp4": hls.replace(str(secret), f"file://{secret}"),
+        "list.ffconcat": f"ffconcat version 1.0\nfile '{secret}'\n",
+        "art.ans": "\x1b[31mHELLO\x1b[0m\n" * 40,
+        "notes.txt": "just text\n" * 40,
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        for fn in (probe, read_frames):
+            with pytest.raises(SltError, match="not a readable video"):
+                fn(path)
+
+
+def test_decoding_stops_at_the_first_frame_past_a_limit(tmp_path):
+    from slt_serve.video import DecodeLimits, VideoError, decode_limits
+
+    path = tmp_path / "v.mkv"
+    with av.open(str(path), "w", format="matroska") as out:  # Matroska keeps no frame count
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(100):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")))
+        out.mux(stream.encode())
+    assert probe(path).num_frames == 100  # counted from packets, nothing decoded
+    for limits, code in [
+        (DecodeLimits(max_frames=10), "too_many_frames"),
+        (DecodeLimits(max_seconds=0.5), "too_long"),
+        (DecodeLimits(max_pixels=64 * 47), "too_many_pixels"),
+    ]:
+        got = 0
+        with decode_limits(limits), pytest.raises(VideoError) as e:
+            for _ in iter_frames(path):
+                got += 1
+        assert e.value.code == code
+        assert got <= 13  # 10 frames, or 0.5 s at 25 fps (12 frames + 1)
+        with decode_limits(limits), pytest.raises(VideoError):
+            probe(path)  # the packet count stops there too (pixels: the first frame)
