@@ -139,6 +139,7 @@ def test_yes_no_question_ends_in_one_question_sign():
 def test_negation_and_wh_questions_are_not_yes_no_questions():
     assert vi("Tôi không biết.") == ["TÔI", "BIẾT", "KHÔNG"]  # không before the verb
     assert vi("Tôi nghĩ là không.") == ["TÔI", "NGHĨ", "KHÔNG"]  # a statement's "no"
+    assert vi("Tôi không muốn khám.") == ["TÔI", "KHÁM", "MUỐN", "KHÔNG"]  # negation last
     assert vi("Bạn có mang thẻ không.")[-1] == "CÓ-KHÔNG"  # the frame makes it a question
     assert vi("Bạn muốn hỏi gì?")[-1] == "GÌ"  # a real wh-question keeps its wh-word
     assert vi("Chị cần gì?") == ["CHỊ", "CẦN", "GÌ"]

@@ -38,6 +38,7 @@ CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
 CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
 PUNCT_WORD = re.compile(r"^[^\w]+$")
 NUMBER = re.compile(r"^\d+([.,]\d+)*$")
+NEGATIONS = frozenset({"không", "chưa", "không thể", "chưa thể"})
 TIME_RELATIONS = frozenset({"từ", "đến", "tới", "sau", "trước", "khoảng", "trong"})
 NOUN_TAGS = frozenset({"N", "Np", "Nu", "Ny"})
 VERB_TAGS = frozenset({"V", "A"})
@@ -401,8 +402,10 @@ def to_clause_end(
     """Move modal/aspect/negation (or question) words to the end of their clause.
 
     `order` keeps a clause-final punctuation mark last; `last` moves the
-    yes/no question sign (tag Q) too, so that it closes the clause. Conjunctions and nouns
-    spelled like a modal (còn 'and', phải 'right') stay where they are.
+    yes/no question sign (tag Q) too, so that it closes the clause. Conjunctions
+    and nouns spelled like a modal (còn 'and', phải 'right') stay where they are.
+    Negation closes the clause after the modal it negates: Tôi không muốn khám
+    → TÔI KHÁM MUỐN KHÔNG (the negator follows what it scopes over).
     """
     tail = [
         w
@@ -412,6 +415,7 @@ def to_clause_end(
     if not tail:
         return clause
     keep = [w for w in clause[:order] if not any(w is t for t in tail)]
+    tail.sort(key=lambda w: w.text in NEGATIONS)  # stable: the rest keep their order
     return keep + tail + clause[order:]
 
 
