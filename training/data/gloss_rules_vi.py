@@ -5,9 +5,14 @@ hyphen-joined: ĐĂNG-KÝ), never a function word that has no sign (copula `là`
 possessive `của`, tense markers `đã`/`sẽ`, final particles `ạ`/`nhé`,
 classifiers `đứa`/`cái`), numbers digit by digit, and a word order of their
 own: modal, aspect and negation words close the clause (TÔI KHÁM MUỐN), a
-numeral follows its noun (TUỔI 2 4) and a possessor comes first (TÔI
-ĐIỆN-THOẠI). These are general rules of VSL grammar applied to the tagged
-words; the word lists they use live in `resources/` as plain text.
+numeral follows its noun (TUỔI 2 4), a possessor comes first (TÔI
+ĐIỆN-THOẠI), a time phrase comes before the verb (TÔI GIỜ 9 SÁNG HẸN), and a
+yes/no question ends in one question sign (BẠN MANG THẺ CÓ-KHÔNG). These are
+general rules of Vietnamese and VSL grammar applied to the tagged words, in
+the order of `derive`; the closed word classes they use (function words,
+modals, question words and frames, pronouns, time words) live in
+`resources/` as plain text. docs/pseudo-glosses.md has the rules, the
+protocol they were measured with and the figures.
 
 Tags are the VLSP-2013 set that both underthesea and pyvi produce:
 N noun, Nc classifier, V verb, A adjective, P pronoun, R adverb, M numeral,
