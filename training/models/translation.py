@@ -12,6 +12,7 @@ read, never subclassed or given extra keys: the reference adds
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +22,11 @@ from transformers import MBartForConditionalGeneration
 
 from slt_serve.errors import SltError
 
+from .beam_search import SearchSpec, beam_search
+
 IGNORE_INDEX = -100  # label value of padding: no loss
 INPUTS = ("gloss", "features")
+SEARCHES = ("transformers", "reference")
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,20 @@ class TranslationOptions:
     input: str = "gloss"  # "gloss" (G2T) or "features" (S2T)
     feature_dim: int = 512  # S2T: channels of the visual features
     label_smoothing: float = 0.2  # cross-entropy label smoothing (reference: 0.2)
+    # The reference's encoder input (imported TwoStream-SLT models), off by default:
+    # G2T reads gloss ids through its own gloss embedding of this many rows (not mBART's
+    # vocabulary); S2T appends that embedding's `suffix_ids` rows (`</s>`, the sign
+    # language token) after each clip's mapped features; both are scaled by √d_model.
+    gloss_vocab_size: int = 0  # rows of the separate gloss embedding; 0: none (ours)
+    suffix_ids: tuple[int, ...] = ()  # S2T: gloss-embedding rows appended after the features
 
     def verify(self) -> TranslationOptions:
         if self.input not in INPUTS:
             raise SltError(f"translation input {self.input!r} unknown; choose one of {INPUTS}")
+        if self.gloss_vocab_size < 0 or any(
+            not 0 <= i < self.gloss_vocab_size for i in self.suffix_ids
+        ):
+            raise SltError("suffix_ids must be rows of the gloss embedding (gloss_vocab_size)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise SltError("label_smoothing must be in [0, 1)")
         if self.feature_dim < 1:
@@ -50,10 +64,15 @@ class GenerateOptions:
     num_beams: int = 5  # beam width (1: greedy)
     length_penalty: float = 1.0  # >1 favours longer output (score / length**penalty)
     max_length: int = 100  # longest output, in tokens, language token included
+    # "transformers": the installed transformers' beam search; "reference": transformers
+    # 4.11.3's rule (`beam_search.py`), as models trained with the reference were scored
+    search: str = "transformers"
 
     def verify(self) -> GenerateOptions:
         if self.num_beams < 1 or self.max_length < 2:
             raise SltError("num_beams must be ≥ 1 and max_length ≥ 2")
+        if self.search not in SEARCHES:
+            raise SltError(f"search must be one of {SEARCHES}, got {self.search!r}")
         return self
 
 
@@ -106,6 +125,12 @@ class TranslationModel(nn.Module):
         self.mapper = (
             VLMapper(options.feature_dim, config.d_model) if options.input == "features" else None
         )
+        self.gloss_embedding = (
+            nn.Embedding(options.gloss_vocab_size, config.d_model)
+            if options.gloss_vocab_size
+            else None
+        )
+        self.input_scale = math.sqrt(config.d_model)  # the reference's input_embed_scale
 
     def encoder_inputs(
         self, input_ids: Tensor | None, features: Tensor | None
@@ -114,10 +139,33 @@ class TranslationModel(nn.Module):
         if self.mapper is None:
             if input_ids is None:
                 raise SltError("a G2T model needs input_ids (gloss token ids)")
+            if self.gloss_embedding is not None:
+                return {"inputs_embeds": self.gloss_embedding(input_ids) * self.input_scale}
             return {"input_ids": input_ids}
         if features is None:
             raise SltError("an S2T model needs features (B, T, feature_dim)")
         return {"inputs_embeds": self.mapper(features)}
+
+    def encoder_batch(
+        self, attention_mask: Tensor, input_ids: Tensor | None, features: Tensor | None
+    ) -> dict[str, Tensor]:
+        """`encoder_inputs` with the attention mask; with the reference's S2T input, the
+        suffix rows follow each clip's valid steps and everything is scaled by √d_model."""
+        inputs = self.encoder_inputs(input_ids, features)
+        if self.mapper is None or self.gloss_embedding is None:
+            return {**inputs, "attention_mask": attention_mask}
+        suffix = self.gloss_embedding.weight[list(self.options.suffix_ids)]  # (S, d)
+        mapped, lengths = inputs["inputs_embeds"], attention_mask.sum(dim=1)
+        steps = mapped.shape[1] + suffix.shape[0]
+        rows = torch.arange(steps, device=mapped.device)[None, :]  # (1, steps)
+        padded = torch.cat(
+            [mapped, mapped.new_zeros(mapped.shape[0], suffix.shape[0], mapped.shape[2])], 1
+        )
+        index = (rows - lengths[:, None]).clamp(0, suffix.shape[0] - 1)
+        in_suffix = (rows >= lengths[:, None]) & (rows < lengths[:, None] + suffix.shape[0])
+        embeds = torch.where(in_suffix[..., None], suffix[index], padded)
+        mask = (rows < lengths[:, None] + suffix.shape[0]).to(attention_mask.dtype)
+        return {"inputs_embeds": embeds * self.input_scale, "attention_mask": mask}
 
     def decoder_inputs(self, labels: Tensor) -> Tensor:
         """Teacher forcing: the start token, then the labels shifted right (padding for ignored)."""
@@ -135,8 +183,7 @@ class TranslationModel(nn.Module):
         """Loss of `labels` (B, L; IGNORE_INDEX at padding) given glosses or features."""
         decoder_input_ids = self.decoder_inputs(labels)
         out = self.mbart(
-            **self.encoder_inputs(input_ids, features),
-            attention_mask=attention_mask,
+            **self.encoder_batch(attention_mask, input_ids, features),
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_input_ids.ne(self.pad_id),
             use_cache=False,
@@ -154,9 +201,10 @@ class TranslationModel(nn.Module):
     ) -> Tensor:
         """Beam search; (B, L) token ids starting with the decoder start (language) token."""
         o = options.verify()
+        if o.search == "reference" and o.num_beams > 1:
+            return self._reference_beam_search(attention_mask, o, input_ids, features)
         return self.mbart.generate(
-            **self.encoder_inputs(input_ids, features),
-            attention_mask=attention_mask,
+            **self.encoder_batch(attention_mask, input_ids, features),
             num_beams=o.num_beams,
             length_penalty=o.length_penalty,
             max_length=o.max_length,
@@ -165,6 +213,30 @@ class TranslationModel(nn.Module):
             eos_token_id=self.eos_id,
             do_sample=False,
         )
+
+    def _reference_beam_search(
+        self,
+        attention_mask: Tensor,
+        options: GenerateOptions,
+        input_ids: Tensor | None,
+        features: Tensor | None,
+    ) -> Tensor:
+        spec = SearchSpec(
+            self.decoder_start_id,
+            self.eos_id,
+            self.pad_id,
+            options.num_beams,
+            options.max_length,
+            options.length_penalty,
+            self.mbart.generation_config.forced_eos_token_id,
+        )
+        rows = beam_search(
+            self.mbart, self.encoder_batch(attention_mask, input_ids, features), spec
+        )
+        out = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row)
+        return out.to(attention_mask.device)
 
     def translate(
         self,

@@ -1,0 +1,159 @@
+"""Reference G2T and S2T checkpoints → our `TranslationModel` (and, for S2T, its head).
+
+G2T (`translation_network.model.*` = HF mBART, `translation_network.gloss_embedding`):
+mBART maps 1:1; the gloss embedding is the reference's separate table of the
+pretrained folder's `gloss2ids.pkl`, read ×√d_model (`TranslationOptions.gloss_vocab_size`).
+S2T adds `vl_mapper.mapping.{0,2}` (our V-L mapper) and its own visual head
+(`recognition_network.visual_head.*`, retrained on the frozen 832-d backbone
+features: it is not the S2G head), and appends the gloss embedding's `</s>` and
+sign-language rows after each clip's mapped features (`suffix_ids`). An S2T
+checkpoint has no backbone: serving video needs the S2G checkpoint as well.
+
+Generation as the reference's `TranslationNetwork.generate`: the decoder starts at
+the pruned id of the spoken language (`de_DE`), `forced_eos_token_id` from the config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from transformers import MBartConfig, MBartForConditionalGeneration
+
+from slt_serve.errors import SltError
+from slt_training.models.translation import TranslationModel, TranslationOptions
+from slt_training.models.visual_head import VisualHead
+
+from .checkpoint import ReferenceCheckpoint
+from .s2g import head_keys, head_options, map_state
+from .vocab import check_size
+
+MBART = "translation_network.model."
+GLOSS_EMBEDDING = "translation_network.gloss_embedding.weight"
+MAPPER = "vl_mapper.mapping."
+HEAD = "recognition_network.visual_head"
+SUFFIX_GLOSSES = ("</s>",)  # then the sign language's code, e.g. de_DGS, zh_CSL
+
+
+@dataclass(frozen=True)
+class ImportedTranslation:
+    """What a G2T/S2T checkpoint becomes: the model, and for S2T its visual head."""
+
+    model: TranslationModel
+    head: VisualHead | None  # S2T: 832-d backbone features → gloss features (and logits)
+    gloss_table: tuple[str, ...]  # the gloss embedding's rows (the folder's gloss2ids)
+    sign_lang: str  # the source language token appended to every input (de_DGS, zh_CSL)
+
+
+def read_config(folder: str | os.PathLike) -> MBartConfig:
+    """The pretrained folder's `config.json` (mBART), read as JSON."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise SltError(
+            f"{path}: missing; give the pretrained mBART folder the model was trained from"
+        )
+    try:
+        return MBartConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise SltError(f"{path}: not an mBART config ({e})") from None
+
+
+def gloss_suffix_ids(table: tuple[str, ...], sign_lang: str, source: str) -> tuple[int, ...]:
+    missing = [t for t in (*SUFFIX_GLOSSES, sign_lang) if t not in table]
+    if missing:
+        raise SltError(f"{source}: the gloss table has no {missing}")
+    return tuple(table.index(t) for t in (*SUFFIX_GLOSSES, sign_lang))
+
+
+def reference_gloss_ids(glosses: list[str], table: tuple[str, ...], sign_lang: str) -> list[int]:
+    """The reference's G2T source: each gloss lower-cased and looked up (unknown → <unk>),
+    then `</s>` and the sign language's code (`GlossTokenizer_G2T`)."""
+    ids = {g: i for i, g in enumerate(table)}
+    unk = ids["<unk>"]
+    return [ids.get(g.lower(), unk) for g in glosses] + [ids["</s>"], ids[sign_lang]]
+
+
+def _translation_pairs(state: dict[str, Tensor]) -> list[tuple[str, str]]:
+    pairs = []
+    for key in state:
+        if key.startswith(MBART):
+            pairs.append((key, "mbart." + key[len(MBART) :]))
+        elif key == GLOSS_EMBEDDING:
+            pairs.append((key, "gloss_embedding.weight"))
+        elif key.startswith(MAPPER):
+            pairs.append((key, "mapper.net." + key[len(MAPPER) :]))
+    return pairs
+
+
+def build_translation(
+    checkpoint: ReferenceCheckpoint,
+    config: MBartConfig,
+    gloss_table: tuple[str, ...],
+    table_file: str,
+    decoder_start_id: int,
+    sign_lang: str = "de_DGS",
+) -> ImportedTranslation:
+    """Our model (eval mode) with every weight of a G2T or S2T checkpoint."""
+    state = checkpoint.state
+    if checkpoint.kind not in ("g2t", "s2t"):
+        raise SltError(f"{checkpoint.path}: a {checkpoint.kind} checkpoint, not G2T/S2T")
+    if GLOSS_EMBEDDING not in state:
+        raise SltError(f"{checkpoint.path}: no {GLOSS_EMBEDDING}")
+    check_size(len(gloss_table), state[GLOSS_EMBEDDING].shape[0], table_file, checkpoint.path)
+    vocab_rows = state[MBART + "model.shared.weight"].shape[0]
+    if vocab_rows != config.vocab_size:
+        raise SltError(
+            f"config.json: vocab_size {config.vocab_size}, but {checkpoint.path} has {vocab_rows} "
+            f"text tokens ({config.vocab_size} vs {vocab_rows}); give the pruned folder it was trained with"
+        )
+    s2t = checkpoint.kind == "s2t"
+    options = TranslationOptions(
+        input="features" if s2t else "gloss",
+        feature_dim=state[MAPPER + "0.weight"].shape[1] if s2t else 512,
+        gloss_vocab_size=len(gloss_table),
+        suffix_ids=gloss_suffix_ids(gloss_table, sign_lang, table_file) if s2t else (),
+    )
+    config.decoder_start_token_id = decoder_start_id
+    model = TranslationModel(MBartForConditionalGeneration(config), options)
+    own = model.state_dict()
+    pairs = [(t, o) for t, o in _translation_pairs(state) if o in own]
+    tied = {t for t, o in _translation_pairs(state) if o not in own}  # tied copies v5 omits
+    head = None
+    if s2t:
+        head = VisualHead(
+            state[HEAD + ".fc1.weight"].shape[1],
+            state[HEAD + ".gloss_output_layer.weight"].shape[0],
+            head_options(state, HEAD),
+        )
+        head_pairs = [(t, o.removeprefix("head.")) for t, o in head_keys(HEAD, "head", state)]
+        rows = tuple(range(head.classifier.out_features))  # the S2T head keeps the reference order
+        head.load_state_dict(
+            map_state(
+                {k: state[k] for k, _ in head_pairs},
+                head_pairs,
+                head.state_dict(),
+                rows,
+                checkpoint.path,
+            )
+        )
+        head.eval()
+    translation_state = {k: v for k, v in state.items() if not k.startswith(HEAD) and k not in tied}
+    mapped = map_state(translation_state, pairs, own, (), checkpoint.path)
+    model.load_state_dict(mapped, strict=False)  # tied weights share the embedding
+    _check_tied(model, state)
+    model.mbart.generation_config.decoder_start_token_id = decoder_start_id
+    model.mbart.generation_config.forced_eos_token_id = config.forced_eos_token_id
+    return ImportedTranslation(model.eval(), head, gloss_table, sign_lang)
+
+
+def _check_tied(model: TranslationModel, state: dict[str, Tensor]) -> None:
+    """Every tied copy in the checkpoint equals what our tied model now holds."""
+    own = model.state_dict(keep_vars=False)
+    for key, value in state.items():
+        ours = "mbart." + key[len(MBART) :] if key.startswith(MBART) else None
+        if ours in own and not torch.equal(own[ours], value.to(own[ours].dtype)):
+            raise SltError(f"{key}: differs from the shared embedding it should be tied to")
