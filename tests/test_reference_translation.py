@@ -11,6 +11,7 @@ import pytest
 import torch
 from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
 
+from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
 from slt_training.models.translation import GenerateOptions
 from slt_training.reference.checkpoint import read_checkpoint
@@ -19,7 +20,7 @@ from slt_training.reference.translation import (
     read_config,
     reference_gloss_ids,
 )
-from slt_training.reference.vocab import read_gloss_table
+from slt_training.reference.vocab import read_gloss_table, s2g_vocab
 
 EOS_BIAS_KEY = "translation_network.model.final_logits_bias"
 RTOL = 1e-5  # inputs_embeds (the kit's advice)
@@ -119,3 +120,86 @@ def test_mismatched_gloss_table_is_refused(tmp_path):
             str(short),
             6,
         )
+
+
+@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
+def s2t(request, tmp_path_factory):
+    torch.set_num_threads(1)
+    variant = request.param
+    path = write_reference_checkpoint(
+        tmp_path_factory.mktemp("s2t") / "best.ckpt",
+        _variant_state("s2t_tiny_mbart", variant),
+        s2g=False,
+    )
+    folder = kit_dir("tiny_mbart_de")
+    table_file = folder / "gloss2ids.json"
+    head_file = kit_dir("s2g_singlestream") / "gloss_vocab.json"  # the S2T head's 1094 glosses
+    head_vocab = s2g_vocab(read_gloss_table(head_file), head_file)
+    start = golden("s2t_tiny_mbart")["generation"]["decoder_start_id"]
+    imported = build_translation(
+        read_checkpoint(path),
+        read_config(folder),
+        read_gloss_table(table_file),
+        str(table_file),
+        start,
+        head_vocab=(head_vocab, str(head_file)),
+    )
+    return variant, imported, head_vocab
+
+
+def _s2t_clip(imported, arrays, i):
+    """The reference's chain for clip i: head (features + 1e-8, as its collate adds), mapper."""
+    features = torch.from_numpy(arrays[f"clip{i}/head_rgb_input"])[None] + 1e-8
+    mask = torch.ones(1, features.shape[1], dtype=torch.long)
+    with torch.no_grad():
+        head = imported.head(features, torch.tensor([features.shape[1]]))
+        inputs = imported.model.encoder_batch(mask, None, head.features)
+    return head, inputs
+
+
+def test_s2t_head_mapper_inputs_and_encoder(s2t):
+    variant, imported, vocab = s2t
+    arrays = np.load(kit_dir("s2t_tiny_mbart") / "arrays.npz")
+    for i, record in enumerate(golden("s2t_tiny_mbart")["records"][variant]):
+        head, inputs = _s2t_clip(imported, arrays, i)
+        expected = arrays[f"clip{i}/gloss_probabilities_log"][:, list(vocab.order)]
+        np.testing.assert_allclose(head.log_probs[0].numpy(), expected, atol=ATOL)
+        np.testing.assert_allclose(
+            head.features[0].numpy(), arrays[f"clip{i}/gloss_feature"], atol=ATOL
+        )
+        assert (
+            vocab.reference_ids(ctc_greedy_decode(head.log_probs[0].numpy()))
+            == record["gloss_greedy_ids"]
+        )
+        with torch.no_grad():
+            mapped = imported.model.mapper(head.features)[0].numpy()
+            encoder = imported.model.mbart.get_encoder()(**inputs).last_hidden_state
+        np.testing.assert_allclose(mapped, arrays[f"clip{i}/mapped_feature"], atol=ATOL)
+        np.testing.assert_allclose(
+            inputs["inputs_embeds"][0].numpy(),
+            arrays[f"clip{i}/inputs_embeds"],
+            rtol=RTOL,
+            atol=ATOL,
+        )
+        np.testing.assert_allclose(
+            encoder[0].numpy(), arrays[f"clip{i}/encoder_last_hidden_state"], atol=ATOL
+        )
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam5"])
+def test_s2t_generated_token_ids(s2t, search):
+    variant, imported, _ = s2t
+    arrays = np.load(kit_dir("s2t_tiny_mbart") / "arrays.npz")
+    generation = golden("s2t_tiny_mbart")["generation"]
+    options = GenerateOptions(
+        num_beams=1 if search == "greedy" else generation["num_beams"],
+        length_penalty=generation["length_penalty"],
+        max_length=generation["max_length"],
+        search="reference",
+    )
+    for i, record in enumerate(golden("s2t_tiny_mbart")["records"][variant]):
+        head, inputs = _s2t_clip(imported, arrays, i)
+        mask = torch.ones(1, head.features.shape[1], dtype=torch.long)
+        with torch.no_grad():
+            ids = imported.model.generate(mask, options, features=head.features)[0].tolist()
+        assert ids == record[search]["ids"], (variant, i)

@@ -30,7 +30,7 @@ from slt_training.models.visual_head import VisualHead
 
 from .checkpoint import ReferenceCheckpoint
 from .s2g import head_keys, head_options, map_state
-from .vocab import check_size
+from .vocab import ImportedVocab, check_size
 
 MBART = "translation_network.model."
 GLOSS_EMBEDDING = "translation_network.gloss_embedding.weight"
@@ -96,8 +96,10 @@ def build_translation(
     table_file: str,
     decoder_start_id: int,
     sign_lang: str = "de_DGS",
+    head_vocab: tuple[ImportedVocab, str] | None = None,
 ) -> ImportedTranslation:
-    """Our model (eval mode) with every weight of a G2T or S2T checkpoint."""
+    """Our model (eval mode) with every weight of a G2T or S2T checkpoint; an S2T
+    head's gloss rows permuted to `head_vocab` (vocabulary, its file) when given."""
     state = checkpoint.state
     if checkpoint.kind not in ("g2t", "s2t"):
         raise SltError(f"{checkpoint.path}: a {checkpoint.kind} checkpoint, not G2T/S2T")
@@ -122,25 +124,7 @@ def build_translation(
     own = model.state_dict()
     pairs = [(t, o) for t, o in _translation_pairs(state) if o in own]
     tied = {t for t, o in _translation_pairs(state) if o not in own}  # tied copies v5 omits
-    head = None
-    if s2t:
-        head = VisualHead(
-            state[HEAD + ".fc1.weight"].shape[1],
-            state[HEAD + ".gloss_output_layer.weight"].shape[0],
-            head_options(state, HEAD),
-        )
-        head_pairs = [(t, o.removeprefix("head.")) for t, o in head_keys(HEAD, "head", state)]
-        rows = tuple(range(head.classifier.out_features))  # the S2T head keeps the reference order
-        head.load_state_dict(
-            map_state(
-                {k: state[k] for k, _ in head_pairs},
-                head_pairs,
-                head.state_dict(),
-                rows,
-                checkpoint.path,
-            )
-        )
-        head.eval()
+    head = _head(checkpoint, head_vocab) if s2t else None
     translation_state = {k: v for k, v in state.items() if not k.startswith(HEAD) and k not in tied}
     mapped = map_state(translation_state, pairs, own, (), checkpoint.path)
     model.load_state_dict(mapped, strict=False)  # tied weights share the embedding
@@ -148,6 +132,26 @@ def build_translation(
     model.mbart.generation_config.decoder_start_token_id = decoder_start_id
     model.mbart.generation_config.forced_eos_token_id = config.forced_eos_token_id
     return ImportedTranslation(model.eval(), head, gloss_table, sign_lang)
+
+
+def _head(
+    checkpoint: ReferenceCheckpoint, head_vocab: tuple[ImportedVocab, str] | None
+) -> VisualHead:
+    """The S2T checkpoint's own visual head; rows in the reference's order without a vocabulary."""
+    state = checkpoint.state
+    rows = state[HEAD + ".gloss_output_layer.weight"].shape[0]
+    order = tuple(range(rows))
+    if head_vocab is not None:
+        vocab, vocab_file = head_vocab
+        check_size(len(vocab.vocab), rows, vocab_file, checkpoint.path)
+        order = vocab.order
+    head = VisualHead(state[HEAD + ".fc1.weight"].shape[1], rows, head_options(state, HEAD))
+    pairs = [(t, o.removeprefix("head.")) for t, o in head_keys(HEAD, "head", state)]
+    own = head.state_dict()
+    head.load_state_dict(
+        map_state({k: state[k] for k, _ in pairs}, pairs, own, order, checkpoint.path)
+    )
+    return head.eval()
 
 
 def _check_tied(model: TranslationModel, state: dict[str, Tensor]) -> None:
