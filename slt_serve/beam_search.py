@@ -65,6 +65,36 @@ def _topk(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+@dataclass
+class _Beams:
+    """The search's arrays for B sources × nb beams (one call's own, never shared)."""
+
+    running: np.ndarray  # (B, nb, max_len) token ids of the beams that run on
+    running_scores: np.ndarray  # (B, nb) summed log-probs
+    finished_seqs: np.ndarray  # (B, nb, max_len) the best finished hypotheses
+    finished_lens: np.ndarray  # (B, nb) their lengths, start token included
+    finished_scores: np.ndarray  # (B, nb) length-normalised; NEG where none yet
+    is_finished: np.ndarray  # (B, nb) a finished slot holds a real hypothesis
+    improvable: np.ndarray  # (B, 1) a running beam may still beat the worst finished one
+
+    @classmethod
+    def start(cls, b: int, s: BeamSettings) -> _Beams:
+        nb = s.num_beams
+        running = np.full((b, nb, s.max_length), s.pad_id, dtype=np.int64)
+        running[:, :, 0] = s.decoder_start_id
+        running_scores = np.zeros((b, nb), dtype=np.float32)
+        running_scores[:, 1:] = NEG  # only the first beam expands at step 1
+        return cls(
+            running=running,
+            running_scores=running_scores,
+            finished_seqs=running.copy(),
+            finished_lens=np.ones((b, nb), dtype=np.int64),
+            finished_scores=np.full((b, nb), NEG, dtype=np.float32),
+            is_finished=np.zeros((b, nb), dtype=bool),
+            improvable=np.ones((b, 1), dtype=bool),
+        )
+
+
 def beam_search(
     step: Step, num_sources: int, empty_cache: tuple[np.ndarray, np.ndarray], s: BeamSettings
 ) -> list[list[int]]:
@@ -73,61 +103,66 @@ def beam_search(
     `empty_cache`: (keys, values) with N = num_sources × num_beams hypotheses and 0 steps.
     """
     b, nb = num_sources, s.num_beams
-    keep = 2 * nb  # candidates kept per step: (1 + number of EOS ids) × beams
-    max_len = s.max_length
-    running = np.full((b, nb, max_len), s.pad_id, dtype=np.int64)
-    running[:, :, 0] = s.decoder_start_id
-    finished_seqs = running.copy()
-    finished_lens = np.ones((b, nb), dtype=np.int64)
-    running_scores = np.zeros((b, nb), dtype=np.float32)
-    running_scores[:, 1:] = NEG  # only the first beam expands at step 1
-    finished_scores = np.full((b, nb), NEG, dtype=np.float32)
-    is_finished = np.zeros((b, nb), dtype=bool)
-    improvable = np.ones((b, 1), dtype=bool)
-    top_beams = np.arange(keep) < nb
+    beams = _Beams.start(b, s)
     keys, values = empty_cache
     offsets = (np.arange(b) * nb)[:, None]
     cur = 1
     while True:
-        logits, keys, values = step(running[:, :, cur - 1].reshape(-1, 1), keys, values)
-        logp = log_softmax(logits)
-        vocab = logp.shape[-1]
-        if s.forced_eos and cur == max_len - 1:
-            logp = np.full_like(logp, -np.inf)
-            logp[:, s.eos_id] = 0.0
-        total = (logp.reshape(b, nb, vocab) + running_scores[:, :, None]).reshape(b, nb * vocab)
-        idx = _topk(total, keep)
-        cand_scores = np.take_along_axis(total, idx, axis=1)
-        origin, tokens = idx // vocab, idx % vocab
-        cand = np.take_along_axis(running, origin[:, :, None], axis=1)
-        cand[:, :, cur] = tokens
-        ends = (tokens == s.eos_id) | (cur + 1 >= max_len)
-        # beams that run on: the best `nb` candidates that did not end
-        run_scores = cand_scores + ends.astype(np.float32) * NEG
-        nxt = _topk(run_scores, nb)
-        running = np.take_along_axis(cand, nxt[:, :, None], axis=1)
-        running_scores = np.take_along_axis(run_scores, nxt, axis=1)
-        beam_origin = np.take_along_axis(origin, nxt, axis=1)
-        # finished list: merge candidates that just ended (among the first nb) with it
-        just = ends & top_beams[None, :]
-        scored = cand_scores / np.float32(float(cur) ** s.length_penalty)
-        scored = scored + (~improvable).astype(np.float32) * NEG
-        scored = scored + (~just).astype(np.float32) * NEG
-        merged_scores = np.concatenate([finished_scores, scored], axis=1)
-        best = _topk(merged_scores, nb)
-        finished_scores = np.take_along_axis(merged_scores, best, axis=1)
-        merged_seqs = np.concatenate([finished_seqs, cand], axis=1)
-        finished_seqs = np.take_along_axis(merged_seqs, best[:, :, None], axis=1)
-        lens = np.concatenate([finished_lens, np.full((b, keep), cur + 1)], axis=1)
-        finished_lens = np.take_along_axis(lens, best, axis=1)
-        is_finished = np.take_along_axis(np.concatenate([is_finished, just], axis=1), best, axis=1)
-        # the cache follows the beams that run on
-        flat = (beam_origin + offsets).reshape(-1)
+        logits, keys, values = step(beams.running[:, :, cur - 1].reshape(-1, 1), keys, values)
+        cand, cand_scores, origin, ends = _candidates(beams, logits, cur, s)
+        origin = _run_on(beams, cand, cand_scores, origin, ends, nb)
+        _finish(beams, cand, cand_scores, ends, cur, s)
+        flat = (origin + offsets).reshape(-1)  # the cache follows the beams that run on
         keys, values = keys[:, flat], values[:, flat]
         cur += 1
-        best_running = running_scores[:, :1] / np.float32(float(cur - 1) ** s.length_penalty)
-        worst = np.where(is_finished, finished_scores.min(axis=1, keepdims=True), NEG)
-        improvable = improvable & (best_running > worst).any(axis=1, keepdims=True)
-        if not improvable.any() or ends.all() or cur >= max_len:
+        best_running = beams.running_scores[:, :1] / np.float32(float(cur - 1) ** s.length_penalty)
+        worst = np.where(beams.is_finished, beams.finished_scores.min(axis=1, keepdims=True), NEG)
+        beams.improvable &= (best_running > worst).any(axis=1, keepdims=True)
+        if not beams.improvable.any() or ends.all() or cur >= s.max_length:
             break
-    return [finished_seqs[i, 0, : finished_lens[i, 0]].tolist() for i in range(b)]
+    return [beams.finished_seqs[i, 0, : beams.finished_lens[i, 0]].tolist() for i in range(b)]
+
+
+def _candidates(beams: _Beams, logits: np.ndarray, cur: int, s: BeamSettings):
+    """The 2·beams best continuations of each source: (sequences, scores, beam, ended)."""
+    b, nb = beams.running_scores.shape
+    logp = log_softmax(logits)
+    vocab = logp.shape[-1]
+    if s.forced_eos and cur == s.max_length - 1:
+        logp = np.full_like(logp, -np.inf)
+        logp[:, s.eos_id] = 0.0
+    total = (logp.reshape(b, nb, vocab) + beams.running_scores[:, :, None]).reshape(b, nb * vocab)
+    idx = _topk(total, 2 * nb)  # (1 + number of EOS ids) × beams
+    cand_scores = np.take_along_axis(total, idx, axis=1)
+    origin, tokens = idx // vocab, idx % vocab
+    cand = np.take_along_axis(beams.running, origin[:, :, None], axis=1)
+    cand[:, :, cur] = tokens
+    ends = (tokens == s.eos_id) | (cur + 1 >= s.max_length)
+    return cand, cand_scores, origin, ends
+
+
+def _run_on(beams: _Beams, cand, cand_scores, origin, ends, nb: int) -> np.ndarray:
+    """Keep the best `nb` candidates that did not end as the running beams; their origins."""
+    run_scores = cand_scores + ends.astype(np.float32) * NEG
+    nxt = _topk(run_scores, nb)
+    beams.running = np.take_along_axis(cand, nxt[:, :, None], axis=1)
+    beams.running_scores = np.take_along_axis(run_scores, nxt, axis=1)
+    return np.take_along_axis(origin, nxt, axis=1)
+
+
+def _finish(beams: _Beams, cand, cand_scores, ends, cur: int, s: BeamSettings) -> None:
+    """Merge the candidates that just ended (among the first `beams`) into the finished list."""
+    nb = s.num_beams
+    just = ends & (np.arange(2 * nb) < nb)[None, :]
+    scored = cand_scores / np.float32(float(cur) ** s.length_penalty)
+    scored = scored + (~beams.improvable).astype(np.float32) * NEG
+    scored = scored + (~just).astype(np.float32) * NEG
+    merged_scores = np.concatenate([beams.finished_scores, scored], axis=1)
+    best = _topk(merged_scores, nb)
+    beams.finished_scores = np.take_along_axis(merged_scores, best, axis=1)
+    merged_seqs = np.concatenate([beams.finished_seqs, cand], axis=1)
+    beams.finished_seqs = np.take_along_axis(merged_seqs, best[:, :, None], axis=1)
+    lens = np.concatenate([beams.finished_lens, np.full(just.shape, cur + 1)], axis=1)
+    beams.finished_lens = np.take_along_axis(lens, best, axis=1)
+    merged = np.concatenate([beams.is_finished, just], axis=1)
+    beams.is_finished = np.take_along_axis(merged, best, axis=1)
