@@ -14,7 +14,7 @@ from reference_kit import golden, kit_dir, procedure_state, write_reference_chec
 
 from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
-from slt_training.models.recognition import ensemble_log_probs
+from slt_training.models.recognition import RecognitionOutput, decode_glosses, ensemble_log_probs
 from slt_training.reference.checkpoint import read_checkpoint
 from slt_training.reference.preprocess import (
     KEYPOINTS_79,
@@ -196,3 +196,14 @@ def test_two_stream_greedy_decodes_of_every_head(two):
     for name, value in log_probs.items():
         ids = vocab.reference_ids(ctc_greedy_decode(value[0].numpy()))
         assert ids == decodes[f"{name}_greedy"]["ids"], name
+
+
+def test_reference_decoding_never_repeats_a_gloss():
+    # best path A A <blank> A B: CTC gives A A B, the reference's decoder A B
+    steps = [1, 1, 0, 1, 2]
+    log_probs = torch.full((1, 5, 3), -10.0)
+    log_probs[0, torch.arange(5), torch.tensor(steps)] = 0.0
+    out = RecognitionOutput(log_probs, log_probs, log_probs, torch.tensor([5]))
+    assert decode_glosses(out) == [[1, 1, 2]]
+    assert decode_glosses(out, merge_repeats=True) == [[1, 2]]
+    assert decode_glosses(out, beam_size=3, merge_repeats=True) == [[1, 2]]

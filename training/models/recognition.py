@@ -149,13 +149,23 @@ def ensemble_log_probs(log_probs: list[Tensor]) -> Tensor:
     return torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
 
 
-def decode_glosses(output: RecognitionOutput, beam_size: int = 1) -> list[list[int]]:
-    """Gloss ids per clip: best path for `beam_size` 1, CTC prefix beam search above."""
+def merge_repeated(ids: list[int]) -> list[int]:
+    """The same gloss twice in a row becomes one, as the reference's decoder outputs
+    (CTC alone keeps `A <blank> A` as two glosses)."""
+    return [g for i, g in enumerate(ids) if i == 0 or g != ids[i - 1]]
+
+
+def decode_glosses(
+    output: RecognitionOutput, beam_size: int = 1, merge_repeats: bool = False
+) -> list[list[int]]:
+    """Gloss ids per clip: best path for `beam_size` 1, CTC prefix beam search above;
+    with `merge_repeats`, never the same gloss twice in a row (the reference's output)."""
     if beam_size < 1:
         raise SltError(f"beam size must be at least 1, got {beam_size}")
     log_probs = output.gloss_log_probs.detach().float().cpu().numpy()
     lengths = output.output_lengths.detach().cpu().numpy()
-    return ctc_decode_batch(log_probs, lengths, beam_size, blank=BLANK_ID)
+    decoded = ctc_decode_batch(log_probs, lengths, beam_size, blank=BLANK_ID)
+    return [merge_repeated(ids) for ids in decoded] if merge_repeats else decoded
 
 
 def _check_video(frames: Tensor, lengths: Tensor | list[int], channels: int = 3) -> Tensor:
@@ -222,9 +232,11 @@ class CtcRecognizer(nn.Module):
         """Valid feature steps of clips of `lengths` frames (works on tensors, traceable)."""
         return output_length(lengths, NUM_BLOCKS)
 
-    def decode(self, output: RecognitionOutput, beam_size: int = 1) -> list[list[int]]:
+    def decode(
+        self, output: RecognitionOutput, beam_size: int = 1, merge_repeats: bool = False
+    ) -> list[list[int]]:
         """Gloss ids per clip of `output` (see `decode_glosses`)."""
-        return decode_glosses(output, beam_size)
+        return decode_glosses(output, beam_size, merge_repeats)
 
 
 class SingleStreamRecognizer(CtcRecognizer):
