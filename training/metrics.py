@@ -3,11 +3,14 @@
 Computed as TwoStream-SLT's evaluation does, so that our numbers compare with
 published ones:
 
-- WER: corpus WER on whitespace glosses (jiwer), after the PHOENIX-2014T gloss
-  clean-up where asked. The reference aligns with weighted costs (del 3, ins 3,
-  sub 4) where jiwer uses unit costs: the total error count, and so the WER,
-  agrees, but a tie may be split differently between substitutions and
-  deletion + insertion pairs.
+- WER: corpus WER on whitespace glosses (jiwer: Levenshtein's unit costs), after
+  the PHOENIX-2014T gloss clean-up where asked. The reference instead counts the
+  errors of an alignment with weighted costs (deletion 3, insertion 3, substitution
+  4), which is NOT always Levenshtein's total: for ref `A B C D E`, hyp `F G H A B`
+  it aligns 2 matches, 3 insertions and 3 deletions (6 errors, WER 120) where
+  Levenshtein counts 5 substitutions (WER 100). It also upper-cases glosses before
+  the clean-up. `wer="reference"` (`slt evaluate --wer reference`) reproduces it;
+  the default stays the field's standard.
 - BLEU-n: sacrebleu corpus BLEU with n-gram orders 1..n, no smoothing, no
   tokenisation beyond splitting on whitespace (the reference's
   `raw_corpus_bleu`), on lowercased text.
@@ -38,7 +41,13 @@ from slt_training.data.annotations import Clip, read_jsonl
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("gloss", "text")  # what `slt evaluate` scores: gloss sequences (WER) or translations
+TASKS = ("gloss", "text")
+WER_STYLES = ("standard", "reference")  # Levenshtein (jiwer), or the reference's weighted alignment
+REFERENCE_WER_COSTS = {
+    "del": 3,
+    "ins": 3,
+    "sub": 4,
+}  # TwoStream-SLT utils/metrics.py  # what `slt evaluate` scores: gloss sequences (WER) or translations
 CHARACTER_LANGS = frozenset({"zh", "ja"})  # scored on characters: words are not space-separated
 BLEU_ORDERS = (1, 2, 3, 4)  # BLEU-n reported for each n
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
@@ -143,14 +152,70 @@ def word_error_rate(hyps: list[str], refs: list[str]) -> float:
     return 100.0 * _word_measures(hyps, refs).wer
 
 
-def evaluate_gloss(hyps: list[str], refs: list[str], phoenix_cleanup: bool) -> GlossScores:
-    """Gloss WER with its error counts; `phoenix_cleanup` for PHOENIX-2014T (German) glosses."""
+def reference_alignment(ref: list[str], hyp: list[str]) -> tuple[int, int, int]:
+    """(substitutions, deletions, insertions) of the reference's WER alignment: minimum
+    weighted cost (deletion 3, insertion 3, substitution 4), traced back from the end
+    preferring a match, then a substitution, then an insertion, then a deletion.
+
+    (The reference keeps the cost table in uint8, which wraps for sequences costing
+    more than 255; we do not reproduce that overflow.)"""
+    c = REFERENCE_WER_COSTS
+    d = [[0] * (len(hyp) + 1) for _ in range(len(ref) + 1)]
+    for i in range(len(ref) + 1):
+        for j in range(len(hyp) + 1):
+            if i == 0 or j == 0:
+                d[i][j] = j * c["ins"] if i == 0 else i * c["del"]
+            elif ref[i - 1] == hyp[j - 1]:
+                d[i][j] = d[i - 1][j - 1]
+            else:
+                d[i][j] = min(
+                    d[i - 1][j - 1] + c["sub"], d[i][j - 1] + c["ins"], d[i - 1][j] + c["del"]
+                )
+    sub = dele = ins = 0
+    i, j = len(ref), len(hyp)
+    while i > 0 or j > 0:
+        diagonal = i > 0 and j > 0
+        if diagonal and d[i][j] == d[i - 1][j - 1] and ref[i - 1] == hyp[j - 1]:
+            i, j = i - 1, j - 1
+        elif diagonal and d[i][j] == d[i - 1][j - 1] + c["sub"]:
+            sub, i, j = sub + 1, i - 1, j - 1
+        elif j > 0 and d[i][j] == d[i][j - 1] + c["ins"]:
+            ins, j = ins + 1, j - 1
+        else:
+            dele, i = dele + 1, i - 1
+    return sub, dele, ins
+
+
+def _reference_scores(hyps: list[str], refs: list[str], phoenix_cleanup: bool) -> GlossScores:
+    counts = [reference_alignment(r.split(), h.split()) for h, r in zip(hyps, refs)]
+    ref_len = sum(len(r.split()) for r in refs)
+    if not ref_len:
+        raise SltError("every reference is empty, so WER is undefined; check the reference file")
+    sub, dele, ins = (sum(c[k] for c in counts) for k in range(3))
+    return GlossScores(
+        100.0 * (sub + dele + ins) / ref_len, sub, dele, ins, ref_len, len(refs), phoenix_cleanup
+    )
+
+
+def evaluate_gloss(
+    hyps: list[str], refs: list[str], phoenix_cleanup: bool, wer: str = "standard"
+) -> GlossScores:
+    """Gloss WER with its error counts; `phoenix_cleanup` for PHOENIX-2014T (German) glosses.
+
+    `wer="reference"`: as TwoStream-SLT scores (glosses upper-cased before the clean-up,
+    the weighted alignment of `reference_alignment`)."""
     _check_pairs(hyps, refs)
+    if wer not in WER_STYLES:
+        raise SltError(f"--wer must be one of {WER_STYLES}, got {wer!r}")
+    if wer == "reference":
+        hyps, refs = [h.upper() for h in hyps], [r.upper() for r in refs]
     if phoenix_cleanup:
         hyps = [clean_phoenix_2014t(h) for h in hyps]
         refs = [clean_phoenix_2014t(r) for r in refs]
-    out = _word_measures(hyps, refs)
     logger.info("scored %d gloss sequences (PHOENIX clean-up: %s)", len(refs), phoenix_cleanup)
+    if wer == "reference":
+        return _reference_scores(hyps, refs, phoenix_cleanup)
+    out = _word_measures(hyps, refs)
     return GlossScores(
         wer=100.0 * out.wer,
         sub=out.substitutions,

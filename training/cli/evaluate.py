@@ -29,6 +29,12 @@ def evaluate(
         "(default: on for --task gloss --lang de, off otherwise).",
     ),
     json_out: Path = typer.Option(None, "--json", help="Also write the scores to this JSON file."),
+    wer: str = typer.Option(
+        "standard",
+        "--wer",
+        help="--task gloss: 'standard' (Levenshtein, the field's WER) or 'reference' "
+        "(TwoStream-SLT's weighted alignment, glosses upper-cased first).",
+    ),
 ) -> None:
     """Score hypotheses against references as TwoStream-SLT reports: WER, BLEU-1..4, ROUGE-L.
 
@@ -48,11 +54,13 @@ def evaluate(
     lang = metrics.check_lang(lang) if lang is not None else None
     if task == "text" and phoenix_cleanup:
         raise SltError("--phoenix-cleanup applies to glosses; use it with --task gloss")
+    if task == "text" and wer != "standard":
+        raise SltError("--wer applies to glosses; use it with --task gloss")
     if phoenix_cleanup is None:
         phoenix_cleanup = metrics.default_phoenix_cleanup(task, lang)
     hyps, refs = metrics.load_pairs(hyp, ref, task)
     if task == "gloss":
-        scores = metrics.evaluate_gloss(hyps, refs, phoenix_cleanup=phoenix_cleanup)
+        scores = metrics.evaluate_gloss(hyps, refs, phoenix_cleanup=phoenix_cleanup, wer=wer)
     else:
         scores = metrics.evaluate_text(hyps, refs, lang)
     typer.echo(f"{task}: {hyp} vs {ref}")
@@ -63,6 +71,7 @@ def evaluate(
             {
                 "task": task,
                 "lang": lang,
+                **({"wer": wer} if task == "gloss" else {}),
                 "hyp": str(hyp),
                 "ref": str(ref),
                 "scores": asdict(scores),
