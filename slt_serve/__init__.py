@@ -8,12 +8,12 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 
-__all__ = ["Result", "GlossSpan", "Translator", "__version__"]
+__all__ = ["Result", "GlossSpan", "TranslateOptions", "Translator", "__version__"]
 
 
 def __getattr__(name: str):
     """`slt_serve.Translator` & co., imported on first use (the CLI need not load onnxruntime)."""
-    if name in ("Result", "GlossSpan", "Translator"):
+    if name in ("Result", "GlossSpan", "TranslateOptions", "Translator"):
         from slt_serve import translator
 
         return getattr(translator, name)
