@@ -153,13 +153,15 @@ def rows(development: bool) -> list[tuple[str, str, Deriver, Path, Deriver | Non
     out = []
     if VSL.is_file():
         vi_prev = previous_rules(lang="vi")
+        vi_prev_pyvi = previous_rules(lang="vi", segmenter="pyvi")
         out += [
             ("VSL-GH sample (vi)", "naive syllables", each(naive_words), VSL, None),
             ("", "underthesea words, upper-cased", each(underthesea_words), VSL, None),
             ("", "pyvi words, upper-cased", each(pyvi_words), VSL, None),
             ("", f"previous rules (git {BASELINE_REV})", vi_prev, VSL, None),
             ("", "ours (underthesea)", ours(lang="vi", segmenter="underthesea"), VSL, vi_prev),
-            ("", "ours (pyvi)", ours(lang="vi", segmenter="pyvi"), VSL, None),
+            ("", f"previous rules (pyvi, git {BASELINE_REV})", vi_prev_pyvi, VSL, None),
+            ("", "ours (pyvi)", ours(lang="vi", segmenter="pyvi"), VSL, vi_prev_pyvi),
             ("", "ours, --no-reorder", ours(lang="vi", reorder=False), VSL, None),
         ]
     if development:

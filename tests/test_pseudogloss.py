@@ -187,6 +187,20 @@ def test_segmenter_units_are_split_into_dictionary_words():
     assert split_compounds(names, lexicon) == names  # names and fixed expressions stay whole
 
 
+def test_dictionary_lookup_accepts_both_tone_mark_placements():
+    from slt_training.data.gloss_rules_vi import Word, spelling_variants, split_compounds
+
+    assert spelling_variants(["hòa bình"]) == {"hòa bình", "hoà bình"}
+    assert spelling_variants(["thuỷ tinh"]) == {"thuỷ tinh", "thủy tinh"}
+    assert spelling_variants(["mùa xuân", "quý khách", "hoàn thành"]) == {
+        "mùa xuân",  # ua, qu and closed syllables have one placement only
+        "quý khách",
+        "hoàn thành",
+    }
+    lexicon = spelling_variants(["sức khoẻ"])  # the dictionary's spelling
+    assert split_compounds([Word("sức khỏe", "N")], lexicon) == [Word("sức khỏe", "N")]
+
+
 def test_decomposed_vietnamese_input_is_normalised():
     text = "Tôi muốn đăng ký khám sức khỏe."
     decomposed = unicodedata.normalize("NFD", text)

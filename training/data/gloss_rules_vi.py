@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -102,19 +103,48 @@ def _load_backend(name: str) -> tuple[Callable[[str], list[tuple[str, str]]], fr
         from underthesea import pos_tag
         from underthesea.corpus import viet_dict_74K
 
-        lexicon = frozenset(w.lower() for w in viet_dict_74K.words if " " in w)
+        lexicon = spelling_variants(w.lower() for w in viet_dict_74K.words if " " in w)
         return pos_tag, lexicon
     from pyvi import ViPosTagger, ViTokenizer
 
     words_file = resources.files("pyvi").joinpath("models", "words.txt")
     lines = words_file.read_text("utf-8").splitlines()
-    lexicon = frozenset(w.strip().lower() for w in lines if " " in w.strip())
+    lexicon = spelling_variants(w.strip().lower() for w in lines if " " in w.strip())
 
     def pyvi_tag(text: str) -> list[tuple[str, str]]:
         words, tags = ViPosTagger.postagging(ViTokenizer.tokenize(text))
         return [(w.replace("_", " "), str(t)) for w, t in zip(words, tags)]
 
     return pyvi_tag, lexicon
+
+
+TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"  # huyền, sắc, ngã, hỏi, nặng (decomposed)
+# An open syllable in oa/oe/uy takes its tone on either vowel: hòa/hoà, khỏe/khoẻ, thúy/thuý.
+END = r"(?![^\W\d_])"  # no letter follows: the syllable is open
+TONE_ON_FIRST = re.compile(rf"(?<!q)(?:(o)([{TONE_MARKS}])([ae])|(u)([{TONE_MARKS}])(y)){END}")
+TONE_ON_SECOND = re.compile(rf"(?<!q)(?:(o)([ae])([{TONE_MARKS}])|(u)(y)([{TONE_MARKS}])){END}")
+
+
+def _swap(m: re.Match[str]) -> str:
+    a, b, c = m.group(1, 2, 3) if m.group(1) else m.group(4, 5, 6)
+    return a + c + b
+
+
+def spelling_variants(words: Iterable[str]) -> frozenset[str]:
+    """Words in both tone-mark placements (sức khỏe and sức khoẻ).
+
+    Vietnamese has two accepted placements of the tone mark in open oa/oe/uy
+    syllables, and a dictionary uses one: a text in the other would miss every
+    such compound (pyvi's dictionary has only `sức khoẻ`). Looking words up in a
+    dictionary holding both answers for either spelling; glosses keep the text's.
+    """
+    out = set()
+    for w in words:
+        nfd = unicodedata.normalize("NFD", w)
+        out.add(w)
+        for pattern in (TONE_ON_FIRST, TONE_ON_SECOND):
+            out.add(unicodedata.normalize("NFC", pattern.sub(_swap, nfd)))
+    return frozenset(out)
 
 
 def tag_words(text: str, segmenter: str) -> tuple[list[Word], frozenset[str]]:
