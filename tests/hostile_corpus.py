@@ -11,6 +11,7 @@ case may translate either. Expected codes assume `malformed_corpus.LIMITS`.
 from __future__ import annotations
 
 import io
+import struct
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -51,10 +52,19 @@ def make(out: Path, secret: Path, url: str) -> list[Case]:
                             ("mp4", "libx264", "mp4"), ("avi", "mjpeg", "avi")]:  # fmt: skip
         add(f"bomb.{ext}", _video(many, fmt, codec, fps=1000), "too_many_frames", f"{len(many)} frames in {fmt}")  # fmt: skip
     add("long.mkv", _video(_frames(30, 16), "matroska", "libx264", fps=1), "too_long", "30 s at 1 fps, Matroska")  # fmt: skip
+    add("understated.mkv", _understated(), "too_long", "30 s whose header says 2 s")
 
     # 4. a frame size change mid-stream, past the pixel limit
     add("grows.mkv", _growing(), "too_many_pixels", "64×64 frames, then 2048×1152")
     return cases
+
+
+def _understated() -> bytes:
+    """30 s of Matroska (1 fps) whose header's Duration element says 2 s."""
+    data = bytearray(_video(_frames(30, 16), "matroska", "libx264", fps=1))
+    i = data.find(b"\x44\x89\x88")  # Duration, an 8-byte float in milliseconds
+    data[i + 3 : i + 11] = struct.pack(">d", 2000.0)
+    return bytes(data)
 
 
 def _gif() -> bytes:

@@ -135,6 +135,19 @@ def test_slow_headers_and_bodies_get_408_and_block_no_one(s2t, tmp_path):
     assert counts["ok"] == 1 and counts["client_errors_by_code"] == {"request_timeout": 1}
 
 
+def test_a_request_past_the_time_limit_is_stopped_and_answered_503(s2t, tmp_path):
+    from fastapi.testclient import TestClient
+
+    clip = malformed_corpus._video(malformed_corpus._frames(25, 64), "mp4", "libx264")
+    settings = Settings(tmp_dir=tmp_path, request_timeout_s=1e-9)  # past it at the first frame
+    with TestClient(create_app(s2t, settings)) as c:
+        r = c.post("/v1/translate", files={"file": ("c.mp4", clip)})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "timeout", r.text
+        assert "`c.mp4`" in r.json()["error"]["message"]
+        counts = c.get("/v1/model").json()["requests"]
+    assert counts["timeouts"] == 1 and counts["server_errors"] == 0
+
+
 def test_gloss_body_not_utf8_or_nested_too_deep_is_the_clients_error(g2t, tmp_path):
     from fastapi.testclient import TestClient
 
