@@ -15,6 +15,7 @@ from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
 from slt_training.models.translation import GenerateOptions
 from slt_training.reference.checkpoint import read_checkpoint
+from slt_training.reference.text import pruned_tokenizer, read_map_ids, reference_text
 from slt_training.reference.translation import (
     build_translation,
     read_config,
@@ -203,3 +204,17 @@ def test_s2t_generated_token_ids(s2t, search):
         with torch.no_grad():
             ids = imported.model.generate(mask, options, features=head.features)[0].tolist()
         assert ids == record[search]["ids"], (variant, i)
+
+
+@pytest.mark.parametrize("name", ["g2t_tiny_mbart", "s2t_tiny_mbart"])
+def test_reference_text_of_every_record(name):
+    folder = kit_dir("tiny_mbart_de")
+    tokenizer = pruned_tokenizer(
+        folder / "tokenizer.json", read_map_ids(folder / "map_ids.json"), "de_DE"
+    )
+    assert tokenizer.lang_id == golden(name)["generation"]["decoder_start_id"]
+    for records in golden(name)["records"].values():
+        for record in records:
+            for search in ("beam5", "greedy"):
+                text = reference_text(record[search]["ids"], tokenizer, "de_DE")
+                assert text == record[search]["text"]
