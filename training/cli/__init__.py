@@ -12,7 +12,7 @@ import typer
 
 from slt_serve.doctor import DatasetState, provide_dataset_checks
 
-from . import data, evaluate, train
+from . import data, evaluate, imports, train
 
 
 def dataset_state(root: Path) -> DatasetState:
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     provide_dataset_checks(dataset_state)
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
+    app.add_typer(imports.app, name="import")
     app.command("features")(train.features)
     app.command("prune-mbart")(train.prune_mbart)
     app.command("evaluate")(evaluate.evaluate)
