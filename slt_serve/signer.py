@@ -25,6 +25,7 @@ found hand or face 1 and a missing one 0, and body points by their visibility.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -139,3 +140,24 @@ def check_signer(keypoints: np.ndarray, rule: SignerRule = SignerRule()) -> Sign
     if reason is not None:
         raise NoSigner(reason, presence)
     return presence
+
+
+class SignerCheckedPose:
+    """A pose model whose `estimate` raises `NoSigner` once a clip without a signer ends.
+
+    What the runtime runs for a bundle whose pose model is MediaPipe: the keypoints
+    stream on to the recognizer frame by frame as before, and the clip is judged on
+    all of them when its frames run out, before any text is decoded from it.
+    """
+
+    def __init__(self, pose, rule: SignerRule = SignerRule()) -> None:
+        self.pose, self.rule = pose, rule
+        self.layout = pose.layout
+
+    def estimate(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        kept = []
+        for points in self.pose.estimate(frames):
+            kept.append(points)
+            yield points
+        empty = np.zeros((0, skeleton.NUM_KEYPOINTS, 3), np.float32)
+        check_signer(np.stack(kept) if kept else empty, self.rule)

@@ -16,6 +16,7 @@ from slt_serve.errors import ApiError, SltError
 from slt_serve.signer import (
     FACE_NOSE_TIP,
     NoSigner,
+    SignerCheckedPose,
     SignerRule,
     check_signer,
     no_signer_reason,
@@ -108,3 +109,29 @@ def test_real_footage_cartoon_is_flagged_and_a_signer_is_not():
         check_signer(cartoon)
     signer = check_signer(pose.estimate_video(CLIPS / "ngt_number_10.mp4").keypoints)
     assert signer.person == 1.0 and signer.right_hand > 0.5
+
+
+class FixedPose:
+    """A pose model that returns given keypoints, one (133, 3) array per frame."""
+
+    layout = "coco_wholebody_133"
+
+    def __init__(self, keypoints: np.ndarray):
+        self.keypoints = keypoints
+
+    def estimate(self, frames):
+        for _frame, points in zip(frames, self.keypoints):
+            yield points
+
+
+def test_checked_pose_streams_every_frame_then_judges_the_clip():
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 20
+    ok = SignerCheckedPose(FixedPose(person(20, 20)))
+    assert len(list(ok.estimate(frames))) == 20 and ok.layout == "coco_wholebody_133"
+    got = []
+    with pytest.raises(NoSigner, match="no hands: a hand was found on 0 of 20 frames"):
+        for points in SignerCheckedPose(FixedPose(person(20, 0))).estimate(frames):
+            got.append(points)
+    assert len(got) == 20  # the frames went on to the recognizer; the verdict comes at the end
+    with pytest.raises(NoSigner, match="no frames"):
+        list(SignerCheckedPose(FixedPose(person(0, 0))).estimate([]))
