@@ -3,8 +3,9 @@
 Sign-to-gloss recognition (CTC) needs a gloss sequence per clip. Where a corpus
 has none, we derive one from the spoken-language text the way human glossers
 write them: upper-case sign names, function words without a sign dropped,
-numbers digit by digit, and (Vietnamese) multi-syllable words hyphen-joined
-and modal/aspect words at the clause end. Language rules:
+numbers digit by digit, and (Vietnamese) multi-syllable words hyphen-joined,
+time first, modal/aspect/negation words at the clause end and a yes/no question
+as one final sign (CÓ-KHÔNG). Language rules:
 
 - `vi`: word segmentation + POS (underthesea, else pyvi), rules in `gloss_rules_vi`.
 - `de`: PHOENIX-2014T style: lower-cased words, function words dropped, umlauts
