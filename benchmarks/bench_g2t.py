@@ -59,15 +59,20 @@ from pathlib import Path
 
 import torch
 
-from slt_serve.fileio import atomic_write, write_json
 from slt_training.data.annotations import read_jsonl
 from slt_training.data.text_data import TextBatch, TranslationDataset, collate, token_batches
 from slt_training.metrics import TextScores, evaluate_text
 from slt_training.models.translation import GenerateOptions, TranslationModel, TranslationOptions
-from slt_training.stages.translation_run import ModelSpec, load_translation_run, write_model_spec
+from slt_training.runs import (
+    BEST,
+    CHECKPOINTS,
+    ModelSpec,
+    TranslationRun,
+    load_translation_run,
+    write_checkpoint,
+)
 from slt_training.text.mbart import build_mbart, parameter_count, preset
 from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
-from slt_training.trainer import BEST, CHECKPOINTS, WEIGHTS_FILE
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phoenix-2014t"
 # the data README's peer on PHOENIX-2014T: name, dev BLEU-4, test BLEU-4, minutes, BP
@@ -246,26 +251,12 @@ def tune_length_penalty(run: Run, model, dev, tokenizer):
 
 def save_run(folder: Path, run: Run, model, tokenizer, options, dev, dev_scores, hyps, info):
     """The averaged model as a G2T run folder that `load_translation_run` reads."""
-    from safetensors.torch import save
-
-    folder.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec(model.mbart.config.to_dict(), model.options, options, "g2t", run.lang)
-    write_model_spec(folder, spec)
-    tokenizer.save(folder)
-    state, seen = {}, set()
-    for k, v in model.state_dict().items():  # tied embeddings stored once
-        if v.data_ptr() not in seen:
-            seen.add(v.data_ptr())
-            state[k] = v.contiguous()
-    with atomic_write(folder / CHECKPOINTS / AVERAGED / WEIGHTS_FILE, "wb") as f:
-        f.write(save(state, metadata={"format": "pt"}))
-    write_json(folder / CHECKPOINTS / BEST, {"dir": AVERAGED, **info, "metric": dev_scores.bleu4})
-    write_json(folder / "metrics.json", {"dev": dataclasses.asdict(dev_scores), "bench": info})
-    with atomic_write(folder / "predictions" / "dev.jsonl") as f:
-        for e, h in zip(dev.examples, hyps):
-            f.write(
-                json.dumps({"name": e.name, "hyp": h, "ref": e.text}, ensure_ascii=False) + "\n"
-            )
+    saved = TranslationRun.create(folder, spec)
+    tokenizer.save(saved.tokenizer_path)
+    write_checkpoint(folder, AVERAGED, model, **info, metric=dev_scores.bleu4)
+    saved.write_metrics({"dev": dataclasses.asdict(dev_scores), "bench": info})
+    saved.write_predictions("dev", [(e.name, h, e.text) for e, h in zip(dev.examples, hyps)])
     log.info("saved %s", folder)
 
 
@@ -305,7 +296,7 @@ def stage_result(run: Run, epochs: int, run_dir: Path) -> Result:
     if run.test:
         test = TranslationDataset(read_jsonl(run.test), trained.tokenizer)
         test_scores = score(run, trained.model, test, trained.tokenizer, options)[0]
-    steps = json.loads((result.run_dir / "metrics.json").read_text())["steps"]
+    steps = TranslationRun.open(result.run_dir).metrics()["steps"]
     recipe = (
         f"mBART {parameter_count(trained.model.mbart) / 1e6:.1f} M (small), "
         f"BPE {len(trained.tokenizer)}, {epochs} epochs / {steps} steps, best epoch "

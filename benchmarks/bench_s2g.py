@@ -25,7 +25,6 @@ frames first (several minutes).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
 import os
@@ -100,6 +99,7 @@ def train_one(label: str, args: list[str]) -> dict:
     logging.basicConfig(level=logging.WARNING)
     from slt_training.config import S2GConfig, load_config
     from slt_training.data.annotations import load_split
+    from slt_training.runs import S2GRun
     from slt_training.stages.s2g import train
 
     cfg = load_config(CONFIG, S2GConfig, args)
@@ -108,7 +108,7 @@ def train_one(label: str, args: list[str]) -> dict:
     flops = gflops_per_clip(cfg, mean_frames)
     started = time.monotonic()
     result = train(cfg)
-    metrics = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
+    metrics = S2GRun.of(cfg).metrics()
     return {
         "label": label,
         "history": metrics["history"],

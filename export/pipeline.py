@@ -242,9 +242,9 @@ def _stage_config(
 
 def file_digest(*paths: Path) -> str:
     """One sha256 over the named files (name and content hash each; a missing file as absent)."""
-    from slt_training.stages.features import file_sha256
+    from slt_serve.fileio import files_sha256
 
-    return combine(*(f"{p.name}:{file_sha256(p) if p.is_file() else '<absent>'}" for p in paths))
+    return files_sha256(*paths)
 
 
 def combine(*parts: str) -> str:
@@ -259,11 +259,10 @@ def annotations_digest(root: Path) -> str:
 
 def best_weights_digest(run_dir: Path) -> str:
     """sha256 of a run's best checkpoint weights ('' when it has none)."""
-    from slt_training.stages.features import file_sha256
-    from slt_training.trainer import BEST, WEIGHTS_FILE, checkpoint_pointer
+    from slt_training.runs import BEST, checkpoint_pointer, weights_sha256
 
     folder = checkpoint_pointer(run_dir, BEST)
-    return "" if folder is None else file_sha256(folder / WEIGHTS_FILE)
+    return "" if folder is None else weights_sha256(folder)
 
 
 # --- the state file -------------------------------------------------------------------

@@ -183,8 +183,8 @@ def test_slt_export_model_from_a_g2t_run_folder(tmp_path):
     from test_g2t_stage import make_text_corpus
     from test_g2t_stage import tiny as g2t_config
 
+    from slt_training.runs import load_translation_run
     from slt_training.stages import g2t
-    from slt_training.stages.translation_run import load_translation_run
 
     corpus = make_text_corpus(tmp_path / "ds")
     cfg = g2t_config(corpus, tmp_path / "run", training={"epochs": 1})
@@ -214,8 +214,8 @@ def test_slt_export_model_from_an_s2g_run_translates_its_videos(tmp_path):
     from slt_serve.video import read_frames
     from slt_training.data.annotations import load_split
     from slt_training.data.s2g_data import ClipOptions, crop_resize, to_input
+    from slt_training.runs import S2GRun
     from slt_training.stages import s2g
-    from slt_training.stages.translation_run import build_recognizer
     from slt_training.trainer import BEST, checkpoint_pointer, load_weights
 
     corpus = make_corpus(tmp_path / "ds", clips=8)
@@ -226,7 +226,7 @@ def test_slt_export_model_from_an_s2g_run_translates_its_videos(tmp_path):
     assert "single_stream s2g bundle" in r.stdout and "2/2 clips same glosses" in r.stdout
     translator = Translator.from_bundle(tmp_path / "bundle")
     assert translator.stage == "s2g" and translator.ctc_beam_size == 2
-    model = build_recognizer(tmp_path / "run")
+    model = S2GRun.open(tmp_path / "run").build_recognizer()
     load_weights(model, checkpoint_pointer(tmp_path / "run", BEST))
     model.eval()
     spec = translator.spec

@@ -19,8 +19,8 @@ from slt_serve.errors import SltError
 from slt_training.config import G2TConfig, S2TConfig, load_config, validate_config
 from slt_training.data.annotations import load_split
 from slt_training.data.text_data import TranslationDataset, token_batches
+from slt_training.runs import load_translation_run
 from slt_training.stages import g2t
-from slt_training.stages.translation_run import load_translation_run
 from slt_training.stages.translation_task import eval_batches, generate_options
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ from test_s2g_data import SIZE, make_corpus
 from slt_serve.errors import SltError
 from slt_training.config import S2GConfig, load_config, validate_config
 from slt_training.models.s3d import output_length
+from slt_training.runs import INPUT_SPEC_FILE, S2GRun
 from slt_training.stages import features, s2g
 
 
@@ -69,7 +70,7 @@ def test_train_and_features_from_the_command_line(corpus, tmp_path):
 
 
 def check_features(cfg: S2GConfig, root: Path) -> None:
-    digest = features.file_sha256(s2g.best_checkpoint(cfg) / "model.safetensors")
+    digest = S2GRun.of(cfg).weights_sha256()
     for split in ("dev", "test"):
         written = features.FeatureSplit.open(Path(cfg.run_dir) / "features" / split, digest)
         clips = [json.loads(line) for line in (root / f"{split}.jsonl").open()]
@@ -94,7 +95,7 @@ def test_narrow_network_on_every_2nd_frame_trains_and_writes_strided_features(co
         training={"max_steps": 2, "eval_beam_size": 1},
     )
     s2g.train(cfg)
-    spec = json.loads((tmp_path / "run" / s2g.INPUT_SPEC).read_text())
+    spec = json.loads((tmp_path / "run" / INPUT_SPEC_FILE).read_text())
     assert spec["frame_stride"] == 2
     report = features.extract(cfg, "dev")
     written = features.FeatureSplit.open(report.out_dir / "dev", report.checkpoint_sha256)

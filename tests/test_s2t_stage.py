@@ -18,8 +18,8 @@ from test_s2g_stage import tiny as tiny_s2g
 
 from slt_serve.errors import SltError
 from slt_training.config import G2TConfig, S2TConfig, validate_config
+from slt_training.runs import S2GRun, load_translation_run
 from slt_training.stages import features, g2t, s2g, s2t
-from slt_training.stages.translation_run import load_translation_run
 from slt_training.stages.translation_task import eval_batches
 
 TRAINING = {
@@ -140,7 +140,7 @@ def test_trains_on_features_from_the_g2t_run(s2g_run, g2t_run, tmp_path):
     tokenizer = (result.run_dir / "tokenizer.json").read_text()
     assert tokenizer == (g2t_run / "tokenizer.json").read_text()
     spec = json.loads((result.run_dir / "model.json").read_text())
-    digest = features.file_sha256(s2g.best_checkpoint(s2g_config(s2g_run)) / "model.safetensors")
+    digest = S2GRun.open(s2g_run).weights_sha256()
     assert spec["stage"] == "s2t" and spec["s2g_checkpoint_sha256"] == digest
     assert spec["translation_options"]["input"] == "features" and not spec["finetune_s2g"]
     assert Path(spec["s2g_run"]) == s2g_run.resolve()
@@ -160,7 +160,7 @@ def test_trains_on_features_from_the_g2t_run(s2g_run, g2t_run, tmp_path):
 
 
 def test_starts_from_the_g2t_weights(s2g_run, g2t_run, tmp_path):
-    from slt_training.stages.translation_run import read_weights, split_state
+    from slt_training.runs import read_weights, split_state
 
     cfg = config(tmp_path / "run", s2g_run, g2t_run=str(g2t_run))
     g2t_weights = split_state(read_weights(load_translation_run(g2t_run).checkpoint), "mbart")
@@ -189,8 +189,8 @@ def test_fine_tunes_the_recognizer_end_to_end(s2g_run, tmp_path):
         s2t.SignClips(
             Path(s2g_config(s2g_run).data.root),
             "dev",
-            s2t.load_vocab(s2g_config(s2g_run).data.root),
-            s2t.load_clip_options(s2g_config(s2g_run)),
+            S2GRun.open(s2g_run).vocab(),
+            S2GRun.open(s2g_run).clip_options(),
         ),
         run.tokenizer,
     )
@@ -209,4 +209,6 @@ def s2g_config(s2g_run: Path):
 def s2g_weights(s2g_run: Path) -> dict:
     from safetensors.torch import load_file
 
-    return load_file(str(s2g.best_checkpoint(s2g_config(s2g_run)) / "model.safetensors"))
+    from slt_training.runs import WEIGHTS_FILE
+
+    return load_file(str(S2GRun.open(s2g_run).best_checkpoint() / WEIGHTS_FILE))

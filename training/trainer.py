@@ -49,16 +49,21 @@ from tqdm import tqdm
 from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
 from slt_training.config import TrainingConfig
+from slt_training.runs import (  # noqa: F401  (BEST, LATEST, checkpoint_pointer: re-exported)
+    BEST,
+    CHECKPOINTS,
+    LATEST,
+    WEIGHTS_FILE,
+    checkpoint_pointer,
+    write_checkpoint_pointer,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 # The LR schedule's position, as JSON: accelerate would pickle a registered object and
 # load it back with weights_only=False, which we never do with a file from disk.
 SCHEDULER_FILE = "scheduler.json"
-WEIGHTS_FILE = "model.safetensors"  # what accelerator.save_state names the model's weights
-LATEST, BEST = "latest.json", "best.json"
 
 
 class TrainingTask(Protocol):
@@ -108,17 +113,6 @@ class FitResult:
     best_checkpoint: Path | None  # folder of the best epoch checkpoint (None: no epoch ended)
     latest_checkpoint: Path | None
     stopped_early: bool  # max_minutes / max_steps reached before the last epoch
-
-
-def checkpoint_pointer(run_dir: str | os.PathLike, which: str = BEST) -> Path | None:
-    """Folder a pointer file (`best.json`, `latest.json`) names, or None if there is none."""
-    import json
-
-    path = Path(run_dir) / CHECKPOINTS / which
-    if not path.is_file():
-        return None
-    folder = Path(run_dir) / CHECKPOINTS / json.loads(path.read_text(encoding="utf-8"))["dir"]
-    return folder if folder.is_dir() else None
 
 
 def load_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
@@ -351,12 +345,11 @@ class Trainer:
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
-            pointer = {"dir": tag, "epoch": self.state.epoch, "step": self.state.step}
-            write_json(self.run_dir / CHECKPOINTS / LATEST, pointer)
+            info = {"epoch": self.state.epoch, "step": self.state.step}
+            write_checkpoint_pointer(self.run_dir, LATEST, tag, **info)
             if best:
-                write_json(
-                    self.run_dir / CHECKPOINTS / BEST, pointer | {"metric": self.state.best_metric}
-                )
+                info["metric"] = self.state.best_metric
+                write_checkpoint_pointer(self.run_dir, BEST, tag, **info)
             self._prune(tag)
             log.info("saved %s", folder)
         self._last_save = time.monotonic()

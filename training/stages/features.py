@@ -17,7 +17,6 @@ into a batch gives slightly different features than alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,12 +33,11 @@ from slt_training.config import S2GConfig
 from slt_training.data.annotations import parse_splits, split_path
 from slt_training.data.s2g_data import SignClips, collate, frame_indices, load_vocab
 from slt_training.models.s3d import output_length
-from slt_training.stages.s2g import best_checkpoint, build_model, load_clip_options, run_model
-from slt_training.trainer import WEIGHTS_FILE, load_weights
+from slt_training.runs import FEATURES_DIR, S2GRun
+from slt_training.stages.s2g import run_model
 
 log = logging.getLogger(__name__)
 
-FEATURES_DIR = "features"
 INDEX_FILE = "index.json"
 FORMAT = "slt-features/1"
 
@@ -63,17 +61,17 @@ def extract(
     device: str | None = None,
 ) -> FeaturesReport:
     """Run the best S2G checkpoint over `splits` and write their features (see module doc)."""
-    checkpoint = best_checkpoint(cfg)
+    run = S2GRun.of(cfg)
+    checkpoint = run.best_checkpoint()
     split_list = [s for s in parse_splits(splits) if split_path(cfg.data.root, s).is_file()]
     if not split_list:
         raise SltError(f"{cfg.data.root}: none of the splits {splits!r} exist")
-    out = Path(out_dir) if out_dir else Path(cfg.run_dir) / FEATURES_DIR
+    out = Path(out_dir) if out_dir else run.run_dir / FEATURES_DIR
     vocab = load_vocab(cfg.data.root)
-    model, _ = build_model(cfg, len(vocab), pretrained=False)
-    load_weights(model, checkpoint)
+    model = run.load_recognizer()
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-    digest = file_sha256(checkpoint / WEIGHTS_FILE)
-    options = load_clip_options(cfg)
+    digest = run.weights_sha256()
+    options = run.clip_options()
     clips, steps = {}, {}
     for split in split_list:
         dataset = SignClips(cfg.data.root, split, vocab, options)
@@ -149,14 +147,6 @@ def _hidden_size(model) -> int:
 def _open_temp(path: Path, shape: tuple[int, int]) -> np.memmap:
     tmp = path.with_name(f".{path.name}.tmp")
     return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

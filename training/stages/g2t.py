@@ -8,7 +8,7 @@ resume) → reload the best checkpoint → dev and test with the configured beam
 `metrics.json`, `predictions/`.
 
 The run folder is the contract `slt train s2t` (`g2t_run`), `slt pipeline` and the
-ONNX exporter read: see `slt_training.stages.translation_run`.
+ONNX exporter read: see `slt_training.runs`.
 
 Run it as `slt train g2t CONFIG`, or on several GPUs with
 `accelerate launch -m slt_serve.cli train g2t CONFIG`.
@@ -26,58 +26,49 @@ from slt_training.config import G2TConfig
 from slt_training.data.annotations import load_split
 from slt_training.data.text_data import TranslationDataset
 from slt_training.models.translation import TranslationModel, TranslationOptions
+from slt_training.runs import ModelSpec, TranslationRun, prepare_run_dir
 
+from . import translation_task as task
 from .script import stage_main
-from .translation_run import ModelSpec, write_model_spec
-from .translation_task import (
-    TranslationResult,
-    batched_loader_args,
-    check_lengths,
-    eval_batches,
-    existing_splits,
-    fit_and_evaluate,
-    generate_options,
-    make_mbart,
-    make_tokenizer,
-    prepare_run,
-)
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: G2TConfig, resume: bool = False) -> TranslationResult:
+def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     """Train, select on dev BLEU-4, evaluate the best checkpoint; see the module docstring."""
     root = Path(cfg.data.root)
-    run_dir = prepare_run(cfg, resume, root)
+    run_dir = prepare_run_dir(cfg, resume, root)
     train_clips = load_split(root, cfg.data.train_split)
-    tokenizer = make_tokenizer(
+    tokenizer = task.make_tokenizer(
         cfg.tokenizer, cfg.model, cfg.data.lang, run_dir, train_clips, True, resume
     )
     torch.manual_seed(cfg.training.seed)
-    mbart = make_mbart(cfg.model, tokenizer)
+    mbart = task.make_mbart(cfg.model, tokenizer)
     options = TranslationOptions(input="gloss", label_smoothing=cfg.model.label_smoothing)
     model = TranslationModel(mbart, options)
-    write_model_spec(
+    TranslationRun.create(
         run_dir,
         ModelSpec(
             mbart_config=mbart.config.to_dict(),
             translation_options=options,
-            generation=generate_options(cfg.generation),
+            generation=task.generate_options(cfg.generation),
             stage="g2t",
             lang=cfg.data.lang,
         ),
     )
     train_set = TranslationDataset(train_clips, tokenizer)
-    check_lengths(train_set.examples, mbart.config.max_position_embeddings, cfg.data.train_split)
+    task.check_lengths(
+        train_set.examples, mbart.config.max_position_embeddings, cfg.data.train_split
+    )
     datasets = {
         split: TranslationDataset(load_split(root, split), tokenizer)
-        for split in existing_splits(root, cfg.data)
+        for split in task.existing_splits(root, cfg.data)
     }
-    batches = {s: partial(eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
-    loader_args = batched_loader_args(
+    batches = {s: partial(task.eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
+    loader_args = task.batched_loader_args(
         train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
     )
-    return fit_and_evaluate(
+    return task.fit_and_evaluate(
         "g2t", cfg, run_dir, model, mbart, loader_args, batches, tokenizer, resume
     )
 

@@ -20,9 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from slt_serve.errors import SltError
-from slt_serve.fileio import atomic_write, write_json
 from slt_serve.vocab import GlossVocab
-from slt_training.config import S2GConfig, config_hash, save_config
+from slt_training.config import S2GConfig, config_hash
 from slt_training.data.annotations import split_path
 from slt_training.data.s2g_data import (
     ClipBatch,
@@ -46,14 +45,12 @@ from slt_training.models.recognition import (
     TwoStreamRecognizer,
 )
 from slt_training.models.visual_head import VisualHeadOptions
+from slt_training.runs import InputSpec, S2GRun, dataset_fps, prepare_run_dir
 from slt_training.stages.script import stage_main
-from slt_training.trainer import BEST, CHECKPOINTS, Trainer, checkpoint_pointer, load_weights
+from slt_training.trainer import Trainer, load_weights
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-PREDICTIONS_DIR = "predictions"
-INPUT_SPEC = "input_spec.json"
 SCRATCH_BN_MOMENTUM = 0.1  # PyTorch's default; S3D's own 1e-3 is for pretrained statistics
 
 
@@ -70,10 +67,11 @@ class S2GResult:
 
 def train(cfg: S2GConfig, resume: bool = False) -> S2GResult:
     """Train, select on dev WER, evaluate the best checkpoint; see the module docstring."""
-    run_dir = prepare_run(cfg, resume)
+    run_dir = prepare_run_dir(cfg, resume, cfg.data.root)
     vocab = load_vocab(cfg.data.root)
     model, options = build_model(cfg, len(vocab))
-    save_input_spec(run_dir, options)
+    fps = dataset_fps(cfg.data.root, cfg.data.train_split)  # saved: export reads it back
+    S2GRun.of(cfg).write_input_spec(InputSpec.from_clip_options(options, fps))
     train_set = SignClips(cfg.data.root, cfg.data.train_split, vocab, options)
     dev_set = SignClips(cfg.data.root, cfg.data.dev_split, vocab, options)
     task = S2GTask(cfg, vocab, dev_set)
@@ -98,26 +96,6 @@ def train(cfg: S2GConfig, resume: bool = False) -> S2GResult:
 
 
 # --- steps -----------------------------------------------------------------------------
-
-
-def prepare_run(cfg: S2GConfig, resume: bool) -> Path:
-    """Create the run folder and copy the config into it; never overwrite another run."""
-    run_dir = Path(cfg.run_dir)
-    has_run = checkpoint_pointer(run_dir, "latest.json") is not None
-    if has_run and not resume:
-        raise SltError(
-            f"{run_dir} already holds a training run; pass --resume to continue it, "
-            "or set another run_dir"
-        )
-    for split in (cfg.data.train_split, cfg.data.dev_split):
-        if not split_path(cfg.data.root, split).is_file():
-            raise SltError(
-                f"{cfg.data.root}: no '{split}' split; prepare the dataset first "
-                "(`slt data synth` or `slt data import-…`)"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir)
-    return run_dir
 
 
 def build_model(
@@ -297,24 +275,23 @@ class S2GTask:
 def final_evaluation(cfg: S2GConfig, model: nn.Module, vocab: GlossVocab, fit) -> dict:
     """Reload the best checkpoint, score dev (and test) with beam search, write metrics.json."""
     load_weights(model, fit.best_checkpoint)
-    run_dir, beam = Path(cfg.run_dir), cfg.training.eval_beam_size
+    run, beam = S2GRun.of(cfg), cfg.training.eval_beam_size
     splits = [cfg.data.dev_split]
     test = cfg.data.test_split
     if test and split_path(cfg.data.root, test).is_file():
         splits.append(test)
-    options = load_clip_options(cfg)
+    options = run.clip_options()
     scores = {}
     for split in splits:
         dataset = SignClips(cfg.data.root, split, vocab, options)
         rows = predict(model, dataset, cfg, vocab, beam)
         scores[split] = score(rows, False)
-        _write_predictions(run_dir / PREDICTIONS_DIR / f"{split}.jsonl", rows)
+        run.write_predictions(split, rows)
         log.info("%s: WER %.2f (beam %d)", split, scores[split]["wer"], beam)
-    write_json(
-        run_dir / METRICS_FILE,
+    run.write_metrics(
         {
             "stage": "s2g",
-            "checkpoint": str(fit.best_checkpoint.relative_to(run_dir)),
+            "checkpoint": str(fit.best_checkpoint.relative_to(run.run_dir)),
             "best_epoch": fit.state.best_epoch,
             "beam_size": beam,
             "scores": scores,
@@ -324,65 +301,6 @@ def final_evaluation(cfg: S2GConfig, model: nn.Module, vocab: GlossVocab, fit) -
         },
     )
     return scores
-
-
-def save_input_spec(run_dir: Path, options: ClipOptions) -> None:
-    """What the network reads (size, normalisation, channels, keypoints), for features and export."""
-    write_json(
-        run_dir / INPUT_SPEC,
-        {
-            "frame_size": options.frame_size,
-            "input_size": options.input_size,
-            "mean": list(options.mean),
-            "std": list(options.std),
-            "motion_channels": options.motion_channels,
-            "frame_stride": options.frame_stride,
-            "keypoints": None if options.keypoints is None else list(options.keypoints),
-            "eval_crop": options.eval_crop,
-        },
-    )
-
-
-def load_clip_options(cfg: S2GConfig) -> ClipOptions:
-    """The clip options a run trained with (from its input spec), for scoring and features."""
-    import json
-
-    path = Path(cfg.run_dir) / INPUT_SPEC
-    if not path.is_file():
-        raise SltError(f"{path}: missing; run `slt train s2g CONFIG` first")
-    spec = json.loads(path.read_text(encoding="utf-8"))
-    keypoints = spec["keypoints"]
-    return ClipOptions(
-        frame_size=spec["frame_size"],
-        input_size=spec["input_size"],
-        mean=tuple(spec["mean"]),
-        std=tuple(spec["std"]),
-        motion_channels=spec["motion_channels"],
-        frame_stride=spec.get("frame_stride", 1),  # runs from before the option: every frame
-        keypoints=None if keypoints is None else tuple(keypoints),
-        eval_crop=spec["eval_crop"],
-        augmentation=cfg.augmentation,
-        seed=cfg.training.seed,
-    )
-
-
-def _write_predictions(path: Path, rows: list[tuple[str, str, str]]) -> None:
-    import json
-
-    with atomic_write(path) as f:
-        for name, hyp, ref in rows:
-            f.write(json.dumps({"name": name, "hyp": hyp, "ref": ref}, ensure_ascii=False) + "\n")
-
-
-def best_checkpoint(cfg: S2GConfig) -> Path:
-    """The run's best checkpoint folder; refuses, naming the command, when there is none."""
-    folder = checkpoint_pointer(cfg.run_dir, BEST)
-    if folder is None:
-        raise SltError(
-            f"{Path(cfg.run_dir) / CHECKPOINTS}: no trained S2G checkpoint; "
-            f"run `slt train s2g CONFIG` first"
-        )
-    return folder
 
 
 def main(argv: list[str] | None = None) -> None:

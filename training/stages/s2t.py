@@ -20,13 +20,12 @@ The order matters: a translation model trained on an untrained recognizer learns
 nothing (BLEU-4 under 2), which is why S2T refuses to start without a trained S2G
 run, and refuses features that another checkpoint made.
 
-The run folder follows `slt_training.stages.translation_run` (`model.json` records
-the S2G run and its checkpoint's sha256).
+The run folder follows `slt_training.runs` (`model.json` records the S2G run and its
+checkpoint's sha256).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -37,9 +36,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from slt_serve.errors import SltError
-from slt_training.config import CONFIG_COPY, S2GConfig, S2TConfig, load_config
+from slt_training.config import S2TConfig
 from slt_training.data.annotations import load_split
-from slt_training.data.s2g_data import ClipBatch, EpochSampler, SignClips, load_vocab
+from slt_training.data.s2g_data import ClipBatch, EpochSampler, SignClips
 from slt_training.data.s2g_data import collate as collate_clips
 from slt_training.data.text_data import TranslationDataset
 from slt_training.models.translation import (
@@ -48,93 +47,64 @@ from slt_training.models.translation import (
     TranslationModel,
     TranslationOptions,
 )
-from slt_training.stages.features import FEATURES_DIR, INDEX_FILE, FeatureSplit, file_sha256
-from slt_training.stages.s2g import build_model, load_clip_options, run_model
-from slt_training.text.tokenizer import TOKENIZER_FILE, TextTokenizer
-from slt_training.trainer import BEST, WEIGHTS_FILE, checkpoint_pointer
-
-from .script import stage_main
-from .translation_run import (
+from slt_training.runs import (
+    TOKENIZER_FILE,
     ModelSpec,
-    best_checkpoint_of,
+    S2GRun,
+    TranslationRun,
     load_state,
     mbart_from_config,
-    read_model_spec,
+    prepare_run_dir,
     read_weights,
     split_state,
-    write_model_spec,
 )
-from .translation_task import (
-    TranslationResult,
-    batched_loader_args,
-    check_lengths,
-    eval_batches,
-    existing_splits,
-    fit_and_evaluate,
-    generate_options,
-    make_mbart,
-    make_tokenizer,
-    prepare_run,
-)
+from slt_training.stages.features import INDEX_FILE, FeatureSplit
+from slt_training.stages.s2g import run_model
+from slt_training.text.tokenizer import TextTokenizer
+
+from . import translation_task as task
+from .script import stage_main
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class S2GInputs:
-    """The S2G run S2T builds on, checked."""
+    """The S2G run S2T builds on, checked: its best checkpoint and that checkpoint's hash."""
 
-    run_dir: Path
-    cfg: S2GConfig
-    checkpoint: Path  # its best checkpoint folder
+    run: S2GRun
     sha256: str  # of the best checkpoint's weights
-    config_path: Path  # S2G_RUN/config.yaml, for the commands in messages
 
 
 def check_s2g_run(s2g_run: Path) -> S2GInputs:
     """The S2G run's config and best checkpoint; refuses, naming `slt train s2g`, without."""
-    config_path = s2g_run / CONFIG_COPY
-    if not config_path.is_file():
-        raise SltError(
-            f"{s2g_run}: not an S2G run (no {CONFIG_COPY}); train the recognizer first: "
-            "`slt train s2g CONFIG`"
-        )
-    cfg = load_config(config_path, S2GConfig)
-    checkpoint = checkpoint_pointer(s2g_run, BEST)
-    if checkpoint is None or not (checkpoint / WEIGHTS_FILE).is_file():
-        raise SltError(
-            f"{s2g_run}: no trained S2G checkpoint; train the recognizer first: "
-            f"`slt train s2g {config_path}`"
-        )
-    return S2GInputs(s2g_run, cfg, checkpoint, file_sha256(checkpoint / WEIGHTS_FILE), config_path)
+    run = S2GRun.open(s2g_run)
+    return S2GInputs(run, run.weights_sha256())
 
 
 def open_features(s2g: S2GInputs, split: str) -> FeatureSplit:
     """A split's features, refused (naming `slt features`) when missing or made by another
     checkpoint than the S2G run's current best."""
-    folder = s2g.run_dir / FEATURES_DIR / split
-    command = f"`slt features {s2g.config_path} --split train,dev,test`"
+    folder = s2g.run.features_dir(split)
+    command = f"`slt features {s2g.run.config_path} --split train,dev,test`"
     if not (folder / INDEX_FILE).is_file():
         raise SltError(f"{folder}: no features for '{split}'; extract them first: {command}")
-    index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
-    if index.get("checkpoint_sha256") != s2g.sha256:
+    split_features = FeatureSplit.open(folder)
+    if split_features.index.get("checkpoint_sha256") != s2g.sha256:
         raise SltError(
             f"{folder}: features were made by another S2G checkpoint than the run's best "
-            f"({s2g.checkpoint.name}); extract them again: {command}"
+            f"({s2g.run.best_checkpoint().name}); extract them again: {command}"
         )
-    return FeatureSplit.open(folder, s2g.sha256)
+    return split_features
 
 
-def check_g2t_run(g2t_run: Path) -> tuple[ModelSpec, Path]:
-    """The G2T run's model.json and best checkpoint; refuses, naming `slt train g2t`."""
-    if not (g2t_run / "model.json").is_file():
-        raise SltError(
-            f"{g2t_run}: not a G2T run (no model.json); train it first: `slt train g2t CONFIG`"
-        )
-    spec = read_model_spec(g2t_run)
-    if spec.stage != "g2t":
-        raise SltError(f"{g2t_run}: a {spec.stage} run, g2t_run needs a G2T run")
-    return spec, best_checkpoint_of(g2t_run, "slt train g2t CONFIG")
+def check_g2t_run(g2t_run: Path) -> TranslationRun:
+    """The G2T run with a best checkpoint; refuses, naming `slt train g2t`."""
+    run = TranslationRun.open(g2t_run)
+    if run.stage != "g2t":
+        raise SltError(f"{g2t_run}: a {run.stage} run, g2t_run needs a G2T run")
+    run.best_checkpoint()
+    return run
 
 
 # --- the end-to-end model (finetune_s2g) -----------------------------------------------
@@ -216,41 +186,41 @@ class SignTranslator(nn.Module):
 # --- the stage -------------------------------------------------------------------------
 
 
-def train(cfg: S2TConfig, resume: bool = False) -> TranslationResult:
+def train(cfg: S2TConfig, resume: bool = False) -> task.TranslationResult:
     """Check inputs, train, select on dev BLEU-4, evaluate; see the module docstring."""
     s2g = check_s2g_run(Path(cfg.s2g_run))
     g2t = check_g2t_run(Path(cfg.g2t_run)) if cfg.g2t_run is not None else None
-    root = Path(cfg.data.root or s2g.cfg.data.root)
-    splits = [cfg.data.train_split, *existing_splits(root, cfg.data)]
+    root = Path(cfg.data.root or s2g.run.config.data.root)
+    splits = [cfg.data.train_split, *task.existing_splits(root, cfg.data)]
     features = None
     if not cfg.finetune_s2g:  # refuse before anything is written
         features = {split: open_features(s2g, split) for split in splits}
-    run_dir = prepare_run(cfg, resume, root)
+    run_dir = prepare_run_dir(cfg, resume, root)
     train_clips = load_split(root, cfg.data.train_split)
     if g2t is not None:
-        tokenizer = TextTokenizer.load(Path(cfg.g2t_run) / TOKENIZER_FILE)
+        tokenizer = g2t.tokenizer()
         tokenizer.save(run_dir / TOKENIZER_FILE)
     else:
-        tokenizer = make_tokenizer(
+        tokenizer = task.make_tokenizer(
             cfg.tokenizer, cfg.model, cfg.data.lang, run_dir, train_clips, False, resume
         )
     torch.manual_seed(cfg.training.seed)
     mbart = initial_mbart(cfg, tokenizer, g2t)
     options = TranslationOptions(
         input="features",
-        feature_dim=s2g.cfg.model.hidden_size,
+        feature_dim=s2g.run.config.model.hidden_size,
         label_smoothing=cfg.model.label_smoothing,
     )
     translation = TranslationModel(mbart, options)
-    write_model_spec(
+    TranslationRun.create(
         run_dir,
         ModelSpec(
             mbart_config=mbart.config.to_dict(),
             translation_options=options,
-            generation=generate_options(cfg.generation),
+            generation=task.generate_options(cfg.generation),
             stage="s2t",
             lang=cfg.data.lang,
-            s2g_run=str(s2g.run_dir.resolve()),
+            s2g_run=str(s2g.run.run_dir.resolve()),
             s2g_checkpoint_sha256=s2g.sha256,
             finetune_s2g=cfg.finetune_s2g,
         ),
@@ -260,18 +230,18 @@ def train(cfg: S2TConfig, resume: bool = False) -> TranslationResult:
     else:
         model, data = on_features(cfg, features, translation, tokenizer, root, splits)
     *loader_args, batches = data
-    return fit_and_evaluate(
+    return task.fit_and_evaluate(
         "s2t", cfg, run_dir, model, mbart, tuple(loader_args), batches, tokenizer, resume
     )
 
 
-def initial_mbart(cfg: S2TConfig, tokenizer: TextTokenizer, g2t: tuple[ModelSpec, Path] | None):
+def initial_mbart(cfg: S2TConfig, tokenizer: TextTokenizer, g2t: TranslationRun | None):
     """mBART with the G2T run's best weights, or built as G2T builds it."""
     if g2t is None:
-        return make_mbart(cfg.model, tokenizer)
-    spec, checkpoint = g2t
+        return task.make_mbart(cfg.model, tokenizer)
+    checkpoint = g2t.best_checkpoint()
     drop = {"dropout": cfg.model.dropout, "attention_dropout": cfg.model.attention_dropout}
-    mbart = mbart_from_config(spec.mbart_config, **drop)
+    mbart = mbart_from_config(g2t.spec.mbart_config, **drop)
     load_state(mbart, split_state(read_weights(checkpoint), "mbart"), checkpoint)
     log.info("mBART initialised from %s", checkpoint)
     return mbart
@@ -289,9 +259,9 @@ def on_features(cfg: S2TConfig, features, translation, tokenizer, root: Path, sp
         datasets[split] = TranslationDataset(clips, tokenizer, lambda n, f=feats: f.clip(n)[0])
     train_set = datasets[cfg.data.train_split]
     positions = translation.mbart.config.max_position_embeddings
-    check_lengths(train_set.examples, positions, cfg.data.train_split)
-    batches = {s: partial(eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
-    view, sampler, collate_fn, training = batched_loader_args(
+    task.check_lengths(train_set.examples, positions, cfg.data.train_split)
+    batches = {s: partial(task.eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
+    view, sampler, collate_fn, training = task.batched_loader_args(
         train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
     )
     return translation, (view, sampler, collate_fn, training, batches)
@@ -299,12 +269,10 @@ def on_features(cfg: S2TConfig, features, translation, tokenizer, root: Path, sp
 
 def end_to_end(cfg: S2TConfig, s2g: S2GInputs, translation, tokenizer, root: Path, splits):
     """Recognizer (from the S2G best checkpoint) + translation model, on the video clips."""
-    vocab = load_vocab(s2g.cfg.data.root)
-    with torch.random.fork_rng():
-        recognizer, _ = build_model(s2g.cfg, len(vocab), pretrained=False)
-    load_state(recognizer, read_weights(s2g.checkpoint), s2g.checkpoint)
+    vocab = s2g.run.vocab()
+    recognizer = s2g.run.load_recognizer(expect_sha256=s2g.sha256)
     model = SignTranslator(recognizer, translation, cfg.ctc_weight)
-    options = load_clip_options(s2g.cfg)
+    options = s2g.run.clip_options()
     data = {
         split: SignTextClips(SignClips(root, split, vocab, options), tokenizer) for split in splits
     }

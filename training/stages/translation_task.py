@@ -15,7 +15,6 @@ every time and its order depends only on (seed, epoch), so resume stays exact.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,7 +29,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Sampler
 
 from slt_serve.errors import SltError
-from slt_serve.fileio import atomic_write, write_json
 from slt_training.config import (
     MBART_LANG_TOKENS,
     GenerationConfig,
@@ -38,12 +36,12 @@ from slt_training.config import (
     TrainingConfig,
     TranslationModelConfig,
     config_hash,
-    save_config,
 )
 from slt_training.data.annotations import Clip, split_path
 from slt_training.data.text_data import TextBatch, TextExample, collate, token_batches
 from slt_training.metrics import evaluate_text
 from slt_training.models.translation import GenerateOptions
+from slt_training.runs import TranslationRun, load_state, read_weights
 from slt_training.text.mbart import build_mbart, load_mbart, preset
 from slt_training.text.tokenizer import (
     TOKENIZER_FILE,
@@ -51,35 +49,14 @@ from slt_training.text.tokenizer import (
     TokenizerOptions,
     train_tokenizer,
 )
-from slt_training.trainer import LATEST, Trainer, checkpoint_pointer
-
-from .translation_run import METRICS_FILE, PREDICTIONS_DIR, load_state, read_weights
+from slt_training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 EVAL_MAX_TOKENS = 4000  # padded tokens per evaluation batch (beam search multiplies it)
 
 
-# --- run folder, tokenizer, model ------------------------------------------------------
-
-
-def prepare_run(cfg, resume: bool, data_root: Path) -> Path:
-    """Create the run folder and copy the config into it; never overwrite another run."""
-    run_dir = Path(cfg.run_dir)
-    if checkpoint_pointer(run_dir, LATEST) is not None and not resume:
-        raise SltError(
-            f"{run_dir} already holds a training run; pass --resume to continue it, "
-            "or set another run_dir"
-        )
-    for split in (cfg.data.train_split, cfg.data.dev_split):
-        if not split_path(data_root, split).is_file():
-            raise SltError(
-                f"{data_root}: no '{split}' split; prepare the dataset first "
-                "(`slt data synth` or `slt data import-…`)"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir)
-    return run_dir
+# --- tokenizer, model ------------------------------------------------------
 
 
 def lang_token(tokenizer: TokenizerConfig, lang: str) -> str:
@@ -312,15 +289,15 @@ def final_evaluation(
     """Reload the best checkpoint, translate each split with the configured beam, write
     `predictions/<split>.jsonl` and `metrics.json`."""
     load_state(model, read_weights(fit.best_checkpoint), fit.best_checkpoint)
+    run = TranslationRun.open(run_dir)
     options = generate_options(generation)
     scores = {}
     for split, batches in splits.items():
         rows = predict(model, batches(), tokenizer, options)
         scores[split] = score(rows, lang)
-        write_predictions(run_dir / PREDICTIONS_DIR / f"{split}.jsonl", rows)
+        run.write_predictions(split, rows)
         log.info("%s: BLEU-4 %.2f (beam %d)", split, scores[split]["bleu4"], options.num_beams)
-    write_json(
-        run_dir / METRICS_FILE,
+    run.write_metrics(
         {
             "stage": stage,
             "checkpoint": str(fit.best_checkpoint.relative_to(run_dir)),
@@ -334,12 +311,6 @@ def final_evaluation(
         },
     )
     return scores
-
-
-def write_predictions(path: Path, rows: list[tuple[str, str, str]]) -> None:
-    with atomic_write(path) as f:
-        for name, hyp, ref in rows:
-            f.write(json.dumps({"name": name, "hyp": hyp, "ref": ref}, ensure_ascii=False) + "\n")
 
 
 def existing_splits(root: str | os.PathLike, data) -> list[str]:
