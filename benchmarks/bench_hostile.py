@@ -49,7 +49,7 @@ def bomb(path: Path, frames: int = 6000) -> Path:
     return path
 
 
-def good_client(url: str, video: bytes, end: float, out: list) -> None:
+def good_client(i: int, url: str, video: bytes, end: float, out: list) -> None:
     with httpx.Client(timeout=120) as c:
         while time.perf_counter() < end:
             t = time.perf_counter()
@@ -57,7 +57,9 @@ def good_client(url: str, video: bytes, end: float, out: list) -> None:
                 status = c.post(f"{url}/v1/translate", files={"file": ("c.mp4", video)}).status_code
             except httpx.TransportError:
                 status = 0
-            out.append((status, time.perf_counter() - t))
+            out.append((status, time.perf_counter() - t, i))
+            if status == 503:  # as a client should: wait as long as the server asks
+                time.sleep(1)
 
 
 def attacker(i: int, port: int, bomb_bytes: bytes, end: float, got: collections.Counter) -> None:
@@ -94,7 +96,7 @@ def run(bundle: Path, video: bytes, bomb_bytes: bytes, args, attackers: int, tmp
     env = {**os.environ, "SLT_TMP_DIR": str(tmp), "SLT_HEADER_TIMEOUT_S": "5",
            "SLT_READ_TIMEOUT_S": "5", "SLT_MAX_FRAMES": "500"}  # fmt: skip
     cmd = [sys.executable, "-m", "slt_serve.cli", "serve", str(bundle), "--port", str(port),
-           "--workers", str(args.workers), "--queue-size", str(args.clients),
+           "--workers", str(args.workers), "--queue-size", str(args.queue_size),
            "--device", "cpu", "--log-level", "warning"]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -103,8 +105,8 @@ def run(bundle: Path, video: bytes, bomb_bytes: bytes, args, attackers: int, tmp
         end = time.perf_counter() + args.seconds
         results: list = []
         got: collections.Counter = collections.Counter()
-        threads = [threading.Thread(target=good_client, args=(url, video, end, results))
-                   for _ in range(args.clients)]  # fmt: skip
+        threads = [threading.Thread(target=good_client, args=(i, url, video, end, results))
+                   for i in range(args.clients)]  # fmt: skip
         threads += [threading.Thread(target=attacker, args=(i, port, bomb_bytes, end, got))
                     for i in range(attackers)]  # fmt: skip
         for t in threads:
@@ -115,13 +117,15 @@ def run(bundle: Path, video: bytes, bomb_bytes: bytes, args, attackers: int, tmp
     finally:
         server.terminate()
         server.wait(30)
-    ok = [s for s, _ in results if s == 200]
-    lat = sorted(d for s, d in results if s == 200)
+    ok = [s for s, _, _ in results if s == 200]
+    lat = sorted(d for s, d, _ in results if s == 200)
+    per_client = collections.Counter(i for s, _, i in results if s == 200)
     return {
         "requests": len(results),
         "success": len(ok) / max(1, len(results)),
         "p50": statistics.median(lat) if lat else float("nan"),
         "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+        "per_client": [per_client[i] for i in range(args.clients)],
         "attackers": dict(got),
         "server": counts,
     }
@@ -134,6 +138,7 @@ def main() -> None:
     ap.add_argument("--attackers", type=int, default=4, help="slowloris/stall/bomb clients")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--queue-size", type=int, default=4, help="the server's (its default: 4)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -143,14 +148,14 @@ def main() -> None:
         rows = [(f"{args.clients} clients alone", run(bundle, video, bomb_bytes, args, 0, tmp / "a")),
                 (f"{args.clients} clients + {args.attackers} attackers",
                  run(bundle, video, bomb_bytes, args, args.attackers, tmp / "b"))]  # fmt: skip
-    table = Table(title=f"hostile load, {bundle.name}, {args.seconds:g} s each, "
-                  f"{args.workers} worker(s), {os.cpu_count()} CPUs, loopback")  # fmt: skip
-    for col in ("run", "good requests", "success", "p50 s", "p99 s", "attackers got", "server counters"):  # fmt: skip
+    table = Table(title=f"hostile load, {bundle.name}, {args.seconds:g} s each, {args.workers} "
+                  f"worker(s), queue {args.queue_size}, {os.cpu_count()} CPUs, loopback")  # fmt: skip
+    for col in ("run", "good requests", "success", "p50 s", "p99 s", "ok per client (min–max)", "attackers got", "server counters"):  # fmt: skip
         table.add_column(col)
     for name, r in rows:
         server = {k: v for k, v in r["server"].items() if v and k != "client_errors_by_code"}
         table.add_row(name, str(r["requests"]), f"{r['success']:.0%}", f"{r['p50']:.3f}",
-                      f"{r['p99']:.3f}", ", ".join(f"{k} ×{v}" for k, v in sorted(r["attackers"].items())) or "-",
+                      f"{r['p99']:.3f}", f"{min(r['per_client'])}–{max(r['per_client'])}", ", ".join(f"{k} ×{v}" for k, v in sorted(r["attackers"].items())) or "-",
                       ", ".join(f"{k} {v}" for k, v in server.items()))  # fmt: skip
     Console(width=200).print(table)
 
