@@ -170,6 +170,20 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     got = translator.translate_frames(frames, tb.FPS, keypoints=points)
     want = tb.torch_translate(recognizer, model, tok, frames, points[:, list(tb.KEYPOINTS)])
     assert (got.gloss, got.text) == want
+    # with a pose model: the same step line, keypoints from pose.onnx, timed as "pose"
+    from slt_serve.pose import PoseEstimator
+    from slt_serve.video import write_video
+
+    pose = tb.pose_model(tmp_path / "pose.onnx")
+    with_pose = Translator.from_bundle(result.path, TranslateOptions(pose=pose))
+    estimated = np.stack(list(PoseEstimator(pose).estimate(iter(frames))))
+    want = translator.translate_frames(frames, tb.FPS, keypoints=estimated)
+    got = with_pose.translate_frames(frames, tb.FPS)
+    assert (got.gloss, got.text) == (want.gloss, want.text) and got.timings_ms["pose"] > 0
+    write_video(tmp_path / "clip.mp4", frames, tb.FPS)
+    timings = with_pose.translate(tmp_path / "clip.mp4").timings_ms
+    assert timings["decode"] > 0 and timings["pose"] > 0 and timings["s2g"] > 0
+    assert sum(v for k, v in timings.items() if k != "total") <= timings["total"] + 0.1
 
 
 def _slt(*args: str) -> subprocess.CompletedProcess:

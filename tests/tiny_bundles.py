@@ -96,6 +96,21 @@ def g2t_bundle(out: Path, **kw):
     return export_bundle(out, translation=TranslationPart(model, tok, GENERATION), **kw), model, tok
 
 
+def pose_model(path: Path) -> Path:
+    """A small random HRNet whole-body pose model exported to `path` (pose.onnx)."""
+    from slt_export.pose import export_model
+    from slt_training.models.hrnet import HRNetConfig, HRNetPose
+
+    torch.manual_seed(0)
+    config = HRNetConfig(width=8, input_size=(96, 64), stage_modules=(1, 1, 1), num_blocks=1)
+    model = HRNetPose(config)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)  # so the heatmaps vary
+    export_model(model.eval(), path)
+    return path
+
+
 _SHARED: dict = {}
 
 
