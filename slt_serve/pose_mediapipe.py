@@ -177,6 +177,20 @@ class MediaPipePose:
         return PoseSequence(keypoints, info.fps, info.width, info.height)
 
 
+def serving_pose(keypoint_layout: str | None):
+    """The pose model of a bundle whose manifest names MediaPipe Holistic: `MediaPipePose`
+    behind the no-signer check (`slt_serve.signer`), so a clip without a signer is refused
+    (HTTP 422 `no_signer`) instead of translated."""
+    from slt_serve.signer import SignerCheckedPose
+
+    if keypoint_layout and keypoint_layout != MediaPipePose.layout:
+        raise SltError(
+            f"the bundle reads {keypoint_layout} keypoints; {NAME} gives "
+            f"{MediaPipePose.layout}: re-export the bundle"
+        )
+    return SignerCheckedPose(MediaPipePose())
+
+
 def _landmarks(results, width: int, height: int) -> np.ndarray:
     """Holistic's results → (543, 3): body 33 (score: visibility), face 468, left and right
     hand 21 each (score 1 where found); a part not found is all zero. MediaPipe's "left hand"
@@ -209,4 +223,5 @@ __all__ = [
     "MediaPipePose",
     "available_complexities",
     "holistic_module",
+    "serving_pose",
 ]
