@@ -61,7 +61,9 @@ def create_app(
         translator = translator_or_bundle
     spool = spool_dir(settings.tmp_dir)
     clean_spool(spool)
-    pool = WorkerPool(settings.workers, settings.queue_size)
+    pool = WorkerPool(
+        settings.workers, settings.queue_size, settings.max_uploads, settings.line_wait_s
+    )
     svc = Service(translator, settings, pool, spool, UploadGate(settings.max_uploads))
 
     @asynccontextmanager

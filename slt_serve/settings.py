@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests that may wait for a worker; beyond it the server answers 503.",
     )
+    line_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a request may wait, in arrival order, for a place when the "
+        "workers and the queue are full (up to max_uploads of them); then 503. 0: 503 at once.",
+    )
     api_key: SecretStr | None = Field(
         None, description="When set, /v1/* requires this value in the X-API-Key header."
     )

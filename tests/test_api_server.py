@@ -52,7 +52,7 @@ def held_upload(data: bytes, release: threading.Event):
 
 def test_full_pool_answers_503_with_retry_after_then_serves_again(s2t, clip, tmp_path, monkeypatch):
     spool = tmp_path / "spool"
-    app = create_app(s2t, Settings(workers=1, queue_size=1, tmp_dir=spool))
+    app = create_app(s2t, Settings(workers=1, queue_size=1, line_wait_s=0, tmp_dir=spool))
     release = threading.Event()
     translate = s2t.translate
 

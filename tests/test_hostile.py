@@ -11,6 +11,7 @@ that add up. No assertion depends on timing: waits poll the server's own state.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import signal
@@ -29,6 +30,7 @@ import pytest
 from loopback_server import serving, wait_for
 
 from slt_serve.api import create_app
+from slt_serve.errors import ApiError
 from slt_serve.http_timeouts import uvicorn_options
 from slt_serve.settings import Settings
 from slt_serve.translator import TranslateOptions, Translator
@@ -176,6 +178,36 @@ def test_jobs_run_in_the_order_they_arrived():
         f.result(30)
     pool.close()
     assert order == list(range(8))
+
+
+def test_a_freed_slot_goes_to_the_longest_waiting_request_not_a_newcomer():
+    """A client sending back to back cannot jump the line: B and C waited, so they go
+    before A's next request although A's arrives the moment its slot is freed."""
+
+    async def scenario():
+        pool = WorkerPool(workers=1, queue_size=0, line_size=2, line_wait_s=30)
+        order: list[str] = []
+
+        async def request(name: str):
+            slot = await pool.wait_for_slot()
+            order.append(name)
+            await slot.run(lambda: None)
+
+        first = await pool.wait_for_slot()
+        waiting = [asyncio.create_task(request(n)) for n in "BC"]
+        while pool.waiting < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(ApiError) as full:  # the line is full: 503 at once
+            await pool.wait_for_slot()
+        first.release_unless_running()  # A's request ends …
+        again = asyncio.create_task(request("A again"))  # … and A sends the next at once
+        await asyncio.gather(*waiting, again)
+        pool.close()
+        return order, full.value
+
+    order, full = asyncio.run(scenario())
+    assert order == ["B", "C", "A again"]
+    assert full.status == 503 and full.code == "busy" and "Retry-After" in full.headers
 
 
 _TELEMETRY = """

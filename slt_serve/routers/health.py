@@ -26,5 +26,6 @@ def readyz(request: Request):
         "status": "ready",
         "in_flight": svc.pool.in_flight,
         "capacity": svc.pool.capacity,
+        "waiting": svc.pool.waiting,
         "receiving": svc.uploads.receiving,
     }

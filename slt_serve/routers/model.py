@@ -40,6 +40,8 @@ def model(request: Request) -> dict:
             "workers": pool.workers,
             "queue_size": pool.queue_size,
             "in_flight": pool.in_flight,
+            "waiting": pool.waiting,
+            "line_wait_s": pool.line_wait_s,
             "completed": pool.completed,
             "rejected_busy": pool.rejected,
             "receiving": svc.uploads.receiving,

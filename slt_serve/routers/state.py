@@ -94,9 +94,10 @@ class Service:
     outcomes: Outcomes = field(default_factory=Outcomes)
 
     async def run(self, fn: Callable[..., Any], *args: Any, what: str) -> Any:
-        """`fn(*args)` on a worker, in arrival order; 503 when the pool is full. A `SltError`
+        """`fn(*args)` on a worker, in arrival order; 503 when the pool and its line are full or
+        the wait for a place is over `Settings.line_wait_s`. A `SltError`
         is the client's and passes through; anything else is logged and answered 500."""
-        slot = self.pool.acquire()
+        slot = await self.pool.wait_for_slot()
         try:
             return await slot.run(fn, *args)
         except SltError:
