@@ -155,6 +155,9 @@ def test_address_terms_are_signed_and_vocatives_are_not():
     assert vi("Chị cần gì?")[0] == "CHỊ"  # tagged as a classifier, but a pronoun
     assert vi("Bác ơi, bác ngồi đây.") == ["BÁC", "NGỒI", "ĐÂY"]  # "bác ơi" is a call
     assert "CON" not in vi("Tôi có một con mèo.")  # a classifier before its noun is dropped
+    assert vi("Những người này là bác sĩ.") == ["NGƯỜI", "NÀY", "BÁC-SĨ"]  # the noun itself
+    assert vi("Tôi có vài câu hỏi.")[:2] == ["TÔI", "VÀI"]  # a quantifier is signed
+    assert vi("Tôi uống thuốc mỗi ngày.")[-1] == "MỖI-NGÀY"  # …and with its unit, one sign
 
 
 def test_imperative_markers_have_no_sign():

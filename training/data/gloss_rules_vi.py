@@ -37,8 +37,11 @@ SEGMENTERS = ("auto", "underthesea", "pyvi")
 INSTALL_HINT = "pip install 'slt-serve[vi]'"
 
 # Tags of words that VSL glossers do not sign: particles, interjections,
-# classifiers, plural determiners (những, các), punctuation (CH, F in pyvi).
-UNSIGNED_TAGS = frozenset({"T", "I", "Nc", "L", "CH", "F"})
+# classifiers (before their noun), punctuation (CH, F in pyvi). Determiners (L)
+# are signed when they quantify (mỗi, mọi, vài); the plural markers những, các
+# are function words in the stop list.
+UNSIGNED_TAGS = frozenset({"T", "I", "Nc", "CH", "F"})
+CLASSIFIED_TAGS = frozenset({"N", "Np", "Nu", "Ny", "V", "A"})  # what a classifier precedes
 # Tags that close a clause for the word-order rules: punctuation, conjunctions.
 CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
 CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
@@ -237,8 +240,9 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
     Tags name word classes with no sign of their own (particles, classifiers,
     plural determiners), but a class is not the word: address terms that are
     pronouns (anh, chị, em, cô, chú: tagged Nc, classifier) are signed, and so
-    are question words (mấy: tagged L, determiner). A classifier is dropped only
-    where it classifies, i.e. before another word; clause-final it is the noun.
+    are question words. A classifier is dropped only where it classifies, i.e.
+    before a noun (or the verb/adjective it makes one of: con chó, cái đẹp);
+    elsewhere it is the noun itself (những người này → NGƯỜI NÀY).
     A vocative (chị ơi, bác ơi: the address term and `ơi`) is a call for
     attention, a tap or a wave, not a sign of the sentence.
     `có` before a verb is emphatic (Tôi có đặt lịch → ĐẶT LỊCH); `theo` and
@@ -261,7 +265,7 @@ def drop_unsigned(words: list[Word], lists: VietnameseLists) -> list[Word]:
             out.append(w)
         elif w.text in lists.stopwords:
             continue
-        elif w.tag == "Nc" and (nxt is None or nxt.tag == "CH"):
+        elif w.tag == "Nc" and (nxt is None or nxt.tag not in CLASSIFIED_TAGS):
             out.append(w)
         elif w.tag in UNSIGNED_TAGS:
             continue
