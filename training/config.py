@@ -127,6 +127,10 @@ class ModelConfig(Section):
     )  # leading RGB S3D blocks frozen (reference: 1, pretrained)
     keypoint_frozen_blocks: int = Field(0, ge=0, le=4)
     heatmap_sigma: float = Field(4.0, gt=0)  # in heatmap pixels (heatmaps: input_size / 2)
+    # "reference": σ (heatmap_sigma) in pixels of heatmap_grid, drawn there then resized, every
+    # point drawn (TwoStream-SLT's drawing, for imported models); "direct": at 112², as ours
+    heatmap_style: Literal["direct", "reference"] = "direct"
+    heatmap_grid: tuple[int, int] = (260, 210)  # reference style: (height, width) drawn on
     lateral: bool = True  # two_stream: lateral connections after blocks 1-3
     pyramid: bool = True  # two_stream: sign pyramid auxiliary heads
     distillation: bool = True  # two_stream: ensemble teaches each head

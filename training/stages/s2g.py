@@ -169,7 +169,9 @@ def two_stream_options(cfg: S2GConfig, head: VisualHeadOptions, num_keypoints: i
         num_keypoints=num_keypoints,
         in_channels=6 if cfg.data.motion_channels else 3,
         width=m.width,
-        heatmaps=HeatmapOptions(size=(side, side), sigma=m.heatmap_sigma),
+        heatmaps=HeatmapOptions(
+            size=(side, side), sigma=m.heatmap_sigma, style=m.heatmap_style, grid=m.heatmap_grid
+        ),
         head=head,
         rgb_frozen_blocks=m.frozen_blocks,
         keypoint_frozen_blocks=m.keypoint_frozen_blocks,
