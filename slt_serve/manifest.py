@@ -22,8 +22,11 @@ can recompute it. A deployer who wants that pins it: `slt serve --digest sha256:
 startup line show the digest served.
 
 Sections are optional where a bundle kind has no use for them (a G2T bundle has no
-`input`); new optional fields get defaults that mean the behaviour before they existed,
-so older bundles of the same format version keep loading.
+`input`). To record a new behaviour (say, BGR input for a reference checkpoint), add an
+optional field whose default means today's behaviour: older bundles keep loading, and an
+older slt-serve refuses a bundle that sets it ("upgrade slt-serve": unknown keys are
+never ignored, so no reader serves a behaviour it cannot honour). A change that older
+bundles cannot be read under bumps `FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class InputSpec(_Section):
     eval_crop: float = 1.0  # side of the centre crop, as a fraction of frame_size
     keypoints: tuple[int, ...] | None = None  # indices into the pose layout (TwoStream)
     keypoint_layout: str | None = None  # e.g. coco_wholebody_133
+    # two_stream: the pose model run at serve time when the bundle carries no pose.onnx;
+    # "mediapipe_holistic" needs the `pose` extra (slt_serve.pose_mediapipe); None: pose.onnx
+    pose_model: Literal["mediapipe_holistic"] | None = None
     window_frames: int = 256  # frames per s2g run; longer inputs run in windows
     context_frames: int = 16  # extra frames each side of a window, outputs discarded
     source_fps: float | None = None  # the dataset's frame rate (None: same as fps)
@@ -276,6 +282,11 @@ def _schema_message(error: ValidationError, where: str) -> str:
     ).lstrip(".")
     more = error.error_count() - 1
     also = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    if first["type"] == "extra_forbidden":
+        return (
+            f"{where}: {field}: not a field this slt-serve knows{also}; upgrade slt-serve, "
+            "or re-export the bundle with this version"
+        )
     got = first.get("input")
     shown = f", got {type(got).__name__} {_short(got)}" if first["type"] != "missing" else ""
     return (

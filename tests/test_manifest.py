@@ -86,7 +86,8 @@ def test_a_string_format_version_is_not_called_newer(bundle):
 
 def test_unknown_keys_wrong_types_and_missing_sections_are_named(bundle):
     _edit(bundle, lambda d: d["generation"].update(num_beems=3))
-    assert "generation.num_beems: extra inputs are not permitted" in _refusal(bundle)
+    assert "generation.num_beems: not a field this slt-serve knows" in _refusal(bundle)
+    assert "upgrade slt-serve" in _refusal(bundle)
     _edit(bundle, lambda d: d["generation"].pop("num_beems"))
     _edit(bundle, lambda d: d["generation"].update(num_beams="5"))
     assert "generation.num_beams: input should be a valid integer" in _refusal(bundle)
@@ -114,6 +115,18 @@ def test_a_pinned_digest_refuses_any_other_bundle(bundle):
     _edit(bundle, lambda d: d.update(name="resealed"))  # valid, but not the pinned bundle
     with pytest.raises(SltError, match="not the pinned"):
         Translator.from_bundle(bundle, TranslateOptions(expect_digest=digest))
+
+
+def test_slt_serve_refuses_a_bundle_other_than_the_pinned_one():
+    r = subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", "serve", "--sample", "--port", "1", "--digest",
+         "sha256:" + "0" * 64],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert r.returncode != 0 and r.stderr.startswith("error: "), r.stderr
+    assert "not the pinned sha256:000" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_translate_options_check_themselves_before_anything_loads(tmp_path):

@@ -96,6 +96,21 @@ def test_translate_frames_resamples_and_resizes_like_training(single):
     assert json.loads(json.dumps(got.to_dict()))["text"] == got.text
 
 
+def test_one_translator_serves_concurrent_calls_like_sequential_ones(single):
+    from concurrent.futures import ThreadPoolExecutor
+
+    translator = Translator.from_bundle(single[0].path, TranslateOptions(device="cpu"))
+    videos = [tb.random_video(12 + 4 * i, seed=10 + i) for i in range(4)]
+
+    def run(frames):
+        r = translator.translate_frames(frames, tb.FPS)
+        return r.gloss, r.text, r.gloss_spans, r.duration_s
+
+    alone = [run(v) for v in videos]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(run, videos)) == alone
+
+
 def test_refuses_long_videos_bad_frames_and_gloss_input(single, video):
     path = single[0].path
     with pytest.raises(SltError, match="over the 0.5 s limit"):
