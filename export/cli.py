@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from slt_serve.errors import SltError
-from slt_training.cli.common import ConfigArg, OverrideOpt, echo_next
+from slt_training.cli.common import echo_next
 
 app = typer.Typer(
     help="Export trained models to ONNX for the torch-free runtime.", no_args_is_help=True
@@ -48,48 +48,6 @@ def export_pose(
     echo_next(f"slt data keypoints DATASET --pose {result.path}")
 
 
-def pipeline(
-    config: Path = ConfigArg,
-    until: str = typer.Option(
-        None, help="Stop after this stage: prepare, s2g, features, g2t, s2t, export, evaluate."
-    ),
-    override: list[str] = OverrideOpt,
-) -> None:
-    """Run every stage in order: prepare → S2G → features → G2T → S2T → export → evaluate.
-
-    A finished stage is skipped, an interrupted one resumes: run the same command again
-    after a crash or on a fresh notebook. Several GPUs: `accelerate launch -m slt_serve.cli
-    pipeline CONFIG`.
-    """
-    import logging
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from slt_export.pipeline import TABLE_HEADER, Pipeline, bundle_lines, load_plan, result_rows
-
-    plan = load_plan(config, override or [])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    results = Pipeline(plan, say=lambda line: typer.secho(f"[pipeline] {line}", bold=True)).run(
-        until
-    )
-    if not results:
-        return
-    table = Table(*TABLE_HEADER)
-    for row in result_rows(results):
-        table.add_row(*row)
-    Console().print(table)
-    for line in bundle_lines(results):
-        typer.echo(line)
-    typer.echo(f"results in {plan.run_dir}/results.json and results.md")
-    if plan.config.export.enabled:
-        echo_next(
-            f"slt serve {plan.bundle_dir}   or   slt translate VIDEOS --bundle {plan.bundle_dir}"
-        )
-
-
 @app.command("model")
 def export_model(
     run_dir: Path = typer.Argument(
@@ -100,7 +58,8 @@ def export_model(
         None, help="int8: dynamic int8 quantisation of MatMul/Gemm weights (reports the change)."
     ),
     fps: float = typer.Option(
-        None, help="Frame rate the recognizer was trained at (default: the dataset's first clip)."
+        None,
+        help="Source frame rate the recognizer was trained at (default: saved with its S2G run).",
     ),
     pose: Path = typer.Option(
         None, help="pose.onnx (slt export pose) to include in a two_stream bundle."
@@ -125,6 +84,5 @@ def export_model(
 
 
 def register(root: typer.Typer) -> None:
-    """Entry point (group `slt_serve.commands`): add `slt export …` and `slt pipeline`."""
+    """Entry point (group `slt_serve.commands`): add `slt export …`."""
     root.add_typer(app, name="export")
-    root.command("pipeline")(pipeline)

@@ -1,7 +1,7 @@
 """Package a pipeline run's bundle as the sample model shipped in `slt_serve/sample_model/`.
 
     slt data synth data/synth && slt pipeline configs/synth/pipeline.yaml
-    python -m slt_export.package_sample_model configs/synth/pipeline.yaml
+    python -m slt_pipeline.package_sample_model configs/synth/pipeline.yaml
 
 copies the run's `bundle/` and the first `--samples` clips of the test split (their videos, and
 in `samples.jsonl` their reference gloss and text plus what the bundle translates them
@@ -21,7 +21,7 @@ from slt_serve.fileio import atomic_write
 from slt_serve.translator import TranslateOptions, Translator
 from slt_training.data.annotations import load_split
 
-from .pipeline import load_plan
+from .plan import load_plan
 
 
 def package(config: Path, samples: int = 2) -> list[dict]:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from test_s2g_data import SIZE, make_corpus
 
-from slt_export.pipeline import Pipeline, PipelineState, load_plan
+from slt_pipeline.plan import load_plan
+from slt_pipeline.runner import Pipeline
+from slt_pipeline.state import PipelineState
 from slt_serve.errors import SltError
 
 

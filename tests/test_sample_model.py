@@ -1,6 +1,6 @@
 """The sample model shipped in the package (slt_serve/sample_model/): its bundle verifies, it is
 small, and `slt translate --sample` gives the sample videos the translations recorded when it
-was packaged (python -m slt_export.package_sample_model configs/synth/pipeline.yaml)."""
+was packaged (python -m slt_pipeline.package_sample_model configs/synth/pipeline.yaml)."""
 
 from __future__ import annotations
 

@@ -203,7 +203,7 @@ def load_config(
     if not isinstance(raw, dict):
         raise SltError(f"{path}: expected a mapping of sections (data, model, training, ...)")
     for item in overrides:
-        _apply_override(raw, item, path)
+        apply_override(raw, item, path)
     return validate_config(raw, schema, path)
 
 
@@ -215,7 +215,8 @@ def validate_config(raw: dict, schema: type[Config], source: str | os.PathLike) 
         raise SltError(f"{source}: {_describe(e.errors()[0], schema)}") from None
 
 
-def _apply_override(raw: dict, item: str, source: Path) -> None:
+def apply_override(raw: dict, item: str, source: str | os.PathLike) -> None:
+    """Set `section.key=value` (a YAML scalar) in a raw config dict, creating sections."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise SltError(f"--override {item!r}: write it as section.key=value")

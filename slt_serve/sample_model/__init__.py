@@ -5,7 +5,7 @@
 synthetic corpus of `slt data synth`: a drawn signer, 48 signs, English sentences from a
 small grammar. It is a model of a *synthetic* sign language, for trying the commands,
 the API and the Gradio app; it knows nothing of any real sign language. Train a real one
-with docs/custom-corpus.md. `python -m slt_export.package_sample_model` packages it.
+with docs/custom-corpus.md. `python -m slt_pipeline.package_sample_model` packages it.
 
 `slt_serve/sample_model/samples/` holds two held-out clips of that corpus (test split), with
 their reference glosses and text in `samples.jsonl`.
