@@ -16,7 +16,7 @@ from slt_training import runs
 from slt_training.config import S2GConfig, validate_config
 from slt_training.models.translation import GenerateOptions, TranslationOptions
 
-SPEC = runs.InputSpec(
+SPEC = runs.S2GInputSpec(
     frame_size=64,
     input_size=56,
     mean=(0.4, 0.5, 0.6),
@@ -69,7 +69,7 @@ def test_fps_is_the_saved_one_and_an_old_run_falls_back(tmp_path, caplog):
     run = s2g_run(tmp_path)
     run.write_input_spec(SPEC)
     assert run.fps() == 29.97
-    run.write_input_spec(runs.InputSpec(**{**SPEC.__dict__, "fps": None}))
+    run.write_input_spec(runs.S2GInputSpec(**{**SPEC.__dict__, "fps": None}))
     assert run.fps() == runs.DEFAULT_FPS  # no dataset to probe: the default, with a warning
     assert "assuming 25 fps" in caplog.text
 

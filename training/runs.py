@@ -3,7 +3,7 @@
 An S2G run folder (`slt train s2g`):
 
     config.yaml          the config the run ran with (`save_config`)
-    input_spec.json      what the recognizer reads (`InputSpec`): frame and input size,
+    input_spec.json      what the recognizer reads (`S2GInputSpec`): frame and input size,
                          normalisation, channels, frame stride, keypoint subset, eval crop,
                          and the frame rate (fps) of the clips it was trained on
     checkpoints/         best.json / latest.json pointers, one folder per kept checkpoint
@@ -249,8 +249,9 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """What a recognizer reads (`input_spec.json`), for features, export and serving."""
+class S2GInputSpec:
+    """What a recognizer reads (`input_spec.json`), for features and export. (The bundle's
+    `slt_serve.manifest.InputSpec` is made from it: fps there is what serving feeds.)"""
 
     frame_size: int  # side of the cached frames
     input_size: int  # side of the network input (after the crop)
@@ -269,7 +270,7 @@ class InputSpec:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict, source: str | os.PathLike) -> InputSpec:
+    def from_json(cls, obj: dict, source: str | os.PathLike) -> S2GInputSpec:
         try:
             keypoints = obj["keypoints"]
             return cls(
@@ -287,7 +288,7 @@ class InputSpec:
             raise SltError(f"{source}: not an S2G input spec ({e!r})") from None
 
     @classmethod
-    def from_clip_options(cls, options: ClipOptions, fps: float | None) -> InputSpec:
+    def from_clip_options(cls, options: ClipOptions, fps: float | None) -> S2GInputSpec:
         keypoints = options.keypoints
         return cls(
             frame_size=options.frame_size,
@@ -345,13 +346,13 @@ class S2GRun(RunFolder):
     def stage(self) -> str:
         return "s2g"
 
-    def input_spec(self) -> InputSpec:
+    def input_spec(self) -> S2GInputSpec:
         path = self.run_dir / INPUT_SPEC_FILE
         if not path.is_file():
             raise SltError(f"{path}: missing; run `{self.train_command}` first")
-        return InputSpec.from_json(json.loads(path.read_text(encoding="utf-8")), path)
+        return S2GInputSpec.from_json(json.loads(path.read_text(encoding="utf-8")), path)
 
-    def write_input_spec(self, spec: InputSpec) -> Path:
+    def write_input_spec(self, spec: S2GInputSpec) -> Path:
         path = self.run_dir / INPUT_SPEC_FILE
         write_json(path, spec.to_json())
         return path

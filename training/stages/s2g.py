@@ -45,7 +45,7 @@ from slt_training.models.recognition import (
     TwoStreamRecognizer,
 )
 from slt_training.models.visual_head import VisualHeadOptions
-from slt_training.runs import InputSpec, S2GRun, dataset_fps, prepare_run_dir
+from slt_training.runs import S2GInputSpec, S2GRun, dataset_fps, prepare_run_dir
 from slt_training.stages.script import stage_main
 from slt_training.trainer import Trainer, load_weights
 
@@ -71,7 +71,7 @@ def train(cfg: S2GConfig, resume: bool = False) -> S2GResult:
     vocab = load_vocab(cfg.data.root)
     model, options = build_model(cfg, len(vocab))
     fps = dataset_fps(cfg.data.root, cfg.data.train_split)  # saved: export reads it back
-    S2GRun.of(cfg).write_input_spec(InputSpec.from_clip_options(options, fps))
+    S2GRun.of(cfg).write_input_spec(S2GInputSpec.from_clip_options(options, fps))
     train_set = SignClips(cfg.data.root, cfg.data.train_split, vocab, options)
     dev_set = SignClips(cfg.data.root, cfg.data.dev_split, vocab, options)
     task = S2GTask(cfg, vocab, dev_set)
