@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from reference_kit import kit_dir
+import torch
+from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
 from typer.testing import CliRunner
 
 from slt_serve.cli import app
 from slt_serve.errors import SltError
 from slt_training.data.pose_files import read_npz
+from slt_training.reference.importer import write_dataset_vocab
 from slt_training.reference.keypoints import import_keypoints
+from slt_training.reference.vocab import read_gloss_table, s2g_vocab
+from slt_training.runs import S2GRun, TranslationRun
 
 
 class _Evil:
@@ -60,3 +66,113 @@ def test_slrt_keypoints_refuse_code_and_wrong_shapes(tmp_path):
         SltError, match=r"clip 'a' keypoints are \(4, 79, 3\), expected \(T, 133, 3\)"
     ):
         import_keypoints(bad, tmp_path / "ds", 210, 260, 25.0)
+
+
+def _dataset(root):
+    """A dataset folder with the splits a run needs (the clips are never read here)."""
+    root.mkdir()
+    clip = {"name": "dev/c1", "signer": "s", "gloss": "REGEN", "text": "regen .", "num_frames": 48}
+    for split in ("train", "dev"):
+        (root / f"{split}.jsonl").write_text(json.dumps(clip) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("import")
+    ckpt = write_reference_checkpoint(
+        tmp / "best.ckpt", procedure_state("s2g_singlestream"), s2g=True
+    )
+    table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
+    args = [
+        "import",
+        "slrt",
+        str(ckpt),
+        "--gloss2ids",
+        str(table),
+        "--dataset",
+        str(_dataset(tmp / "ds")),
+    ]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp / "run"), "--fps", "25"])
+    assert result.exit_code == 0, result.output
+    return tmp, table
+
+
+def test_imported_s2g_run_reproduces_the_golden(single_run):
+    tmp, table = single_run
+    run = S2GRun.open(tmp / "run")
+    spec = run.input_spec()
+    assert (spec.input_size, spec.mean, spec.std, spec.eval_crop) == (
+        224,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        1.0,
+    )
+    model = run.load_recognizer()
+    bgr = torch.from_numpy(np.load(kit_dir("s2g_singlestream") / "preprocessed.npz")["video"])
+    with torch.no_grad():
+        out = model(bgr[:, [2, 1, 0]], torch.tensor([bgr.shape[2]]))  # the run reads RGB
+    vocab = s2g_vocab(read_gloss_table(table), table)
+    expected = np.load(kit_dir("s2g_singlestream") / "outputs.npz")["gloss_probabilities_log"]
+    np.testing.assert_allclose(
+        out.gloss_log_probs[0].numpy(), expected[:, list(vocab.order)], atol=1e-4, rtol=0
+    )
+    assert run.vocab() == vocab.vocab
+    decoded = " ".join(run.vocab().decode(model.decode(out, merge_repeats=True)[0])).upper()
+    assert decoded == golden("s2g_singlestream")["decodes"]["greedy"]["glosses"]
+
+
+def test_import_refuses_a_wrong_table_and_another_dataset_vocabulary(single_run):
+    tmp, table = single_run
+    other = kit_dir("s2g_twostream") / "gloss_vocab.json"  # 1124 glosses for a 1094-class model
+    args = ["import", "slrt", str(tmp / "best.ckpt"), "--gloss2ids", str(other)]
+    args += ["--dataset", str(tmp / "ds"), "--out", str(tmp / "run2"), "--fps", "25"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, SltError) and "(1124 vs 1094)" in str(result.exception)
+    assert not (tmp / "run2").exists()  # refused before anything is written
+    theirs = s2g_vocab(read_gloss_table(other), other).vocab
+    with pytest.raises(SltError, match="differs from the checkpoint's gloss table"):
+        write_dataset_vocab(tmp / "ds", theirs, other)  # ds holds the SingleStream table now
+
+
+@pytest.mark.parametrize("variant", ["procedure", "eos_bias5"])
+def test_imported_s2t_runs_reproduce_the_golden(tmp_path, variant):
+    torch.set_num_threads(1)
+    state = procedure_state("s2t_tiny_mbart")
+    if variant == "eos_bias5":
+        info = golden("s2t_tiny_mbart")["eos_bias_variant"]
+        state[info["key"]] = state[info["key"]].copy()
+        state[info["key"]][tuple(info["index"])] = info["value"]
+    s2t = write_reference_checkpoint(tmp_path / "s2t.ckpt", state, s2g=False)
+    s2g = write_reference_checkpoint(
+        tmp_path / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
+    )
+    table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
+    args = [
+        "import",
+        "slrt",
+        str(s2t),
+        "--s2g",
+        str(s2g),
+        "--pretrained",
+        str(kit_dir("tiny_mbart_de")),
+    ]
+    args += ["--gloss2ids", str(table), "--dataset", str(_dataset(tmp_path / "ds"))]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "runs"), "--fps", "25"])
+    assert result.exit_code == 0, result.output
+    head = S2GRun.open(tmp_path / "runs" / "s2g").load_recognizer().head
+    trained = TranslationRun.open(tmp_path / "runs" / "s2t").load()
+    assert trained.run.spec.generation.search == "reference"
+    arrays = np.load(kit_dir("s2t_tiny_mbart") / "arrays.npz")
+    for i, record in enumerate(golden("s2t_tiny_mbart")["records"][variant]):
+        features = torch.from_numpy(arrays[f"clip{i}/head_rgb_input"])[None] + 1e-8
+        mask = torch.ones(1, features.shape[1], dtype=torch.long)
+        with torch.no_grad():
+            gloss_features = head(features, torch.tensor([features.shape[1]])).features
+            beam = trained.model.generate(mask, trained.generation, features=gloss_features)
+            greedy = replace(trained.generation, num_beams=1)
+            best = trained.model.generate(mask, greedy, features=gloss_features)
+        assert beam[0].tolist() == record["beam5"]["ids"], (variant, i)
+        assert best[0].tolist() == record["greedy"]["ids"], (variant, i)
+        assert trained.tokenizer.lang_id == beam[0, 0]

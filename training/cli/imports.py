@@ -30,3 +30,55 @@ def slrt_keypoints(
         f"wrote {report.written} clip(s) to {report.out_dir}, kept {report.skipped} existing"
     )
     echo_next(f"slt train s2g CONFIG (a TwoStream config reading {dataset})")
+
+
+@app.command("slrt")
+def slrt(
+    checkpoint: Path = typer.Argument(
+        ..., help="A reference checkpoint (ckpts/best.ckpt): S2G or S2T."
+    ),
+    gloss2ids: Path = typer.Option(
+        ...,
+        help="The S2G gloss table it was trained with (gloss2ids.pkl; SingleStream: "
+        "gloss2ids_old.pkl).",
+    ),
+    dataset: Path = typer.Option(
+        ..., help="Dataset root (train/dev splits); its gloss_vocab.json becomes the table's."
+    ),
+    out: Path = typer.Option(..., help="The run folder to write (S2T: OUT/s2g and OUT/s2t)."),
+    s2g: Path = typer.Option(
+        None, help="S2T: the S2G checkpoint whose backbone made its features."
+    ),
+    pretrained: Path = typer.Option(
+        None,
+        help="S2T: the pruned mBART folder (config.json, tokenizer.json, map_ids.pkl, "
+        "gloss2ids.pkl).",
+    ),
+    text_lang: str = typer.Option("de_DE", help="S2T: the spoken language token (tgt_lang)."),
+    sign_lang: str = typer.Option("de_DGS", help="S2T: the sign language code (src_lang)."),
+    lang: str = typer.Option("de", help="S2T: ISO code of the text (zh: scored on characters)."),
+    fps: float = typer.Option(None, help="Frame rate of the clips (default: the dataset's)."),
+) -> None:
+    """Import a checkpoint trained with the reference code into run folders (loaded with
+    weights_only=True; a gloss table of the wrong size is refused)."""
+    from slt_serve.errors import SltError
+    from slt_training.reference import importer
+    from slt_training.reference.checkpoint import read_checkpoint
+
+    kind = read_checkpoint(checkpoint).kind
+    if kind == "g2t":
+        raise SltError(
+            f"{checkpoint}: a G2T checkpoint; importing G2T into a run folder is not supported "
+            "yet (slt_training.reference.translation.build_translation loads it in Python)"
+        )
+    if kind == "s2t":
+        if s2g is None or pretrained is None:
+            raise SltError(
+                f"{checkpoint}: an S2T checkpoint needs --s2g CKPT and --pretrained FOLDER"
+            )
+        options = importer.S2TImportOptions(text_lang, sign_lang, lang, fps=fps)
+        _, run = importer.import_s2t(checkpoint, s2g, gloss2ids, pretrained, dataset, out, options)
+    else:
+        run = importer.import_s2g(checkpoint, gloss2ids, dataset, out, fps)
+    typer.echo(f"imported {checkpoint} into {run.run_dir}")
+    echo_next(f"slt export model {run.run_dir} --out BUNDLE")

@@ -1,0 +1,252 @@
+"""Reference checkpoints → our run folders (`slt import slrt`), written through
+`slt_training.runs` so that everything that reads a run (features, export, S2T) reads them.
+
+S2G: the recognizer of `s2g.build_recognizer`, with the reference's BGR input folded into
+the RGB stem (its input channels reversed, so the run reads RGB like every other run),
+normalisation (x - 0.5) / 0.5, the reference's keypoint order and heatmap drawing in the
+config, and the gloss table as the dataset's `gloss_vocab.json`. What our data pipeline
+cannot express (the SingleStream zero-padding crop, bilinear resizing without
+antialiasing) is said in docs/coming-from-twostream-slt.md; `reference.preprocess` has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from slt_serve.errors import SltError
+from slt_serve.tokenizer import TextTokenizer
+from slt_serve.vocab import GlossVocab
+from slt_training.config import S2GConfig, validate_config
+from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRecognizer
+from slt_training.models.s3d import REFERENCE_MEAN, REFERENCE_STD
+from slt_training.models.translation import GenerateOptions, TranslationModel
+from slt_training.models.visual_head import VisualHead
+from slt_training.runs import (
+    ModelSpec,
+    S2GInputSpec,
+    S2GRun,
+    TranslationRun,
+    dataset_fps,
+    prepare_run_dir,
+    write_checkpoint,
+)
+
+from .checkpoint import read_checkpoint
+from .preprocess import KEYPOINTS_79
+from .s2g import build_recognizer
+from .text import pruned_tokenizer, read_map_ids
+from .translation import build_translation, read_config
+from .vocab import ImportedVocab, read_gloss_table, s2g_vocab
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_TAG = "reference"  # the checkpoint folder an import writes
+INPUT_SIZE = 224  # the reference's img_size
+
+
+def fold_bgr(model: SingleStreamRecognizer | TwoStreamRecognizer) -> None:
+    """Reverse the RGB stem's input channels: the model then reads RGB exactly as the
+    reference's read BGR (a convolution sums over its input channels)."""
+    backbone = model.backbone if isinstance(model, SingleStreamRecognizer) else model.rgb_backbone
+    conv = backbone.blocks[0].stem.spatial.conv
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[:, [2, 1, 0]].clone())
+
+
+def write_dataset_vocab(root: Path, vocab: GlossVocab, source: str | os.PathLike) -> Path:
+    """The checkpoint's gloss table as ROOT/gloss_vocab.json; an existing, different one
+    is refused (it would make every gloss id wrong)."""
+    path = root / "gloss_vocab.json"
+    if path.is_file():
+        existing = GlossVocab.load(path)
+        if existing.glosses != vocab.glosses:
+            raise SltError(
+                f"{path}: differs from the checkpoint's gloss table {source} "
+                f"({len(existing)} vs {len(vocab)} glosses); import into a dataset folder "
+                "without gloss_vocab.json, or remove it"
+            )
+        return path
+    vocab.save(path)
+    return path
+
+
+def s2g_config(model, root: Path, run_dir: Path) -> S2GConfig:
+    """The config that rebuilds `model` (eval only: no pretrained S3D, nothing frozen)."""
+    two = isinstance(model, TwoStreamRecognizer)
+    options = model.options
+    head = options.head
+    data = {"root": str(root), "frame_size": INPUT_SIZE, "input_size": INPUT_SIZE, "eval_crop": 1.0}
+    model_cfg = {
+        "kind": "two_stream" if two else "single_stream",
+        "hidden_size": head.hidden_size,
+        "ff_size": head.ff_size,
+        "ff_kernel_sizes": list(head.ff_kernel_sizes),
+    }
+    if two:
+        data["keypoints"] = list(KEYPOINTS_79)  # the reference's order, not ours
+        model_cfg |= {
+            "heatmap_sigma": options.heatmaps.sigma,
+            "heatmap_style": options.heatmaps.style,
+            "heatmap_grid": list(options.heatmaps.grid),
+            "lateral": options.lateral.enabled,
+            "pyramid": options.pyramid.enabled,
+            "decode_head": options.decode_head,
+        }
+    raw = {"stage": "s2g", "run_dir": str(run_dir), "data": data, "model": model_cfg}
+    return validate_config(raw, S2GConfig, run_dir / "config.yaml")
+
+
+def import_s2g(
+    checkpoint_path: str | os.PathLike,
+    gloss_table: str | os.PathLike,
+    dataset: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    fps: float | None = None,
+) -> S2GRun:
+    """An S2G run folder holding a reference S2G checkpoint, checked by reloading it."""
+    model, vocab = _s2g_model(checkpoint_path, gloss_table)
+    return write_s2g_run(model, vocab, gloss_table, dataset, run_dir, fps, str(checkpoint_path))
+
+
+def _s2g_model(checkpoint_path, gloss_table):
+    checkpoint = read_checkpoint(checkpoint_path)
+    if checkpoint.kind not in ("s2g_single", "s2g_two"):
+        raise SltError(f"{checkpoint_path}: a {checkpoint.kind} checkpoint, not S2G")
+    imported = s2g_vocab(read_gloss_table(gloss_table), gloss_table)
+    return build_recognizer(checkpoint, imported, str(gloss_table)), imported
+
+
+def write_s2g_run(
+    model, vocab: ImportedVocab, gloss_table, dataset, run_dir, fps: float | None, source: str
+) -> S2GRun:
+    """`model` (reading BGR, as imported) as an S2G run folder over `dataset`."""
+    fold_bgr(model)
+    root, run_dir = Path(dataset), Path(run_dir)
+    cfg = s2g_config(model, root, run_dir)
+    prepare_run_dir(cfg, resume=False, data_root=root)
+    write_dataset_vocab(root, vocab.vocab, gloss_table)
+    run = S2GRun.of(cfg)
+    keypoints = tuple(cfg.data.keypoints) if isinstance(model, TwoStreamRecognizer) else None
+    spec = S2GInputSpec(
+        frame_size=INPUT_SIZE, input_size=INPUT_SIZE, mean=REFERENCE_MEAN, std=REFERENCE_STD,
+        motion_channels=False, frame_stride=1, keypoints=keypoints, eval_crop=1.0,
+        fps=fps if fps is not None else dataset_fps(root, cfg.data.train_split),
+    )  # fmt: skip
+    run.write_input_spec(spec)
+    write_checkpoint(run_dir, CHECKPOINT_TAG, model, source=source)
+    _check_reload(run, model)
+    log.info("imported %s into %s", source, run_dir)
+    return run
+
+
+def import_s2t(
+    s2t_checkpoint: str | os.PathLike,
+    s2g_checkpoint: str | os.PathLike,
+    gloss_table: str | os.PathLike,
+    pretrained: str | os.PathLike,
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    options: S2TImportOptions,
+) -> tuple[S2GRun, TranslationRun]:
+    """OUT/s2g (the S2G checkpoint's backbone under the S2T checkpoint's own head, whose
+    512-d features the translation reads) and OUT/s2t (V-L mapper + mBART, the
+    reference's encoder input, transformers 4.11.3's beam search)."""
+    checkpoint = read_checkpoint(s2t_checkpoint)
+    recognizer, vocab = _s2g_model(s2g_checkpoint, gloss_table)
+    if not isinstance(recognizer, SingleStreamRecognizer):
+        raise SltError(
+            f"{s2g_checkpoint}: TwoStream S2T import is not supported yet (SingleStream only)"
+        )
+    translation = _translation(checkpoint, pretrained, options, (vocab, str(gloss_table)))
+    recognizer.head = translation.head  # the S2T network's head replaces the S2G one
+    out = Path(out)
+    s2g = write_s2g_run(recognizer, vocab, gloss_table, dataset, out / "s2g", options.fps,
+                        f"{s2g_checkpoint} + head of {s2t_checkpoint}")  # fmt: skip
+    spec = ModelSpec(
+        mbart_config=translation.model.mbart.config.to_dict(),
+        translation_options=translation.model.options,
+        generation=GenerateOptions(options.num_beams, 1.0, options.max_length, search="reference"),
+        stage="s2t",
+        lang=options.lang,
+        s2g_run=str(s2g.run_dir),
+        s2g_checkpoint_sha256=s2g.weights_sha256(),
+    )
+    run = TranslationRun.create(out / "s2t", spec)
+    translation.tokenizer.save(run.tokenizer_path)
+    write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(s2t_checkpoint))
+    _check_translation_reload(run, translation.model)
+    return s2g, run
+
+
+@dataclass(frozen=True)
+class S2TImportOptions:
+    """What the pretrained folder does not say."""
+
+    text_lang: str = "de_DE"  # the spoken language token (tgt_lang), the decoder's start
+    sign_lang: str = "de_DGS"  # the sign language code appended to every input (src_lang)
+    lang: str = "de"  # ISO code of the text (zh is scored on characters)
+    num_beams: int = 5  # ref: testing.cfg.translation.num_beams
+    max_length: int = 100  # ref: testing.cfg.translation.max_length
+    fps: float | None = None  # the clips' frame rate (None: the dataset's)
+
+
+@dataclass(frozen=True)
+class _Translation:
+    model: TranslationModel
+    head: VisualHead
+    tokenizer: TextTokenizer
+
+
+def _folder_file(folder: Path, *names: str) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise SltError(
+        f"{folder}: none of {names}; give the pruned mBART folder the model was trained with"
+    )
+
+
+def _translation(checkpoint, pretrained, options: S2TImportOptions, head_vocab) -> _Translation:
+    folder = Path(pretrained)
+    map_ids = read_map_ids(_folder_file(folder, "map_ids.pkl", "old2new_vocab.pkl", "map_ids.json"))
+    tokenizer = pruned_tokenizer(_folder_file(folder, "tokenizer.json"), map_ids, options.text_lang)
+    table_file = _folder_file(folder, "gloss2ids.pkl", "gloss2ids.json")
+    imported = build_translation(
+        checkpoint, read_config(folder), read_gloss_table(table_file), str(table_file),
+        tokenizer.lang_id, options.sign_lang, head_vocab=head_vocab,
+    )  # fmt: skip
+    return _Translation(imported.model, imported.head, tokenizer)
+
+
+def _check_translation_reload(run: TranslationRun, model: TranslationModel) -> None:
+    rebuilt = run.load().model.state_dict()
+    for key, value in model.state_dict().items():
+        if not torch.equal(rebuilt[key], value):
+            raise SltError(f"{run.run_dir}: the written run does not rebuild {key}")
+
+
+EVAL_OPTIONS = ("head", "heatmaps", "lateral", "pyramid", "decode_head", "num_keypoints")
+
+
+def _check_reload(run: S2GRun, model) -> None:
+    """The run rebuilds exactly this model: every weight, and the options that shape its
+    eval outputs (its config describes it)."""
+    rebuilt = run.load_recognizer()
+    for name in EVAL_OPTIONS:
+        ours = getattr(model.options, name, None)
+        theirs = getattr(rebuilt.options, name, None)
+        if name == "head":  # dropout does not act in eval
+            ours, theirs = replace(ours, dropout=0.0), replace(theirs, dropout=0.0)
+        if ours != theirs:
+            raise SltError(
+                f"{run.run_dir}: the written config rebuilds {name} {theirs}, not {ours}"
+            )
+    state = rebuilt.state_dict()
+    for key, value in model.state_dict().items():
+        if not torch.equal(state[key], value):
+            raise SltError(f"{run.run_dir}: the written run does not rebuild {key}")
