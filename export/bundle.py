@@ -129,7 +129,7 @@ class BundleExport:
 
 @dataclass(frozen=True)
 class _Plan:
-    """One export's parts and settings, checked (`_plan`)."""
+    """One export's parts and settings (`check` refuses what cannot be exported)."""
 
     stage: str  # s2t | g2t | s2g
     kind: str  # single_stream | two_stream | g2t
@@ -140,6 +140,19 @@ class _Plan:
     tolerance: float
     window_frames: int
     context_frames: int
+
+    def check(self) -> None:
+        """Refuse settings that cannot make a bundle, before anything is exported."""
+        if self.quantize is not None and self.quantize not in QUANTIZE:
+            raise SltError(f"--quantize {self.quantize}: choose one of {', '.join(QUANTIZE)}")
+        for label, value in (
+            ("window_frames", self.window_frames),
+            ("context_frames", self.context_frames),
+        ):
+            if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
+                raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
+        if self.pose is not None and self.kind != "two_stream":
+            raise SltError("a pose model goes only into two_stream bundles")
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,13 @@ def export_bundle(
     """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`."""
     started = time.perf_counter()
     out = Path(out)
-    plan = _plan(recognition, translation, pose, quantize, tolerance, window_frames, context_frames)
+    stage, kind = _stage_and_kind(recognition, translation)
+    pose = None if pose is None else Path(pose)
+    plan = _Plan(
+        stage, kind, recognition, translation, pose, quantize, tolerance, window_frames,
+        context_frames,
+    )  # fmt: skip
+    plan.check()
     _check_out(out, overwrite)
     tmp = out.parent / f".{out.name}.partial"
     if tmp.exists():
@@ -212,21 +231,6 @@ def export_run(
         pose=pose,
         quantize=quantize,
         overwrite=overwrite,
-    )
-
-
-def _plan(recognition, translation, pose, quantize, tolerance, window, context) -> _Plan:
-    stage, kind = _stage_and_kind(recognition, translation)
-    if quantize is not None and quantize not in QUANTIZE:
-        raise SltError(f"--quantize {quantize}: choose one of {', '.join(QUANTIZE)}")
-    for label, value in (("window_frames", window), ("context_frames", context)):
-        if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
-            raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
-    if pose is not None and kind != "two_stream":
-        raise SltError("a pose model goes only into two_stream bundles")
-    pose = None if pose is None else Path(pose)
-    return _Plan(
-        stage, kind, recognition, translation, pose, quantize, tolerance, window, context
     )
 
 
