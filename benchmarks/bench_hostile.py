@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_serve import _wait_ready, free_port, sample_video, tiny_bundle
+from bench_serve import free_port, sample_video, tiny_bundle, wait_ready
 from rich.console import Console
 from rich.table import Table
 
@@ -101,7 +101,7 @@ def run(bundle: Path, video: bytes, bomb_bytes: bytes, args, attackers: int, tmp
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server)
+        wait_ready(url, server)
         end = time.perf_counter() + args.seconds
         results: list = []
         got: collections.Counter = collections.Counter()

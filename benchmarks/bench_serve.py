@@ -73,7 +73,7 @@ def serve(bundle: Path, video: Path, seconds: float, clients: int, workers: int,
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server)
+        wait_ready(url, server)
         data = video.read_bytes()
 
         def one(_):
@@ -133,7 +133,7 @@ def serve(bundle: Path, video: Path, seconds: float, clients: int, workers: int,
     }
 
 
-def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
+def wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if server.poll() is not None:

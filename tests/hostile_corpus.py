@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from malformed_corpus import LIMITS, Case, _frames, _image, _video
+from malformed_corpus import LIMITS, Case, encode_image, encode_video, pattern_frames
 
 
 def make(out: Path, secret: Path, url: str) -> list[Case]:
@@ -43,15 +43,15 @@ def make(out: Path, secret: Path, url: str) -> list[Case]:
     add("ansi.ans", "\x1b[31mHELLO\x1b[0m\n" * 50, "invalid_video", "ANSI art")
     add("notes.txt", "hello world\n" * 50, "invalid_video", "text")
     add("subs.mp4", "WEBVTT\n\n00:00.000 --> 00:01.000\nHELLO\n", "invalid_video", "WebVTT as .mp4")
-    add("img%03d.png", _image("png"), "not_a_video", "an image-sequence pattern name")
+    add("img%03d.png", encode_image("png"), "not_a_video", "an image-sequence pattern name")
     add("still.gif", _gif(), "not_a_video", "a still GIF")
 
     # 3. frame-count bombs: thousands of tiny frames in every container, and a long one
-    many = _frames(LIMITS["max_frames"] * 3, 16)
+    many = pattern_frames(LIMITS["max_frames"] * 3, 16)
     for fmt, codec, ext in [("matroska", "libx264", "mkv"), ("webm", "libvpx-vp9", "webm"),
                             ("mp4", "libx264", "mp4"), ("avi", "mjpeg", "avi")]:  # fmt: skip
-        add(f"bomb.{ext}", _video(many, fmt, codec, fps=1000), "too_many_frames", f"{len(many)} frames in {fmt}")  # fmt: skip
-    add("long.mkv", _video(_frames(30, 16), "matroska", "libx264", fps=1), "too_long", "30 s at 1 fps, Matroska")  # fmt: skip
+        add(f"bomb.{ext}", encode_video(many, fmt, codec, fps=1000), "too_many_frames", f"{len(many)} frames in {fmt}")  # fmt: skip
+    add("long.mkv", encode_video(pattern_frames(30, 16), "matroska", "libx264", fps=1), "too_long", "30 s at 1 fps, Matroska")  # fmt: skip
     add("understated.mkv", _understated(), "too_long", "30 s whose header says 2 s")
 
     # 4. a frame size change mid-stream, past the pixel limit
@@ -61,7 +61,7 @@ def make(out: Path, secret: Path, url: str) -> list[Case]:
 
 def _understated() -> bytes:
     """30 s of Matroska (1 fps) whose header's Duration element says 2 s."""
-    data = bytearray(_video(_frames(30, 16), "matroska", "libx264", fps=1))
+    data = bytearray(encode_video(pattern_frames(30, 16), "matroska", "libx264", fps=1))
     i = data.find(b"\x44\x89\x88")  # Duration, an 8-byte float in milliseconds
     data[i + 3 : i + 11] = struct.pack(">d", 2000.0)
     return bytes(data)
@@ -73,14 +73,14 @@ def _gif() -> bytes:
         stream = out.add_stream("gif", rate=1)
         stream.width = stream.height = 32
         stream.pix_fmt = "rgb8"
-        out.mux(stream.encode(av.VideoFrame.from_ndarray(_frames(1, 32)[0], format="rgb24")))
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(pattern_frames(1, 32)[0], format="rgb24")))
         out.mux(stream.encode())
     return buf.getvalue()
 
 
 def _growing() -> bytes:
     """Motion-JPEG in Matroska: a stream declared 64×64 whose last frames are 2048×1152."""
-    small, big = _frames(4, 64), _frames(2, (1152, 2048))
+    small, big = pattern_frames(4, 64), pattern_frames(2, (1152, 2048))
     packets = _mjpeg_packets(small) + _mjpeg_packets(big)
     buf = io.BytesIO()
     with av.open(buf, "w", format="matroska") as out:

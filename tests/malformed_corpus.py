@@ -54,10 +54,10 @@ def make(out: Path, seed: int = 0) -> list[Case]:
         path.write_bytes(data)
         cases.append(Case(path, expect, what))
 
-    mp4 = _video(_frames(32, 64), "mp4", "libx264")
-    faststart = _video(_frames(32, 64), "mp4", "libx264", movflags="faststart")
-    mkv = _video(_frames(32, 64), "matroska", "libx264")
-    webm = _video(_frames(32, 64), "webm", "libvpx-vp9")
+    mp4 = encode_video(pattern_frames(32, 64), "mp4", "libx264")
+    faststart = encode_video(pattern_frames(32, 64), "mp4", "libx264", movflags="faststart")
+    mkv = encode_video(pattern_frames(32, 64), "matroska", "libx264")
+    webm = encode_video(pattern_frames(32, 64), "webm", "libvpx-vp9")
 
     # nothing, or not media at all
     add("empty.mp4", b"", "empty_file", "zero bytes")
@@ -77,29 +77,29 @@ def make(out: Path, seed: int = 0) -> list[Case]:
     add("subtitles.srt", b"1\n00:00:00,000 --> 00:00:01,000\nHELLO\n", "invalid_video", "subtitles only")  # fmt: skip
 
     # still images
-    add("image.png", _image("png"), "not_a_video", "a PNG")
-    add("image.jpg", _image("mjpeg"), "not_a_video", "a JPEG")
-    add("png_named.mp4", _image("png"), "not_a_video", "a PNG named .mp4")
+    add("image.png", encode_image("png"), "not_a_video", "a PNG")
+    add("image.jpg", encode_image("mjpeg"), "not_a_video", "a JPEG")
+    add("png_named.mp4", encode_image("png"), "not_a_video", "a PNG named .mp4")
     add("huge_declared.png", _png_declaring(100_000, 100_000), None, "a PNG declaring 100000²")
 
     # sound, no picture
-    add("audio_aac.m4a", _audio("mp4", "aac"), "invalid_video", "AAC in MP4 (.m4a)")
-    add("audio_aac.mp4", _audio("mp4", "aac"), "invalid_video", "AAC in MP4 named .mp4")
-    add("audio.mp3", _audio("mp3", "libmp3lame"), "invalid_video", "MP3")
-    add("audio_opus.ogg", _audio("ogg", "libopus"), "invalid_video", "Opus in Ogg")
-    add("audio.wav", _audio("wav", "pcm_s16le"), "invalid_video", "WAV")
+    add("audio_aac.m4a", encode_audio("mp4", "aac"), "invalid_video", "AAC in MP4 (.m4a)")
+    add("audio_aac.mp4", encode_audio("mp4", "aac"), "invalid_video", "AAC in MP4 named .mp4")
+    add("audio.mp3", encode_audio("mp3", "libmp3lame"), "invalid_video", "MP3")
+    add("audio_opus.ogg", encode_audio("ogg", "libopus"), "invalid_video", "Opus in Ogg")
+    add("audio.wav", encode_audio("wav", "pcm_s16le"), "invalid_video", "WAV")
 
     # resolution, length and frame-count limits
     add("declared_65000.mkv", _mjpeg_declaring(65000, 65000), "invalid_video", "frames declaring 65000²")  # fmt: skip
-    add("wide_8200.mkv", _video(_frames(2, (16, 8200)), "matroska", "ffv1"), "invalid_video", "8200 px wide")  # fmt: skip
-    add("pixels_4k2k.mkv", _video(_frames(2, (2160, 4096)), "matroska", "mjpeg"), "too_many_pixels", "4096×2160 frames")  # fmt: skip
-    add("too_long.mp4", _video(_frames(30, 16), "mp4", "libx264", fps=1), "too_long", "30 s at 1 fps")  # fmt: skip
-    add("too_many_frames.mp4", _video(_frames(480, 16), "mp4", "libx264", fps=240), "too_many_frames", "480 frames at 240 fps")  # fmt: skip
+    add("wide_8200.mkv", encode_video(pattern_frames(2, (16, 8200)), "matroska", "ffv1"), "invalid_video", "8200 px wide")  # fmt: skip
+    add("pixels_4k2k.mkv", encode_video(pattern_frames(2, (2160, 4096)), "matroska", "mjpeg"), "too_many_pixels", "4096×2160 frames")  # fmt: skip
+    add("too_long.mp4", encode_video(pattern_frames(30, 16), "mp4", "libx264", fps=1), "too_long", "30 s at 1 fps")  # fmt: skip
+    add("too_many_frames.mp4", encode_video(pattern_frames(480, 16), "mp4", "libx264", fps=240), "too_many_frames", "480 frames at 240 fps")  # fmt: skip
     add("zero_frames.mp4", _empty_video(), "invalid_video", "an MP4 whose video track got no frame")
 
     # odd but valid
-    add("one_frame.mp4", _video(_frames(1, 64), "mp4", "libx264"), None, "a single frame")
-    add("tiny_2x2.mkv", _video(_frames(8, 2), "matroska", "ffv1"), None, "2×2 pixels")
+    add("one_frame.mp4", encode_video(pattern_frames(1, 64), "mp4", "libx264"), None, "a single frame")
+    add("tiny_2x2.mkv", encode_video(pattern_frames(8, 2), "matroska", "ffv1"), None, "2×2 pixels")
     add("twice.mp4", mp4 + mp4, None, "two MP4 files concatenated")
     add("mp4_named.txt", mp4, None, "a valid MP4 named .txt")
 
@@ -130,7 +130,7 @@ def make(out: Path, seed: int = 0) -> list[Case]:
 # --- generators ---------------------------------------------------------------------------
 
 
-def _frames(n: int, size: int | tuple[int, int]) -> np.ndarray:
+def pattern_frames(n: int, size: int | tuple[int, int]) -> np.ndarray:
     """A moving bright square on a gradient: real content, cheap to encode."""
     h, w = (size, size) if isinstance(size, int) else size
     y, x = np.mgrid[0:h, 0:w]
@@ -145,7 +145,7 @@ def _frames(n: int, size: int | tuple[int, int]) -> np.ndarray:
     return frames
 
 
-def _video(frames: np.ndarray, fmt: str, codec: str, fps: int = 25, movflags: str | None = None) -> bytes:  # fmt: skip
+def encode_video(frames: np.ndarray, fmt: str, codec: str, fps: int = 25, movflags: str | None = None) -> bytes:  # fmt: skip
     options = {"movflags": movflags} if movflags else {}
     with tempfile.TemporaryDirectory() as tmp:  # fast start rewrites the file: needs a real one
         path = Path(tmp) / f"v.{fmt}"
@@ -181,7 +181,7 @@ def _empty_video() -> bytes:
         return path.read_bytes()
 
 
-def _audio(fmt: str, codec: str, seconds: float = 1.0) -> bytes:
+def encode_audio(fmt: str, codec: str, seconds: float = 1.0) -> bytes:
     buf = io.BytesIO()
     rate = 48000
     with av.open(buf, "w", format=fmt) as out:
@@ -206,14 +206,14 @@ def _audio(fmt: str, codec: str, seconds: float = 1.0) -> bytes:
     return buf.getvalue()
 
 
-def _image(codec: str) -> bytes:
+def encode_image(codec: str) -> bytes:
     fmt = {"png": "image2pipe", "mjpeg": "image2pipe"}[codec]
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=1)
         stream.width = stream.height = 64
         stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
-        out.mux(stream.encode(av.VideoFrame.from_ndarray(_frames(1, 64)[0], format="rgb24")))
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(pattern_frames(1, 64)[0], format="rgb24")))
         out.mux(stream.encode())
     return buf.getvalue()
 
@@ -235,7 +235,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 
 def _mjpeg_declaring(width: int, height: int) -> bytes:
     """Motion-JPEG in Matroska whose every frame header (SOF0) declares width × height."""
-    data = bytearray(_video(_frames(4, 32), "matroska", "mjpeg"))
+    data = bytearray(encode_video(pattern_frames(4, 32), "matroska", "mjpeg"))
     i = 0
     while (i := data.find(b"\xff\xc0", i)) >= 0:  # SOF0: length(2) precision(1) height(2) width(2)
         data[i + 5 : i + 9] = struct.pack(">HH", height, width)

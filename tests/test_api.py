@@ -14,7 +14,7 @@ import cached_bundles
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from malformed_corpus import _audio, _image, _video
+from malformed_corpus import encode_audio, encode_image, encode_video
 
 from slt_serve.api import create_app
 from slt_serve.settings import Settings
@@ -166,29 +166,29 @@ def test_byte_limit_by_declared_length_and_while_streaming(client):
 def test_not_a_video_in_every_way(client, spool):
     cases = [
         ("notes.mp4", b"hello, this is text\n" * 20, "invalid_video", "not a readable video"),
-        ("still.png", _image("png"), "not_a_video", "still image"),
-        ("song.m4a", _audio("mp4", "aac"), "invalid_video", "only audio"),
+        ("still.png", encode_image("png"), "not_a_video", "still image"),
+        ("song.m4a", encode_audio("mp4", "aac"), "invalid_video", "only audio"),
         (
             "wide.mkv",
-            _video(np.zeros((2, 16, 8200, 3), np.uint8), "matroska", "ffv1"),
+            encode_video(np.zeros((2, 16, 8200, 3), np.uint8), "matroska", "ffv1"),
             "invalid_video",
             "absurd frame size",
         ),  # fmt: skip
         (
             "big.mkv",
-            _video(np.zeros((2, 480, 700, 3), np.uint8), "matroska", "mjpeg"),
+            encode_video(np.zeros((2, 480, 700, 3), np.uint8), "matroska", "mjpeg"),
             "too_many_pixels",
             "700×480",
         ),  # fmt: skip
         (
             "long.mp4",
-            _video(np.zeros((12, 16, 16, 3), np.uint8), "mp4", "libx264", fps=1),
+            encode_video(np.zeros((12, 16, 16, 3), np.uint8), "mp4", "libx264", fps=1),
             "too_long",
             "12.0 s",
         ),  # fmt: skip
         (
             "fast.mp4",
-            _video(np.zeros((320, 16, 16, 3), np.uint8), "mp4", "libx264", fps=100),
+            encode_video(np.zeros((320, 16, 16, 3), np.uint8), "mp4", "libx264", fps=100),
             "too_many_frames",
             "320 frames",
         ),  # fmt: skip
@@ -200,7 +200,7 @@ def test_not_a_video_in_every_way(client, spool):
 
 
 def test_truncated_video_that_probes_fine_is_refused_when_decoded(client):
-    data = _video(np.zeros((32, 64, 64, 3), np.uint8) + 90, "mp4", "libx264", movflags="faststart")
+    data = encode_video(np.zeros((32, 64, 64, 3), np.uint8) + 90, "mp4", "libx264", movflags="faststart")
     msg = error(post_file(client, "cut.mp4", data[: len(data) * 3 // 4]), 422, "invalid_video")
     assert "truncated" in msg and "cut.mp4" in msg
 

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 from loopback_server import serving, wait_for
-from malformed_corpus import _image
+from malformed_corpus import encode_image
 from typer.testing import CliRunner
 
 pytest.importorskip(
@@ -102,7 +102,7 @@ def test_translate_video_refusals_name_the_users_file(s2t, clip, not_a_video, tm
         translate_video(s2t, not_a_video)
     assert str(tmp_path) not in str(e.value)  # where the upload was spooled never shows
     still = tmp_path / "still.png"
-    still.write_bytes(_image("png"))
+    still.write_bytes(encode_image("png"))
     with pytest.raises(SltError, match="still image"):
         translate_video(s2t, still)
     with pytest.raises(SltError, match=r"`signer.mp4` lasts 2.0 s; the limit is 1 s"):

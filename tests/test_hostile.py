@@ -82,7 +82,7 @@ def hits():
 def test_hostile_corpus_no_5xx_no_file_or_url_read_counters_add_up(s2t, tmp_path, hits):
     url, seen = hits
     secret = tmp_path / "secret.mp4"  # a valid video on the server: must never be translated
-    secret.write_bytes(malformed_corpus._video(malformed_corpus._frames(25, 64), "mp4", "libx264"))
+    secret.write_bytes(malformed_corpus.encode_video(malformed_corpus.pattern_frames(25, 64), "mp4", "libx264"))
     cases = hostile_corpus.make(tmp_path / "corpus", secret, url)
     spool = tmp_path / "spool"
     settings = Settings(workers=2, queue_size=4, tmp_dir=spool, **malformed_corpus.LIMITS)
@@ -109,7 +109,7 @@ def test_hostile_corpus_no_5xx_no_file_or_url_read_counters_add_up(s2t, tmp_path
 
 
 def test_slow_headers_and_bodies_get_408_and_block_no_one(s2t, tmp_path):
-    clip = malformed_corpus._video(malformed_corpus._frames(25, 64), "mp4", "libx264")
+    clip = malformed_corpus.encode_video(malformed_corpus.pattern_frames(25, 64), "mp4", "libx264")
     settings = Settings(
         workers=1, queue_size=0, tmp_dir=tmp_path, header_timeout_s=1, read_timeout_s=1
     )
@@ -140,7 +140,7 @@ def test_slow_headers_and_bodies_get_408_and_block_no_one(s2t, tmp_path):
 def test_a_request_past_the_time_limit_is_stopped_and_answered_503(s2t, tmp_path):
     from fastapi.testclient import TestClient
 
-    clip = malformed_corpus._video(malformed_corpus._frames(25, 64), "mp4", "libx264")
+    clip = malformed_corpus.encode_video(malformed_corpus.pattern_frames(25, 64), "mp4", "libx264")
     settings = Settings(tmp_dir=tmp_path, request_timeout_s=1e-9)  # past it at the first frame
     with TestClient(create_app(s2t, settings)) as c:
         r = c.post("/v1/translate", files={"file": ("c.mp4", clip)})
