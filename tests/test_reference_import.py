@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from slt_serve.cli import app
 from slt_serve.errors import SltError
 from slt_training.data.pose_files import read_npz
-from slt_training.reference.importer import write_dataset_vocab
+from slt_training.reference.importer import import_s2g, write_dataset_vocab
 from slt_training.reference.keypoints import import_keypoints
+from slt_training.reference.preprocess import KEYPOINTS_79
 from slt_training.reference.vocab import read_gloss_table, s2g_vocab
 from slt_training.runs import S2GRun, TranslationRun
 
@@ -176,3 +177,45 @@ def test_imported_s2t_runs_reproduce_the_golden(tmp_path, variant):
         assert beam[0].tolist() == record["beam5"]["ids"], (variant, i)
         assert best[0].tolist() == record["greedy"]["ids"], (variant, i)
         assert trained.tokenizer.lang_id == beam[0, 0]
+
+
+@pytest.mark.slow  # exports the full-size S3D to ONNX (~1 min on one thread)
+def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run, tmp_path):
+    import onnxruntime as ort
+
+    tmp, table = single_run
+    result = CliRunner().invoke(
+        app, ["export", "model", str(tmp / "run"), "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(tmp_path / "b" / "s2g.onnx"))
+    bgr = np.load(kit_dir("s2g_singlestream") / "preprocessed.npz")["video"][0]  # (3, T, H, W)
+    frames = np.ascontiguousarray(bgr[[2, 1, 0]].transpose(1, 0, 2, 3))  # RGB, time-major
+    log_probs, _ = session.run(["log_probs", "features"], {"frames": frames})
+    vocab = s2g_vocab(read_gloss_table(table), table)
+    expected = np.load(kit_dir("s2g_singlestream") / "outputs.npz")["gloss_probabilities_log"]
+    np.testing.assert_allclose(log_probs, expected[:, list(vocab.order)], atol=1e-4, rtol=0)
+
+
+def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):
+    torch.set_num_threads(1)
+    ckpt = write_reference_checkpoint(
+        tmp_path / "two.ckpt", procedure_state("s2g_twostream"), s2g=True
+    )
+    root = _dataset(tmp_path / "ds")
+    points = np.load(kit_dir() / "s2g_inputs.npz")["keypoints_133"]
+    import_keypoints_pkl = tmp_path / "kp.pkl"
+    import_keypoints_pkl.write_bytes(pickle.dumps({"dev/c1": {"keypoints": points}}))
+    import_keypoints(import_keypoints_pkl, root, 210, 260, 25.0)  # TwoStream runs check them
+    table = kit_dir("s2g_twostream") / "gloss_vocab.json"
+    run = import_s2g(ckpt, table, root, tmp_path / "run", 25.0)  # reloads and compares itself
+    assert run.input_spec().keypoints == KEYPOINTS_79  # the reference's order, not ours
+    model = run.load_recognizer()
+    heatmaps = model.options.heatmaps
+    assert (heatmaps.style, heatmaps.sigma, heatmaps.grid, heatmaps.size) == (
+        "reference",
+        8.0,
+        (260, 210),
+        (112, 112),
+    )
+    assert model.options.decode_head == "ensemble" and model.options.pyramid.enabled
