@@ -191,6 +191,11 @@ class Translator:
             path = options.pose or (bundle.file(POSE) if bundle.has(POSE) else None)
             if path is not None:
                 self.pose = self._load_pose(path, providers, threads)
+            elif self.spec.pose_model == "mediapipe_holistic":
+                from slt_serve.pose_mediapipe import serving_pose
+
+                # MediaPipe Holistic behind the no-signer check (422 no_signer)
+                self.pose = serving_pose(self.spec.keypoint_layout)
         log.info(
             "bundle %s (%s, %s, %s) on %s", self.name, self.kind, self.stage, self.digest,
             self.provider,
