@@ -61,6 +61,8 @@ def check_video(upload: Upload, settings: Settings) -> None:
 def translate_upload(translator: Translator, upload: Upload, settings: Settings) -> Result:
     """Check, then translate with the limits in force; the upload's file is removed in every
     case. Runs on a worker thread."""
+    if translator.max_seconds < settings.max_seconds:  # the translator's own limit, told alike
+        settings = settings.model_copy(update={"max_seconds": translator.max_seconds})
     try:
         check_video(upload, settings)
         with decode_limits(limits_for(settings)):

@@ -150,6 +150,18 @@ def test_a_request_past_the_time_limit_is_stopped_and_answered_503(s2t, tmp_path
     assert counts["timeouts"] == 1 and counts["server_errors"] == 0
 
 
+def test_a_translator_with_a_shorter_limit_refuses_in_the_clients_terms(s2t_bundle, tmp_path):
+    from fastapi.testclient import TestClient
+
+    short = Translator.from_bundle(s2t_bundle, TranslateOptions(device="cpu", max_seconds=0.5))
+    clip = malformed_corpus.encode_video(malformed_corpus.pattern_frames(25, 64), "mp4", "libx264")
+    with TestClient(create_app(short, Settings(tmp_dir=tmp_path))) as c:
+        r = c.post("/v1/translate", files={"file": ("c.mp4", clip)})
+    body = r.json()["error"]
+    assert r.status_code == 422 and body["code"] == "too_long", body
+    assert "max_seconds" not in body["message"] and "SLT_" not in body["message"]
+
+
 def test_gloss_body_not_utf8_or_nested_too_deep_is_the_clients_error(g2t, tmp_path):
     from fastapi.testclient import TestClient
 
