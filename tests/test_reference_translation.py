@@ -218,3 +218,16 @@ def test_reference_text_of_every_record(name):
             for search in ("beam5", "greedy"):
                 text = reference_text(record[search]["ids"], tokenizer, "de_DE")
                 assert text == record[search]["text"]
+
+
+def test_two_stream_s2t_checkpoints_are_refused(tmp_path):
+    state = procedure_state("s2t_tiny_mbart")
+    for key in [k for k in state if k.startswith("recognition_network.visual_head.")]:
+        state[key.replace("visual_head.", "visual_head_fuse.")] = state[key]
+    path = write_reference_checkpoint(tmp_path / "joint.ckpt", state, s2g=False)
+    folder = kit_dir("tiny_mbart_de")
+    table = folder / "gloss2ids.json"
+    with pytest.raises(SltError, match="visual_head_fuse; only SingleStream S2T"):
+        build_translation(
+            read_checkpoint(path), read_config(folder), read_gloss_table(table), str(table), 6
+        )

@@ -113,6 +113,14 @@ def build_translation(
             f"text tokens ({config.vocab_size} vs {vocab_rows}); give the pruned folder it was trained with"
         )
     s2t = checkpoint.kind == "s2t"
+    others = sorted(
+        {k.split(".")[1] for k in state if k.startswith("recognition_network.")} - {"visual_head"}
+    )
+    if others:  # TwoStream S2T: keypoint and joint heads (gloss_feature_ensemble)
+        raise SltError(
+            f"{checkpoint.path}: an S2T checkpoint with {', '.join(others)}; only SingleStream "
+            "S2T checkpoints (one visual_head) import for now"
+        )
     options = TranslationOptions(
         input="features" if s2t else "gloss",
         feature_dim=state[MAPPER + "0.weight"].shape[1] if s2t else 512,
@@ -125,7 +133,9 @@ def build_translation(
     pairs = [(t, o) for t, o in _translation_pairs(state) if o in own]
     tied = {t for t, o in _translation_pairs(state) if o not in own}  # tied copies v5 omits
     head = _head(checkpoint, head_vocab) if s2t else None
-    translation_state = {k: v for k, v in state.items() if not k.startswith(HEAD) and k not in tied}
+    translation_state = {
+        k: v for k, v in state.items() if not k.startswith(HEAD + ".") and k not in tied
+    }
     mapped = map_state(translation_state, pairs, own, (), checkpoint.path)
     model.load_state_dict(mapped, strict=False)  # tied weights share the embedding
     _check_tied(model, state)
