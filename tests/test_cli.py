@@ -152,3 +152,12 @@ def test_doctor_dataset_comes_from_the_training_plugin(tmp_path):
     from slt_serve import doctor
     report = doctor.run_doctor(tmp_path / "nowhere")
     assert report.failed and report.next_step.startswith("slt data import-folder")
+
+
+def test_every_command_is_there_without_the_optional_extras():
+    """The plugins load without torch, transformers or Gradio: their commands are listed, and
+    only running one that needs an extra names it (above)."""
+    r = slt_without(["torch", "transformers", "gradio"], "--help")
+    assert r.returncode == 0, r.stderr
+    for command in ("doctor", "data", "train", "features", "export", "pipeline", "serve", "demo"):
+        assert f" {command} " in r.stdout, (command, r.stdout)
