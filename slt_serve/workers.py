@@ -80,6 +80,8 @@ class WorkerPool:
                     self._line.remove(place)
                     raise self._busy() from None
             return Slot(self)  # handed over just as the wait ended
+        except ApiError:  # refused while in line: the server is shutting down
+            raise
         except BaseException:  # cancelled: the client went away
             with self._lock:
                 if place in self._line:
@@ -130,15 +132,23 @@ class WorkerPool:
             self._job_s = seconds if self.completed == 1 else 0.8 * self._job_s + 0.2 * seconds
 
     def close(self) -> None:
-        """Refuse new requests; jobs already queued still run."""
+        """Refuse new requests and those in line; jobs already queued still run."""
         with self._lock:
             self.closed = True
+            line, self._line = list(self._line), deque()
+        for loop, future in line:
+            loop.call_soon_threadsafe(_refuse, future)
         self._executor.shutdown(wait=False, cancel_futures=False)
 
 
 def _grant(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _refuse(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(ApiError(503, "shutting_down", "the server is shutting down; retry later"))
 
 
 class Slot:

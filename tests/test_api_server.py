@@ -124,7 +124,7 @@ def test_many_concurrent_clients_get_answers_or_503_and_nothing_else(s2t, clip, 
     assert not list(spool.iterdir())
 
 
-def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp_path):
+def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp_path, caplog):
     spool = tmp_path / "spool"
     app = create_app(s2t, Settings(workers=1, queue_size=0, tmp_dir=spool))
     with serving(app) as url:
@@ -143,6 +143,7 @@ def test_client_gone_mid_upload_leaves_no_file_and_frees_its_slot(s2t, clip, tmp
         wait_for(lambda: in_flight(url) == 0, "the slot to be released")
         gone = httpx.get(f"{url}/v1/model").json()["requests"]
         assert gone["disconnected"] == 1 and gone["server_errors"] == 0
+        assert "unhandled error" not in caplog.text and "Traceback" not in caplog.text
         r = httpx.post(f"{url}/v1/translate", files={"file": ("c.mp4", clip)}, timeout=60)
         assert r.status_code == 200, r.text
 

@@ -214,12 +214,20 @@ def test_a_freed_slot_goes_to_the_longest_waiting_request_not_a_newcomer():
         first.release_unless_running()  # A's request ends …
         again = asyncio.create_task(request("A again"))  # … and A sends the next at once
         await asyncio.gather(*waiting, again)
-        pool.close()
-        return order, full.value
+        held = await pool.wait_for_slot()
+        last = asyncio.create_task(pool.wait_for_slot())
+        while pool.waiting < 1:
+            await asyncio.sleep(0.01)
+        pool.close()  # the one in line is told at once, not after its wait
+        with pytest.raises(ApiError) as closing:
+            await last
+        held.release_unless_running()
+        return order, full.value, closing.value, pool.in_flight
 
-    order, full = asyncio.run(scenario())
+    order, full, closing, in_flight = asyncio.run(scenario())
     assert order == ["B", "C", "A again"]
     assert full.status == 503 and full.code == "busy" and "Retry-After" in full.headers
+    assert closing.code == "shutting_down" and in_flight == 0
 
 
 _TELEMETRY = """
