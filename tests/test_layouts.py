@@ -83,6 +83,14 @@ def test_layouts_cover_133_points_with_distinct_sources():
     assert LAYOUTS["openpose_137"].sources[9] == ("pose_keypoints_2d", "LWrist")
 
 
+def test_mediapipe_covers_all_68_face_points_and_lacks_only_the_small_toes():
+    sources = MEDIAPIPE_HOLISTIC.sources
+    face = sources[skeleton.FACE]
+    assert len(face) == 68 and all(s is not None and s[0] == "FACE_LANDMARKS" for s in face)
+    missing = [i for i, s in enumerate(sources) if s is None]
+    assert missing == [skeleton.FEET.start + 1, skeleton.FEET.start + 4]  # the small toes
+
+
 def test_twostream_subsets_are_the_references_groups():
     pose = list(range(11))
     mouth_half = list(range(71, 91, 2))

@@ -130,3 +130,14 @@ def test_keypoints_command_with_mediapipe_writes_resumes_and_records_failures(tm
     assert [e["name"] for e in errors] == ["broken"]
     again = runner.invoke(app, ["data", "keypoints", str(root), "--pose", "mediapipe"])
     assert again.exit_code == 0 and "1 already there" in again.output
+
+
+@needs_mediapipe
+def test_every_mapped_point_is_a_point_mediapipe_returns():
+    from slt_serve.layouts import MEDIAPIPE_HOLISTIC
+    from slt_serve.pose_mediapipe import MediaPipePose
+
+    names = set(MediaPipePose().names)  # MediaPipe's own landmark enums, 543 points
+    assert len(names) == 543
+    mapped = [s for s in MEDIAPIPE_HOLISTIC.sources if s is not None]
+    assert len(mapped) == 131 and set(mapped) <= names
