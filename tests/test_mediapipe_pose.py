@@ -63,10 +63,12 @@ def test_only_installed_complexities_run_and_none_downloads():
         MediaPipeOptions,
         MediaPipePose,
         available_complexities,
+        installed,
     )
 
     have = available_complexities()
     assert 1 in have  # the wheel's pose_landmark_full
+    assert "complexity" in installed() and "1" in installed().split("complexity")[1]
     for missing in {0, 1, 2} - set(have):
         with pytest.raises(SltError, match="not installed"):
             MediaPipePose(MediaPipeOptions(model_complexity=missing))
