@@ -139,17 +139,22 @@ def two(tmp_path_factory):
         heads, steps, aux = model.head_outputs(
             video, points, torch.tensor([video.shape[2]]), raw_size, pyramid=True
         )
-        heatmaps = model.heatmaps(points[:, :4], torch.tensor([4]), raw_size)
+        heatmaps = model.heatmaps(points, torch.tensor([video.shape[2]]), raw_size)
     ensemble = ensemble_log_probs([head.log_probs for head in heads.values()])
     return vocab, model, video, heatmaps, heads, aux, ensemble
 
 
 @pytest.mark.slow  # one TwoStream pass at PHOENIX shape: ~25 s on one thread
-def test_two_stream_preprocessing_matches_the_reference_bit_for_bit(two):
+def test_two_stream_preprocessing_matches_the_reference(two):
     _, _, video, heatmaps, *_ = two
     stored = np.load(kit_dir("s2g_twostream") / "preprocessed.npz")
-    assert np.array_equal(video[:, :, :4].numpy(), stored["video_first4"])
-    assert np.array_equal(heatmaps.numpy(), stored["heatmaps_first4"])
+    assert np.array_equal(video[:, :, :4].numpy(), stored["video_first4"])  # bit for bit
+    # heatmaps: the separable drawing equals the reference's up to float rounding
+    np.testing.assert_allclose(
+        heatmaps[:, :, :4].numpy(), stored["heatmaps_first4"], atol=1e-6, rtol=0
+    )
+    sums = heatmaps.double().sum(dim=(0, 1, 3, 4)).numpy()
+    np.testing.assert_allclose(sums, stored["heatmaps_frame_sum"], rtol=1e-8)
 
 
 @pytest.mark.slow  # one TwoStream pass at PHOENIX shape: ~25 s on one thread

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from slt_serve.errors import SltError
 
 STYLES = ("direct", "reference")
-REFERENCE_CHUNK = 16  # maps drawn at once in the reference style (each grid-sized)
 
 
 @dataclass(frozen=True)
@@ -104,19 +102,31 @@ def _reference_heatmaps(
     points: Tensor, frame_size: tuple[int, int], options: HeatmapOptions
 ) -> Tensor:
     """The reference's drawing: exp(-((y - ky)² + (x - kx)²) / 2σ²) on the integer
-    `grid`, every point whatever its score, then a bilinear resize to `size`."""
+    `grid`, every point whatever its score, then a bilinear resize to `size`.
+
+    Both steps are separable, so the map is computed as the outer product of the two
+    resized 1-D Gaussians, never at the grid's size (the same values up to float
+    rounding, ~1e-7; it also exports to ONNX with a dynamic number of frames)."""
     frame_w, frame_h = frame_size
     grid_h, grid_w = options.grid
-    lead = points.shape[:-2]
-    flat = points.reshape(-1, points.shape[-2], 3)
-    if (grid_w, grid_h) != (frame_w, frame_h):  # keypoints in pixels of another frame size
-        flat = flat * flat.new_tensor([grid_w / frame_w, grid_h / frame_h, 1.0])
-    rows = torch.arange(grid_h, device=points.device)
-    cols = torch.arange(grid_w, device=points.device)
-    maps = []
-    for chunk in torch.split(flat, REFERENCE_CHUNK):  # grid-sized maps are large
-        dy = (rows - chunk[..., 1:2]) ** 2  # (n, K, grid_h)
-        dx = (cols - chunk[..., 0:1]) ** 2  # (n, K, grid_w)
-        drawn = torch.exp(-(dy.unsqueeze(-1) + dx.unsqueeze(-2)) / (2 * options.sigma**2))
-        maps.append(F.interpolate(drawn, size=options.size, mode="bilinear", align_corners=False))
-    return torch.cat(maps).reshape(*lead, points.shape[-2], *options.size)
+    x = points[..., 0] * (grid_w / frame_w) if grid_w != frame_w else points[..., 0]
+    y = points[..., 1] * (grid_h / frame_h) if grid_h != frame_h else points[..., 1]
+    height, width = options.size
+    gy = _gaussian_1d(y, grid_h, options.sigma) @ _bilinear_matrix(grid_h, height, y).T
+    gx = _gaussian_1d(x, grid_w, options.sigma) @ _bilinear_matrix(grid_w, width, x).T
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def _bilinear_matrix(length: int, out: int, like: Tensor) -> Tensor:
+    """(out, length): 1-D bilinear resampling with align_corners=False and no antialiasing,
+    as `F.interpolate(mode="bilinear")` computes each output position."""
+    scale = length / out
+    src = ((torch.arange(out, dtype=torch.float32) + 0.5) * scale - 0.5).clamp(min=0)
+    low = src.floor().long().clamp(max=length - 1)
+    high = (low + 1).clamp(max=length - 1)
+    frac = src - low.float()
+    matrix = torch.zeros(out, length)
+    rows = torch.arange(out)
+    matrix.index_put_((rows, low), 1 - frac, accumulate=True)
+    matrix.index_put_((rows, high), frac, accumulate=True)
+    return matrix.to(device=like.device, dtype=like.dtype)
