@@ -133,6 +133,24 @@ def test_keypoints_command_with_mediapipe_writes_resumes_and_records_failures(tm
     again = runner.invoke(app, ["data", "keypoints", str(root), "--pose", "mediapipe"])
     assert again.exit_code == 0 and "1 already there" in again.output
 
+    # the overlay draws them on the hands: the right hand's pixels change, a far corner not
+    import cv2
+
+    from slt_serve.video import read_frames
+
+    png = tmp_path / "first.png"
+    drawn = runner.invoke(app, ["data", "overlay", str(root), "ngt_1000", "-o", str(png)])
+    assert drawn.exit_code == 0, drawn.output
+    image = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB).astype(int)
+    frame = read_frames(NGT_1000)[0].astype(int)
+    hand = seq.keypoints[0, skeleton.RIGHT_HAND]
+    assert (hand[:, 2] > 0).all()
+    x, y = np.round(hand[:, :2].mean(axis=0)).astype(int)
+    assert (
+        np.abs(image[y - 6 : y + 7, x - 6 : x + 7] - frame[y - 6 : y + 7, x - 6 : x + 7]).max() > 60
+    )
+    assert np.abs(image[:4, -4:] - frame[:4, -4:]).max() < 10
+
 
 @needs_mediapipe
 def test_every_mapped_point_is_a_point_mediapipe_returns():
