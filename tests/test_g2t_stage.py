@@ -224,3 +224,64 @@ def test_command_line(corpus, tmp_path):
     assert "dev BLEU-4" in r.stdout and "next: " in r.stdout and "slt train s2t" in r.stdout
     r = run()
     assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_recipe_shape_averaging_and_length_penalty_chosen_on_dev(corpus, tmp_path):
+    from slt_training.averaging import average_weights
+
+    cfg = tiny(
+        corpus,
+        tmp_path / "run",
+        model={"encoder_layers": 1, "decoder_layers": 2, "d_model": 48, "ffn": 96, "heads": 4},
+        generation={"length_penalties": [0.5, 1.0, 2.0]},
+        training={
+            "epochs": 6,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "schedule": "linear",
+            "keep_best_n": 3,
+            "average_best": 3,
+            "max_minutes": 60,
+            "clock": "cpu",
+        },
+    )
+    result = g2t.train(cfg)
+    spec = json.loads((result.run_dir / "model.json").read_text())
+    shape = spec["mbart_config"]
+    assert (shape["encoder_layers"], shape["decoder_layers"], shape["d_model"]) == (1, 2, 48)
+    assert (shape["encoder_ffn_dim"], shape["encoder_attention_heads"]) == (96, 4)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    averaged, sweep = metrics["averaged"], metrics["length_penalty_sweep"]
+    assert len(averaged["checkpoints"]) == 3 and set(sweep) == {"0.5", "1.0", "2.0"}
+    chosen = float(max(sweep, key=sweep.get))  # the first of the best on dev
+    assert metrics["generation"]["length_penalty"] == chosen
+    assert spec["generation"]["length_penalty"] == chosen  # what export and serving read
+    assert metrics["scores"]["dev"]["bleu4"] == sweep[str(chosen)]
+    best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
+    assert best["dir"] == (
+        "averaged" if averaged["chosen"] else f"epoch-{metrics['best_epoch']:04d}"
+    )
+    run = load_translation_run(result.run_dir)
+    assert run.generation.length_penalty == chosen and run.checkpoint.name == best["dir"]
+    folders = [result.run_dir / "checkpoints" / t for t in averaged["checkpoints"]]
+    mean = average_weights(folders)
+    on_disk = load_file(str(result.run_dir / "checkpoints" / "averaged" / "model.safetensors"))
+    assert all(torch.equal(on_disk[k], mean[k]) for k in mean)
+
+
+def test_model_shape_refusals(corpus, tmp_path):
+    with pytest.raises(SltError, match="d_model 50 is not a multiple of heads 4"):
+        g2t.train(tiny(corpus, tmp_path / "r", model={"d_model": 50, "heads": 4}))
+    with pytest.raises(SltError, match="leave encoder_layers unset"):
+        tiny(corpus, tmp_path / "x", model={"pretrained": "somewhere", "encoder_layers": 2})
+    with pytest.raises(SltError, match="keep_best_n"):
+        tiny(corpus, tmp_path / "x", training={"average_best": 2, "keep_best_n": 1})
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/*/g2t_scratch.yaml")))
+def test_shipped_from_scratch_recipes(path):
+    cfg = load_config(path, G2TConfig)
+    training = cfg.training
+    assert cfg.model.pretrained is None and len(cfg.generation.length_penalties) > 1
+    assert training.average_best > 1 and training.schedule == "linear"
+    assert training.optimizer == "adamw" and training.max_minutes and training.clock == "cpu"

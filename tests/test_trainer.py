@@ -32,6 +32,9 @@ from slt_training.data.s2g_data import EpochSampler
 from slt_training.trainer import Trainer
 
 
+TRAINERS = []  # every Trainer `run` made, for tests that look inside
+
+
 class Toy(Dataset):
     """y = w·x; items fetched by (epoch, index) get noise seeded by both."""
 
@@ -76,6 +79,7 @@ def run(run_dir, resume=False, slow=False, **overrides):
     data = Toy()
     trainer = Trainer(cfg, run_dir, model, data, Task(data, slow), collate_fn=default_collate,
                       sampler=EpochSampler(len(data), cfg.seed), config_hash="toy")
+    TRAINERS.append(trainer)
     result = trainer.fit(resume)
     save_file(trainer.accelerator.unwrap_model(trainer.model).state_dict(),
               f"{run_dir}/final.safetensors")
@@ -201,3 +205,82 @@ def test_resume_unpickles_nothing(toy, tmp_path, monkeypatch):
     resumed = module.run(tmp_path / "run", resume=True)
     assert resumed.state.step > 2
     assert calls and all(w is True for w in calls), calls
+
+
+def test_linear_schedule_ends_at_zero_with_the_step_budget_and_adamw(toy, tmp_path):
+    import torch
+
+    module, _ = toy
+    result = module.run(
+        tmp_path / "run", schedule="linear", optimizer="adamw", weight_decay=0.01, max_steps=10
+    )
+    trainer = module.TRAINERS[-1]
+    assert result.stopped_early and result.state.step == 10
+    assert isinstance(trainer.optimizer.optimizer, torch.optim.AdamW)
+    assert trainer.scheduler.get_last_lr()[0] == 0.0  # 10 of min(18, 10) steps: the end
+    state = json.loads((result.latest_checkpoint / "trainer_state.json").read_text())
+    assert state["budget_s"] > 0  # the budget clock's seconds, for a resumed run to go on from
+
+
+def test_budget_clock_fraction_and_linear_factor():
+    import torch
+
+    from slt_training.schedules import BudgetClock, budget_fraction, linear_to_zero
+
+    cpu = BudgetClock("cpu", spent_s=30.0)
+    sum(i * i for i in range(200_000))  # some CPU time
+    assert cpu.seconds() > 30.0 and cpu.kind == "cpu"
+    cpu.resume_from(90.0)
+    assert 90.0 <= cpu.seconds() < 91.0 and abs(cpu.minutes() - 1.5) < 0.02
+    assert budget_fraction(5, 10, 0.0, None) == 0.5
+    assert budget_fraction(5, 10, 45.0, 1.0) == 0.75  # time is further along than steps
+    assert budget_fraction(50, None, 0.0, None) == 0.0 and budget_fraction(20, 10, 0, None) == 1
+    with pytest.raises(ValueError, match="clock"):
+        BudgetClock("gpu")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    progress = [0.0]
+    sched = linear_to_zero(opt, warmup_steps=4, fraction=lambda: progress[0])
+    assert sched.get_last_lr()[0] == 0.25  # warm-up: step 1 of 4
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr()[0] == 1.0
+    progress[0] = 0.75
+    opt.step()
+    sched.step()
+    assert sched.get_last_lr()[0] == 0.25
+
+
+def test_average_best_checkpoints(toy, tmp_path):
+    import torch
+
+    from slt_training.averaging import average_weights
+    from slt_training.runs import read_weights
+
+    module, _ = toy
+    result = module.run(tmp_path / "run", epochs=4, keep_best_n=3, average_best=3)
+    averaged = result.state.averaged
+    folders = [tmp_path / "run" / "checkpoints" / tag for tag in averaged["checkpoints"]]
+    kept = sorted(result.state.kept, key=result.state.kept.get)[:3]  # mse: lower is better
+    assert averaged["checkpoints"] == kept and all(f.is_dir() for f in folders)
+    mean = average_weights(folders)
+    states = [read_weights(f) for f in folders]
+    for k, v in mean.items():
+        assert torch.allclose(v, sum(s[k] for s in states) / 3)
+    on_disk = read_weights(tmp_path / "run" / "checkpoints" / "averaged")
+    assert on_disk.keys() == mean.keys() and all(torch.equal(on_disk[k], mean[k]) for k in mean)
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    wins = averaged["mse"] <= min(result.state.kept.values())
+    assert averaged["chosen"] == wins
+    assert best["dir"] == ("averaged" if wins else result.state.best_tag)
+    latest = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())
+    assert latest["dir"] == "epoch-0004"  # resume reads full state, never the average
+
+
+def test_average_best_needs_the_checkpoints_kept():
+    from pydantic import ValidationError
+
+    from slt_training.config import TrainingConfig
+
+    with pytest.raises(ValidationError, match="keep_best_n"):
+        TrainingConfig(keep_best_n=2, average_best=3)

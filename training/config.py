@@ -51,9 +51,12 @@ class TrainingConfig(Section):
     batch_size: int = Field(1, ge=1)  # clips per device per step (reference: 1)
     grad_accumulation: int = Field(1, ge=1)  # batches summed per optimizer step
     lr: float = Field(1e-3, gt=0)  # Adam peak learning rate
-    weight_decay: float = Field(1e-3, ge=0)  # Adam L2 weight decay (reference: 0.001)
+    optimizer: Literal["adam", "adamw"] = "adam"  # adamw: weight decay decoupled from the loss
+    weight_decay: float = Field(1e-3, ge=0)  # Adam: L2 (reference: 0.001); AdamW: decoupled
     betas: tuple[float, float] = (0.9, 0.998)  # Adam betas (reference)
-    schedule: Literal["cosine", "constant"] = "cosine"  # after warm-up
+    # after warm-up: cosine to 0 over `epochs`; constant; linear to 0 at the end of the
+    # budget (epochs, max_steps or max_minutes, whichever ends first)
+    schedule: Literal["cosine", "constant", "linear"] = "cosine"
     warmup_steps: int = Field(0, ge=0)  # linear warm-up, in optimizer steps
     max_grad_norm: float | None = Field(None, gt=0)  # gradient clipping; None: off
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # YAML's bare `no` (False) means "no"
@@ -65,14 +68,25 @@ class TrainingConfig(Section):
     eval_beam_size: int = Field(5, ge=1)  # CTC beam of the final dev/test evaluation
     dev_beam_size: int = Field(1, ge=1)  # CTC beam of the per-epoch dev evaluation
     dev_every_steps: int | None = Field(None, ge=1)  # also score dev (and save) every N steps
-    max_minutes: float | None = Field(None, gt=0)  # stop after this wall time (then evaluate)
+    max_minutes: float | None = Field(None, gt=0)  # stop after this much time (then evaluate)
+    clock: Literal["wall", "cpu"] = "wall"  # what max_minutes counts: wall or this process's CPU
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
     plateau_epochs: int = Field(3, ge=1)  # warn when dev output is all blank this long
+    average_best: int = Field(1, ge=1)  # at the end, average the N best checkpoints' weights
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
     def _yaml_no(cls, value: Any) -> Any:
         return "no" if value is False else value
+
+    @model_validator(mode="after")
+    def _averaged_are_kept(self) -> TrainingConfig:
+        if self.average_best > self.keep_best_n:
+            raise ValueError(
+                f"average_best {self.average_best} needs as many checkpoints kept: "
+                f"set keep_best_n ≥ {self.average_best}"
+            )
+        return self
 
 
 class DataConfig(Section):
@@ -272,6 +286,7 @@ RESUME_MAY_CHANGE = {
         "checkpoint_every_minutes",
         "plateau_epochs",
         "eval_beam_size",
+        "average_best",
     }
 }
 
@@ -335,15 +350,28 @@ class TokenizerConfig(Section):
     lowercase: bool = False  # lowercase the text before splitting it
 
 
+SHAPE_KEYS = ("encoder_layers", "decoder_layers", "d_model", "ffn", "heads")
+
+
 class TranslationModelConfig(Section):
-    """mBART: a preset trained from scratch, or a local pretrained folder (slt prune-mbart)."""
+    """mBART: a preset trained from scratch (its shape keys override the preset's), or a
+    local pretrained folder (slt prune-mbart)."""
 
     size: Literal["small", "tiny"] = "small"  # from scratch: 3+3 layers d 256, or 2+2 d 32
+    encoder_layers: int | None = Field(None, ge=1)  # from scratch; None: the preset's
+    decoder_layers: int | None = Field(None, ge=1)  # from scratch; None: the preset's
+    d_model: int | None = Field(None, ge=2)  # hidden size, a multiple of heads; None: preset's
+    ffn: int | None = Field(None, ge=1)  # feed-forward inner size; None: the preset's
+    heads: int | None = Field(None, ge=1)  # attention heads; None: the preset's
     pretrained: Path | None = None  # local mBART folder (config.json, weights, tokenizer.json)
     dropout: float = Field(0.1, ge=0, lt=1)  # residual/embedding dropout (reference: 0.3)
     attention_dropout: float = Field(0.1, ge=0, lt=1)  # reference: 0.1
     label_smoothing: float = Field(0.2, ge=0, lt=1)  # reference: 0.2
     lr: float | None = Field(None, gt=0)  # mBART's learning rate; None: training.lr
+
+    def shape(self) -> dict[str, int]:
+        """The shape keys set here (they override the `size` preset's)."""
+        return {k: getattr(self, k) for k in SHAPE_KEYS if getattr(self, k) is not None}
 
 
 class GenerationConfig(Section):
@@ -352,6 +380,9 @@ class GenerationConfig(Section):
     num_beams: int = Field(5, ge=1)
     length_penalty: float = 1.0  # > 1 favours longer output
     max_length: int = Field(100, ge=2)  # output tokens, language token included
+    # chosen on dev at the end: each is scored with beam num_beams, the best BLEU-4 replaces
+    # length_penalty (in metrics.json, model.json and so in the exported bundle); (): keep it
+    length_penalties: tuple[float, ...] = ()
 
 
 class G2TConfig(Section):
@@ -398,6 +429,10 @@ class S2TConfig(Section):
                 "g2t_run gives the mBART and its tokenizer: leave model.pretrained and "
                 "tokenizer.path unset"
             )
+        elif self.model.shape():
+            raise ValueError(
+                f"g2t_run gives the mBART's shape: leave model.{', model.'.join(self.model.shape())} unset"
+            )
         if self.finetune_s2g and self.data.max_tokens is not None:
             raise ValueError("data.max_tokens batches text only; with finetune_s2g use batch_size")
         return self
@@ -407,4 +442,8 @@ def _check_text_sections(tokenizer: TokenizerConfig, model: TranslationModelConf
     if model.pretrained is not None and tokenizer.path is not None:
         raise ValueError(
             "model.pretrained brings its own tokenizer.json: leave tokenizer.path unset"
+        )
+    if model.pretrained is not None and model.shape():
+        raise ValueError(
+            f"model.pretrained has its own shape: leave {', '.join(model.shape())} unset"
         )

@@ -23,6 +23,12 @@ scored on dev). What it does, and why:
   that was never stopped (tested with SIGKILL).
 - A checkpoint is written to a temporary folder and renamed, and the pointer files
   are written after it; a kill during a save leaves the previous checkpoint valid.
+- Budgets: `epochs`, `max_steps`, and `max_minutes` on `clock` (wall, or this process's
+  CPU time on a shared CPU), counted over every session of the run; `schedule: linear`
+  decays the learning rate to zero where the first of them ends (`slt_training.schedules`).
+- With `average_best` N > 1, the N best checkpoints' weights are averaged at the end
+  (`slt_training.averaging`), scored on dev, and made the best checkpoint when they score
+  at least as well as the best single one (`checkpoints/averaged`, weights only).
 """
 
 from __future__ import annotations
@@ -48,15 +54,20 @@ from tqdm import tqdm
 
 from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
+from slt_training.averaging import AVERAGED, average_weights, write_weights_checkpoint
 from slt_training.config import TrainingConfig
 from slt_training.runs import (  # noqa: F401  (BEST, LATEST, checkpoint_pointer: re-exported)
     BEST,
     CHECKPOINTS,
     LATEST,
     WEIGHTS_FILE,
+    checkpoint_dir,
     checkpoint_pointer,
+    load_state,
+    read_weights,
     write_checkpoint_pointer,
 )
+from slt_training.schedules import BudgetClock, budget_fraction, linear_to_zero
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +104,11 @@ class TrainState:
     best_epoch: int | None = None
     best_tag: str | None = None  # checkpoint folder of the best dev score
     elapsed_s: float = 0.0  # training wall time over all sessions
+    budget_s: float = 0.0  # seconds on the budget's clock (training.clock) over all sessions
     config_hash: str = ""
     history: list[dict] = field(default_factory=list)  # one entry per epoch: dev scores, time
     kept: dict[str, float] = field(default_factory=dict)  # scored checkpoint → dev metric
+    averaged: dict = field(default_factory=dict)  # average_best: what was averaged, its score
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -125,12 +138,28 @@ def load_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
     model.load_state_dict(load_file(str(path), device="cpu"))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig, total_steps: int):
-    """Linear warm-up, then cosine to 0 over `total_steps` (or constant)."""
+def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam (weight decay as L2) or AdamW (decoupled weight decay)."""
+    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainingConfig,
+    total_steps: int,
+    fraction: Callable[[], float] | None = None,
+):
+    """Linear warm-up, then cosine to 0 over `total_steps`, constant, or (`linear`) linear
+    to 0 as `fraction()` (how much of the budget is spent) reaches 1."""
     from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
     if cfg.schedule == "constant":
         return get_constant_schedule_with_warmup(optimizer, cfg.warmup_steps)
+    if cfg.schedule == "linear":
+        if fraction is None:
+            raise ValueError("schedule linear needs the budget fraction")
+        return linear_to_zero(optimizer, cfg.warmup_steps, fraction)
     return get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, max(1, total_steps))
 
 
@@ -173,11 +202,15 @@ class Trainer:
         # param_groups: torch's per-group dicts ({"params": [...], "lr": ...}), e.g. a smaller
         # learning rate for a pretrained part; default: every trainable parameter at cfg.lr
         params = param_groups or [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(
-            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
-        )
+        optimizer = make_optimizer(params, cfg)
         self.steps_per_epoch = math.ceil(len(loader) / cfg.grad_accumulation)
-        self.scheduler = make_scheduler(optimizer, cfg, self.steps_per_epoch * cfg.epochs)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.clock, self.fraction = BudgetClock(cfg.clock), 0.0
+        self.scheduler = make_scheduler(
+            optimizer, cfg, self.steps_per_epoch * cfg.epochs, lambda: self.fraction
+        )
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         self.state = TrainState(config_hash=config_hash)
         self._last_save = time.monotonic()
@@ -190,13 +223,13 @@ class Trainer:
             self._resume()
         self._clean_partial_saves()
         self.accelerator.init_trackers("tensorboard")
-        started, stopped = time.monotonic(), False
+        stopped = False
         previous = signal.getsignal(signal.SIGTERM)
         with contextlib.suppress(ValueError):  # not the main thread: no handler
             signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while self.state.epoch < self.cfg.epochs and not stopped:
-                stopped = self._train_epoch(started)
+                stopped = self._train_epoch()
                 if self.state.batch_in_epoch == 0:  # the epoch finished
                     self._validate_and_save()
         except KeyboardInterrupt:
@@ -209,10 +242,12 @@ class Trainer:
             self.accelerator.end_training()
         if stopped and self.state.batch_in_epoch:  # the budget ended mid-epoch: score it too
             self._validate_and_save(f"step-{self.state.step:08d}")
+        if self.cfg.average_best > 1:
+            self._average_best()
         best = checkpoint_pointer(self.run_dir, BEST)
         return FitResult(self.state, best, checkpoint_pointer(self.run_dir, LATEST), stopped)
 
-    def _train_epoch(self, started: float) -> bool:
+    def _train_epoch(self) -> bool:
         """One epoch from `state.batch_in_epoch`; True when the time/step budget ran out."""
         cfg, acc, state = self.cfg, self.accelerator, self.state
         loader = self.loader
@@ -244,7 +279,9 @@ class Trainer:
                 rate = clips / max(time.monotonic() - tick, 1e-9)
                 bar.set_postfix(loss=f"{loss:.3f}", clips_s=f"{rate:.2f}")
                 self._log_step(loss, parts, rate)
-                if self._budget_spent(started):
+                spent = self._budget_spent()
+                self.scheduler.step()  # after the budget fraction of this step is known
+                if spent:
                     return True
                 every = cfg.dev_every_steps
                 if every and state.step % every == 0 and state.batch_in_epoch:
@@ -265,7 +302,6 @@ class Trainer:
             if self.cfg.max_grad_norm is not None:
                 acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
             self.optimizer.step()
-            self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach()), parts
 
@@ -275,15 +311,23 @@ class Trainer:
         scalars.update({f"train/{k}": v for k, v in parts.items()})
         self.accelerator.log(scalars, step=self.state.step)
 
-    def _budget_spent(self, started: float) -> bool:
-        cfg = self.cfg
-        minutes = (time.monotonic() - started) / 60
+    def _budget_spent(self) -> bool:
+        """Whether max_steps / max_minutes is reached; updates the budget fraction the
+        `linear` schedule reads (the main process's, so every process has the same rate)."""
+        cfg, minutes = self.cfg, self.clock.minutes()
         spent = (cfg.max_steps is not None and self.state.step >= cfg.max_steps) or (
             cfg.max_minutes is not None and minutes >= cfg.max_minutes
         )
-        spent = broadcast_object_list([spent])[0]  # every process stops at the same step
+        fraction = budget_fraction(self.state.step, self.total_steps, minutes * 60, cfg.max_minutes)
+        # every process stops at the same step, with the same learning rate
+        spent, self.fraction = broadcast_object_list([spent, fraction])
         if spent:
-            log.info("budget reached at step %d (%.1f min)", self.state.step, minutes)
+            log.info(
+                "budget reached at step %d (%.1f min, %s clock)",
+                self.state.step,
+                minutes,
+                cfg.clock,
+            )
         return spent
 
     def _maybe_timed_save(self) -> None:
@@ -314,6 +358,38 @@ class Trainer:
         state.kept[tag] = metric
         self._save(tag, best=better)
 
+    def _average_best(self) -> None:
+        """Average the `average_best` best checkpoints' weights, score them on dev, and make
+        them the best checkpoint when they score at least as well as the best single one."""
+        acc, state = self.accelerator, self.state
+        higher = self.task.higher_is_better
+        ranked = sorted(state.kept, key=state.kept.get, reverse=higher)[: self.cfg.average_best]
+        if len(ranked) < 2 or state.best_tag is None:
+            return
+        averaged = average_weights([checkpoint_dir(self.run_dir, t) for t in ranked])
+        model = acc.unwrap_model(self.model)
+        load_state(model, averaged, self.run_dir / CHECKPOINTS / AVERAGED)
+        scores = self.evaluate(self.cfg.dev_beam_size)
+        metric, best = scores[self.task.metric], state.best_metric
+        wins = metric >= best if higher else metric <= best
+        state.averaged = {"checkpoints": ranked, "chosen": wins, **scores}
+        log.info(
+            "average of %s: dev %s → %s", ", ".join(ranked), _fmt(scores),
+            "the best checkpoint" if wins else f"kept {state.best_tag} ({best:.2f})",
+        )  # fmt: skip
+        best_folder = checkpoint_dir(self.run_dir, state.best_tag)
+        if acc.is_main_process:
+            write_weights_checkpoint(self.run_dir, AVERAGED, averaged)
+            if wins:
+                info = {"epoch": state.epoch, "step": state.step, "metric": metric}
+                write_checkpoint_pointer(self.run_dir, BEST, AVERAGED, **info, averaged=ranked)
+            elif checkpoint_pointer(self.run_dir, BEST) != best_folder:  # an earlier average
+                info = {"epoch": state.best_epoch, "metric": best}
+                write_checkpoint_pointer(self.run_dir, BEST, state.best_tag, **info)
+        acc.wait_for_everyone()
+        if not wins:
+            load_state(model, read_weights(best_folder), best_folder)
+
     def evaluate(self, beam_size: int) -> dict[str, float]:
         """Dev scores, computed on the main process and shared with the others."""
         acc = self.accelerator
@@ -339,6 +415,7 @@ class Trainer:
         if acc.is_main_process:
             now = time.monotonic()
             self.state.elapsed_s += now - self._last_save
+            self.state.budget_s = self.clock.seconds()
             self._last_save = now
             write_json(tmp / STATE_FILE, self.state.to_json())
             write_json(tmp / SCHEDULER_FILE, self.scheduler.state_dict())
@@ -391,6 +468,10 @@ class Trainer:
             json.loads((folder / SCHEDULER_FILE).read_text(encoding="utf-8"))
         )
         self.state = state
+        self.clock.resume_from(state.budget_s)
+        self.fraction = budget_fraction(
+            state.step, self.total_steps, state.budget_s, self.cfg.max_minutes
+        )
         log.info("resumed from %s: epoch %d, step %d", folder, state.epoch, state.step)
 
 

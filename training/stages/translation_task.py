@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def make_mbart(model: TranslationModelConfig, tokenizer: TextTokenizer):
     """mBART from the local pretrained folder or a preset, with the config's dropout."""
     drop = {"dropout": model.dropout, "attention_dropout": model.attention_dropout}
     if model.pretrained is None:
-        return build_mbart(preset(model.size, **drop), tokenizer)
+        return build_mbart(preset(model.size, **drop, **model.shape()), tokenizer)
     mbart = load_mbart(model.pretrained, **drop)
     if mbart.config.vocab_size != len(tokenizer):
         raise SltError(
@@ -285,9 +285,10 @@ def final_evaluation(
     tokenizer: TextTokenizer,
     lang: str,
     generation: GenerationConfig,
+    extra: dict | None = None,
 ) -> dict[str, dict[str, float]]:
     """Reload the best checkpoint, translate each split with the configured beam, write
-    `predictions/<split>.jsonl` and `metrics.json`."""
+    `predictions/<split>.jsonl` and `metrics.json` (with `extra`'s entries)."""
     load_state(model, read_weights(fit.best_checkpoint), fit.best_checkpoint)
     run = TranslationRun.open(run_dir)
     options = generate_options(generation)
@@ -308,9 +309,41 @@ def final_evaluation(
             "history": fit.state.history,
             "steps": fit.state.step,
             "stopped_early": fit.stopped_early,
+            "averaged": fit.state.averaged,
+            **(extra or {}),
         },
     )
     return scores
+
+
+def tune_length_penalty(
+    run_dir: Path,
+    model: nn.Module,
+    checkpoint: Path,
+    dev_batches: Callable[[], Iterable],
+    tokenizer: TextTokenizer,
+    lang: str,
+    generation: GenerationConfig,
+) -> tuple[GenerationConfig, dict[str, float]]:
+    """`generation.length_penalties` scored on dev with the best checkpoint (beam
+    num_beams): the generation settings with the best BLEU-4's, also written into
+    `model.json` (what export and serving use), and {penalty: dev BLEU-4}. Without
+    length_penalties: the settings as they are, {}."""
+    if not generation.length_penalties:
+        return generation, {}
+    load_state(model, read_weights(checkpoint), checkpoint)
+    sweep = {}
+    for lp in generation.length_penalties:
+        options = generate_options(generation.model_copy(update={"length_penalty": lp}))
+        sweep[str(lp)] = score(predict(model, dev_batches(), tokenizer, options), lang)["bleu4"]
+        log.info(
+            "dev, beam %d, length penalty %g: BLEU-4 %.2f", options.num_beams, lp, sweep[str(lp)]
+        )
+    best = float(max(sweep, key=sweep.get))
+    chosen = generation.model_copy(update={"length_penalty": best})
+    run = TranslationRun.open(run_dir)
+    TranslationRun.create(run_dir, replace(run.spec, generation=generate_options(chosen)))
+    return chosen, sweep
 
 
 def existing_splits(root: str | os.PathLike, data) -> list[str]:
@@ -366,9 +399,14 @@ def fit_and_evaluate(
     scores, model = {}, trainer.accelerator.unwrap_model(trainer.model)
     if trainer.accelerator.is_main_process:
         evaluated = {s: b for s, b in batches.items() if s != cfg.data.train_split}
-        scores = final_evaluation(
-            stage, run_dir, model, fit, evaluated, tokenizer, cfg.data.lang, cfg.generation
+        dev = batches[cfg.data.dev_split]
+        generation, sweep = tune_length_penalty(
+            run_dir, model, fit.best_checkpoint, dev, tokenizer, cfg.data.lang, cfg.generation
         )
+        scores = final_evaluation(
+            stage, run_dir, model, fit, evaluated, tokenizer, cfg.data.lang, generation,
+            {"length_penalty_sweep": sweep} if sweep else None,
+        )  # fmt: skip
     trainer.accelerator.wait_for_everyone()
     return TranslationResult(
         run_dir, fit.best_checkpoint, fit.state.best_epoch, scores, fit.stopped_early, model
