@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_s2g_data import SIZE, make_corpus
+from test_s2g_data import make_corpus
+from test_s2g_stage import tiny_data
 
 from slt_pipeline.plan import load_plan
 from slt_pipeline.runner import Pipeline
@@ -27,13 +28,7 @@ def tiny_pipeline(root: Path, run_dir: Path, **changes) -> dict:
     raw = {
         "stage": "pipeline",
         "run_dir": str(run_dir),
-        "data": {
-            "root": str(root),
-            "frame_size": SIZE,
-            "input_size": SIZE,
-            "motion_channels": True,
-            "lang": "en",
-        },
+        "data": tiny_data(root) | {"lang": "en"},
         "prepare": {"workers": 1},
         "s2g": {
             "model": {"hidden_size": 32, "ff_size": 64},

@@ -26,15 +26,15 @@ def corpus(tmp_path_factory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("synth") / "ds", clips=12)
 
 
+def tiny_data(root: Path) -> dict:
+    """The data section of CI-sized runs on the tiny corpus (also the pipeline's tests')."""
+    return {"root": str(root), "frame_size": SIZE, "input_size": SIZE, "motion_channels": True}
+
+
 def tiny(root: Path, run_dir: Path, **sections) -> S2GConfig:
     raw = {
         "run_dir": str(run_dir),
-        "data": {
-            "root": str(root),
-            "frame_size": SIZE,
-            "input_size": SIZE,
-            "motion_channels": True,
-        },
+        "data": tiny_data(root),
         "model": {"hidden_size": 32, "ff_size": 64},
         "training": {"epochs": 1, "batch_size": 4, "eval_beam_size": 2, "cpu_threads": 1},
     }
@@ -97,6 +97,7 @@ def test_narrow_network_on_every_2nd_frame_trains_and_writes_strided_features(co
     s2g.train(cfg)
     spec = json.loads((tmp_path / "run" / INPUT_SPEC_FILE).read_text())
     assert spec["frame_stride"] == 2
+    assert spec["fps"] == 25.0  # the corpus's frame rate, saved with the run for export
     report = features.extract(cfg, "dev")
     written = features.FeatureSplit.open(report.out_dir / "dev", report.checkpoint_sha256)
     clips = {json.loads(line)["name"]: json.loads(line) for line in (corpus / "dev.jsonl").open()}

@@ -289,35 +289,22 @@ class S2GInputSpec:
 
     @classmethod
     def from_clip_options(cls, options: ClipOptions, fps: float | None) -> S2GInputSpec:
-        keypoints = options.keypoints
-        return cls(
-            frame_size=options.frame_size,
-            input_size=options.input_size,
-            mean=tuple(options.mean),
-            std=tuple(options.std),
-            motion_channels=options.motion_channels,
-            frame_stride=options.frame_stride,
-            keypoints=None if keypoints is None else tuple(int(i) for i in keypoints),
-            eval_crop=options.eval_crop,
-            fps=fps,
-        )
+        shared = {
+            f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if f.name != "fps"
+        }
+        shared |= {"mean": tuple(options.mean), "std": tuple(options.std)}
+        if options.keypoints is not None:
+            shared["keypoints"] = tuple(int(i) for i in options.keypoints)
+        return cls(**shared, fps=fps)
 
     def clip_options(self, augmentation: AugmentationConfig, seed: int) -> ClipOptions:
         """The clip options the recognizer trained with (scoring, features, S2T)."""
         from slt_training.data.s2g_data import ClipOptions
 
-        return ClipOptions(
-            frame_size=self.frame_size,
-            input_size=self.input_size,
-            mean=self.mean,
-            std=self.std,
-            motion_channels=self.motion_channels,
-            frame_stride=self.frame_stride,
-            keypoints=self.keypoints,
-            eval_crop=self.eval_crop,
-            augmentation=augmentation,
-            seed=seed,
-        )
+        shared = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fps"
+        }
+        return ClipOptions(**shared, augmentation=augmentation, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from slt_training.config import G2TConfig
 from slt_training.data.annotations import load_split
 from slt_training.data.text_data import TranslationDataset
 from slt_training.models.translation import TranslationModel, TranslationOptions
-from slt_training.runs import ModelSpec, TranslationRun, prepare_run_dir
+from slt_training.runs import prepare_run_dir
 
 from . import translation_task as task
 from .script import stage_main
@@ -46,16 +46,7 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     mbart = task.make_mbart(cfg.model, tokenizer)
     options = TranslationOptions(input="gloss", label_smoothing=cfg.model.label_smoothing)
     model = TranslationModel(mbart, options)
-    TranslationRun.create(
-        run_dir,
-        ModelSpec(
-            mbart_config=mbart.config.to_dict(),
-            translation_options=options,
-            generation=task.generate_options(cfg.generation),
-            stage="g2t",
-            lang=cfg.data.lang,
-        ),
-    )
+    task.create_run(cfg, run_dir, mbart, options)
     train_set = TranslationDataset(train_clips, tokenizer)
     task.check_lengths(
         train_set.examples, mbart.config.max_position_embeddings, cfg.data.train_split

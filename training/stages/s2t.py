@@ -49,7 +49,6 @@ from slt_training.models.translation import (
 )
 from slt_training.runs import (
     TOKENIZER_FILE,
-    ModelSpec,
     S2GRun,
     TranslationRun,
     load_state,
@@ -212,18 +211,14 @@ def train(cfg: S2TConfig, resume: bool = False) -> task.TranslationResult:
         label_smoothing=cfg.model.label_smoothing,
     )
     translation = TranslationModel(mbart, options)
-    TranslationRun.create(
+    task.create_run(
+        cfg,
         run_dir,
-        ModelSpec(
-            mbart_config=mbart.config.to_dict(),
-            translation_options=options,
-            generation=task.generate_options(cfg.generation),
-            stage="s2t",
-            lang=cfg.data.lang,
-            s2g_run=str(s2g.run.run_dir.resolve()),
-            s2g_checkpoint_sha256=s2g.sha256,
-            finetune_s2g=cfg.finetune_s2g,
-        ),
+        mbart,
+        options,
+        s2g_run=str(s2g.run.run_dir.resolve()),
+        s2g_checkpoint_sha256=s2g.sha256,
+        finetune_s2g=cfg.finetune_s2g,
     )
     if cfg.finetune_s2g:
         model, data = end_to_end(cfg, s2g, translation, tokenizer, root, splits)

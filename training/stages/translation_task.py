@@ -41,7 +41,7 @@ from slt_training.data.annotations import Clip, split_path
 from slt_training.data.text_data import TextBatch, TextExample, collate, token_batches
 from slt_training.metrics import evaluate_text
 from slt_training.models.translation import GenerateOptions
-from slt_training.runs import TranslationRun, load_state, read_weights
+from slt_training.runs import ModelSpec, TranslationRun, load_state, read_weights
 from slt_training.text.mbart import build_mbart, load_mbart, preset
 from slt_training.text.tokenizer import (
     TOKENIZER_FILE,
@@ -114,6 +114,14 @@ def make_mbart(model: TranslationModelConfig, tokenizer: TextTokenizer):
             f"tokenizer.json {len(tokenizer)}; prune it again with `slt prune-mbart`"
         )
     return mbart
+
+
+def create_run(cfg, run_dir: Path, mbart, options, **s2t) -> TranslationRun:
+    """`model.json` of the G2T/S2T run being trained: what the model is, without the YAML
+    (`s2t`: s2g_run, s2g_checkpoint_sha256, finetune_s2g)."""
+    generation = generate_options(cfg.generation)
+    spec = ModelSpec(mbart.config.to_dict(), options, generation, cfg.stage, cfg.data.lang, **s2t)
+    return TranslationRun.create(run_dir, spec)
 
 
 def check_lengths(examples: Sequence[TextExample], max_positions: int, split: str) -> None:
