@@ -27,6 +27,7 @@ from .beam_search import SearchSpec, beam_search
 IGNORE_INDEX = -100  # label value of padding: no loss
 INPUTS = ("gloss", "features")
 SEARCHES = ("transformers", "reference")
+LOSSES = ("ours", "reference")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class TranslationOptions:
     # language token) after each clip's mapped features; both are scaled by √d_model.
     gloss_vocab_size: int = 0  # rows of the separate gloss embedding; 0: none (ours)
     suffix_ids: tuple[int, ...] = ()  # S2T: gloss-embedding rows appended after the features
+    # Training as the reference, off by default: "reference" is its XentLoss (see
+    # `reference_xent`); freeze_embeddings keeps the text embedding (tied to the output
+    # projection) and the gloss embedding fixed (its G2T: freeze_txt_embed, GlossEmbedding.freeze)
+    loss: str = "ours"  # "ours": label-smoothed cross-entropy, mean over target tokens
+    freeze_embeddings: bool = False
 
     def verify(self) -> TranslationOptions:
         if self.input not in INPUTS:
@@ -52,6 +58,8 @@ class TranslationOptions:
             raise SltError("suffix_ids must be rows of the gloss embedding (gloss_vocab_size)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise SltError("label_smoothing must be in [0, 1)")
+        if self.loss not in LOSSES:
+            raise SltError(f"translation loss must be one of {LOSSES}, got {self.loss!r}")
         if self.feature_dim < 1:
             raise SltError("feature_dim must be at least 1")
         return self
@@ -80,7 +88,7 @@ class GenerateOptions:
 class TranslationOutput:
     """One forward pass: the loss and what it was computed from."""
 
-    loss: Tensor  # label-smoothed cross-entropy, mean over target tokens (scalar)
+    loss: Tensor  # the training loss (options.loss): by default label-smoothed CE, token mean
     logits: Tensor  # (B, L, V) decoder logits
     nll: Tensor  # plain cross-entropy (no smoothing), mean over target tokens: for perplexity
     num_tokens: int  # target tokens the means are over
@@ -112,6 +120,22 @@ def smoothed_cross_entropy(
     return loss, nll, n
 
 
+def reference_xent(logits: Tensor, labels: Tensor, smoothing: float, pad_id: int) -> Tensor:
+    """TwoStream-SLT's `XentLoss` divided by the batch size, as its translation loss: KL
+    divergence (summed over tokens) to a target that puts 1 - ε on the label, ε / (V - 2)
+    on every other token but `<pad>` (which gets 0), and nothing at padded positions."""
+    log_probs = logits.float().log_softmax(-1).reshape(-1, logits.size(-1))
+    target, batch = labels.reshape(-1), labels.size(0)
+    valid = target != IGNORE_INDEX
+    if smoothing <= 0:
+        return F.nll_loss(log_probs, target, ignore_index=IGNORE_INDEX, reduction="sum") / batch
+    dist = torch.full_like(log_probs, smoothing / (log_probs.size(-1) - 2))
+    dist.scatter_(1, target.clamp(min=0).unsqueeze(1), 1.0 - smoothing)
+    dist[:, pad_id] = 0.0
+    dist = dist * valid.unsqueeze(1)
+    return (torch.xlogy(dist, dist) - dist * log_probs).sum() / batch
+
+
 class TranslationModel(nn.Module):
     """mBART with, for S2T, a V-L mapper in front; our own loss and output."""
 
@@ -131,6 +155,10 @@ class TranslationModel(nn.Module):
             else None
         )
         self.input_scale = math.sqrt(config.d_model)  # the reference's input_embed_scale
+        if options.freeze_embeddings:
+            mbart.get_input_embeddings().requires_grad_(False)  # tied to the LM head
+            if self.gloss_embedding is not None:
+                self.gloss_embedding.requires_grad_(False)
 
     def encoder_inputs(
         self, input_ids: Tensor | None, features: Tensor | None
@@ -189,6 +217,8 @@ class TranslationModel(nn.Module):
             use_cache=False,
         )
         loss, nll, n = smoothed_cross_entropy(out.logits, labels, self.options.label_smoothing)
+        if self.options.loss == "reference":
+            loss = reference_xent(out.logits, labels, self.options.label_smoothing, self.pad_id)
         return TranslationOutput(loss, out.logits, nll, n, out.encoder_last_hidden_state)
 
     @torch.no_grad()
