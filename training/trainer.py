@@ -129,13 +129,8 @@ class FitResult:
 
 
 def load_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
-    """Load a checkpoint's safetensors weights into `model` (no unpickling)."""
-    from safetensors.torch import load_file
-
-    path = Path(checkpoint) / WEIGHTS_FILE
-    if not path.is_file():
-        raise SltError(f"{checkpoint}: no {WEIGHTS_FILE}; the checkpoint is incomplete")
-    model.load_state_dict(load_file(str(path), device="cpu"))
+    """Load a checkpoint's safetensors weights into `model`, every key (no unpickling)."""
+    model.load_state_dict(read_weights(checkpoint))
 
 
 def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
