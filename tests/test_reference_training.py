@@ -54,3 +54,25 @@ def test_reference_loss_and_frozen_embeddings_train_the_rest():
     assert torch.allclose(out.loss, expected)
     with pytest.raises(SltError, match="translation loss must be one of"):
         _model(loss="joeynmt")
+
+
+def test_g2t_stage_trains_with_the_reference_loss_and_frozen_embeddings(tmp_path):
+    from test_g2t_stage import make_text_corpus
+
+    from slt_training.config import G2TConfig, validate_config
+    from slt_training.runs import TranslationRun
+    from slt_training.stages import g2t
+
+    root = make_text_corpus(tmp_path / "ds")
+    raw = {
+        "stage": "g2t",
+        "run_dir": str(tmp_path / "run"),
+        "data": {"root": str(root), "lang": "de"},
+        "tokenizer": {"vocab_size": 100},
+        "model": {"size": "tiny", "loss": "reference", "freeze_embeddings": True},
+        "generation": {"num_beams": 1, "max_length": 10},
+        "training": {"epochs": 1, "batch_size": 8, "cpu_threads": 1, "keep_best_n": 1},
+    }
+    g2t.train(validate_config(raw, G2TConfig, "test"))
+    options = TranslationRun.open(tmp_path / "run").spec.translation_options
+    assert options.loss == "reference" and options.freeze_embeddings

@@ -368,6 +368,9 @@ class TranslationModelConfig(Section):
     attention_dropout: float = Field(0.1, ge=0, lt=1)  # reference: 0.1
     label_smoothing: float = Field(0.2, ge=0, lt=1)  # reference: 0.2
     lr: float | None = Field(None, gt=0)  # mBART's learning rate; None: training.lr
+    # "reference": TwoStream-SLT's label-smoothed KL loss, summed and divided by the batch
+    loss: Literal["ours", "reference"] = "ours"
+    freeze_embeddings: bool = False  # text (and gloss) embeddings fixed (reference G2T: true)
 
     def shape(self) -> dict[str, int]:
         """The shape keys set here (they override the `size` preset's)."""

@@ -44,7 +44,12 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     )
     torch.manual_seed(cfg.training.seed)
     mbart = task.make_mbart(cfg.model, tokenizer)
-    options = TranslationOptions(input="gloss", label_smoothing=cfg.model.label_smoothing)
+    options = TranslationOptions(
+        input="gloss",
+        label_smoothing=cfg.model.label_smoothing,
+        loss=cfg.model.loss,
+        freeze_embeddings=cfg.model.freeze_embeddings,
+    )
     model = TranslationModel(mbart, options)
     task.create_run(cfg, run_dir, mbart, options)
     train_set = TranslationDataset(train_clips, tokenizer)

@@ -209,6 +209,8 @@ def train(cfg: S2TConfig, resume: bool = False) -> task.TranslationResult:
         input="features",
         feature_dim=s2g.run.config.model.hidden_size,
         label_smoothing=cfg.model.label_smoothing,
+        loss=cfg.model.loss,
+        freeze_embeddings=cfg.model.freeze_embeddings,
     )
     translation = TranslationModel(mbart, options)
     task.create_run(
