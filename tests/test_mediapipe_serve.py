@@ -93,3 +93,16 @@ def test_the_cartoon_is_refused_as_no_signer_everywhere(translator, tmp_path):
         r = client.post("/v1/translate", files=files)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "no_signer"
+
+
+def test_the_demo_translates_a_signer_with_its_keypoints_drawn_and_refuses_the_cartoon(
+    translator, tmp_path
+):
+    pytest.importorskip("gradio", reason="pip install 'slt-serve[demo]'")
+    from demo.app import translate_video
+
+    done = translate_video(translator, SIGNER, overlay_dir=tmp_path)
+    assert done.overlay is not None and done.overlay.stat().st_size > 0
+    assert done.result.gloss_spans
+    with pytest.raises(SltError, match="no signer in the video"):
+        translate_video(translator, CARTOON, overlay_dir=tmp_path)
