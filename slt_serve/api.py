@@ -5,6 +5,7 @@
     GET  /healthz             the process is up
     GET  /readyz              the model is loaded and requests are accepted
     GET  /v1/model            manifest, dev-set metrics, limits, counters
+    GET  /metrics             Prometheus metrics (`slt_serve.observability`)
     GET  /docs                OpenAPI
 
 Bad input is the client's error and never the server's: each refusal is a 4xx with
@@ -32,9 +33,10 @@ from starlette.requests import ClientDisconnect
 
 from slt_serve import __version__
 from slt_serve.errors import ApiError
-from slt_serve.routers import gloss, health, model, translate
+from slt_serve.observability import Metrics, RequestIdMiddleware, endpoint_of
+from slt_serve.routers import gloss, health, metrics, model, translate
 from slt_serve.routers.schema import error_response, validation_message
-from slt_serve.routers.state import Service, UploadGate, service
+from slt_serve.routers.state import Outcomes, Service, UploadGate, service
 from slt_serve.settings import Settings
 from slt_serve.uploads import clean_spool, spool_dir
 from slt_serve.workers import WorkerPool
@@ -64,7 +66,9 @@ def create_app(
     pool = WorkerPool(
         settings.workers, settings.queue_size, settings.max_uploads, settings.line_wait_s
     )
-    svc = Service(translator, settings, pool, spool, UploadGate(settings.max_uploads))
+    uploads = UploadGate(settings.max_uploads)
+    meters = Metrics(translator, pool, uploads)
+    svc = Service(translator, settings, pool, spool, uploads, Outcomes(meters), meters)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -80,7 +84,8 @@ def create_app(
     app.state.service = svc
     app.state.translator, app.state.settings, app.state.pool = translator, settings, pool
     _add_error_handlers(app)
-    for module in (health, model, translate, gloss):
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, model, translate, gloss, metrics):
         app.include_router(module.router)
     return app
 
@@ -90,12 +95,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
-        service(request).outcomes.add_error(e.status, e.code)
+        service(request).outcomes.add_error(e.status, e.code, endpoint_of(request.scope))
         return error_response(e.status, e.code, str(e), e.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, e: ClientDisconnect):
-        service(request).outcomes.add("disconnected")
+        service(request).outcomes.add("disconnected", None, endpoint_of(request.scope))
         log.info("client went away during %s %s", request.method, request.url.path)
         return error_response(400, "client_disconnected", "the client closed the connection")
 
@@ -103,16 +108,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, e: StarletteHTTPException):
         codes = {404: "not_found", 405: "method_not_allowed"}
         code = codes.get(e.status_code, "http_error")
-        service(request).outcomes.add_error(e.status_code, code)
+        service(request).outcomes.add_error(e.status_code, code, endpoint_of(request.scope))
         return error_response(e.status_code, code, str(e.detail), e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
-        service(request).outcomes.add_error(422, "invalid_request")
+        service(request).outcomes.add_error(422, "invalid_request", endpoint_of(request.scope))
         return error_response(422, "invalid_request", validation_message(e.errors()))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, e: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        service(request).outcomes.add("server_errors")
+        service(request).outcomes.add("server_errors", "internal_error", endpoint_of(request.scope))
         return error_response(500, "internal_error", "internal error; the server logged it")

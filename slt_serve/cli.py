@@ -127,6 +127,9 @@ def serve(
     tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
+    log_format: str = typer.Option(
+        None, help="text or json: log lines as JSON objects, each with its request id (SLT_LOG_FORMAT)."
+    ),
     digest: str = typer.Option(
         None, help="Serve only the bundle with this digest (printed at start, in /v1/model)."
     ),
@@ -152,7 +155,11 @@ def serve(
         max_frames=max_frames,
         max_pixels=max_pixels,
         tmp_dir=tmp_dir,
+        log_format=log_format,
     )
+    from slt_serve.observability import configure_logging
+
+    configure_logging(settings.log_format, getattr(logging, log_level.upper(), logging.INFO))
     bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
     options = TranslateOptions(device=device, max_seconds=settings.max_seconds, expect_digest=digest)
@@ -170,6 +177,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=None,  # uvicorn's loggers go through configure_logging's handler
         **uvicorn_options(settings),
     )
 

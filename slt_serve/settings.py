@@ -11,6 +11,7 @@ inference (duration, frames, pixels) and again on every frame while it is decode
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,4 +70,9 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(
         300.0, gt=0, description="Longest time one translation may run on a worker (else 503)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text or as JSON objects (one a line); each carries the "
+        "request id (X-Request-ID).",
     )

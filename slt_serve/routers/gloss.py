@@ -50,7 +50,7 @@ async def translate_gloss(request: Request):
         raise
     except SltError as e:
         raise ApiError(422, "invalid_gloss", str(e)) from None
-    svc.outcomes.add("ok")
+    svc.succeeded(request, result)
     return JSONResponse(result.to_dict())
 
 

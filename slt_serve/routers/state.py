@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from slt_serve.errors import ApiError, SltError
+from slt_serve.observability import Metrics, endpoint_of
 from slt_serve.settings import Settings
 from slt_serve.workers import WorkerPool
 
 if TYPE_CHECKING:
-    from slt_serve.translator import Translator
+    from slt_serve.translator import Result, Translator
 
 log = logging.getLogger("slt_serve.api")
 
@@ -28,29 +29,33 @@ OUTCOMES = ("ok", "client_errors", "busy", "timeouts", "server_errors", "disconn
 
 class Outcomes:
     """How requests ended: ok, refused as the client's error (by code), busy (503), past the
-    time limit, failed on the server, or the client went away. Each request counts once."""
+    time limit, failed on the server, or the client went away. Each request counts once,
+    here and (with `metrics`) in `slt_requests_total{endpoint,outcome,code}`."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._client_codes: Counter[str] = Counter()
+        self.metrics = metrics
 
-    def add(self, outcome: str, code: str | None = None) -> None:
+    def add(self, outcome: str, code: str | None = None, endpoint: str = "unmatched") -> None:
         with self._lock:
             self._counts[outcome] += 1
             if outcome == "client_errors" and code:
                 self._client_codes[code] += 1
+        if self.metrics is not None:
+            self.metrics.count(endpoint, outcome, code or "")
 
-    def add_error(self, status: int, code: str) -> None:
+    def add_error(self, status: int, code: str, endpoint: str = "unmatched") -> None:
         """An error response: which outcome its status and code mean."""
         if code == "busy" or code == "shutting_down":
-            self.add("busy")
+            self.add("busy", code, endpoint)
         elif code == "timeout":
-            self.add("timeouts")
+            self.add("timeouts", code, endpoint)
         elif status >= 500:
-            self.add("server_errors")
+            self.add("server_errors", code, endpoint)
         else:
-            self.add("client_errors", code)
+            self.add("client_errors", code, endpoint)
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -92,6 +97,13 @@ class Service:
     spool: Path
     uploads: UploadGate
     outcomes: Outcomes = field(default_factory=Outcomes)
+    metrics: Metrics | None = None
+
+    def succeeded(self, request: Request, result: Result) -> None:
+        """A request answered 200 with `result`: counted, its stage timings observed."""
+        self.outcomes.add("ok", None, endpoint_of(request.scope))
+        if self.metrics is not None:
+            self.metrics.observe_stages(result.timings_ms)
 
     async def run(self, fn: Callable[..., Any], *args: Any, what: str) -> Any:
         """`fn(*args)` on a worker, in arrival order; 503 when the pool and its line are full or

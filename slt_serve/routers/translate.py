@@ -60,7 +60,7 @@ async def translate(request: Request):
         )
     finally:
         upload.path.unlink(missing_ok=True)  # when the pool refused it, or the client left
-    svc.outcomes.add("ok")
+    svc.succeeded(request, result)
     return JSONResponse(result.to_dict())
 
 
