@@ -491,11 +491,30 @@ def _has_codec(av, name: str, mode: str) -> bool:
     return True
 
 
+def check_mediapipe() -> Check | None:
+    """The MediaPipe wheel of the [pose] extra (`--pose mediapipe`): installed with --no-deps,
+    so no declared requirement covers it. No row unless MediaPipe or the whole extra is there."""
+    from slt_serve.pose_mediapipe import DISTRIBUTION as MEDIAPIPE
+    from slt_serve.pose_mediapipe import install_problem
+
+    pose = [r for extra, r in requirements() if extra == "pose"]
+    present = _installed(MEDIAPIPE) or _installed("mediapipe")
+    if not present and (not pose or _unmet(pose)):
+        return None
+    problem = install_problem()
+    if problem is None:
+        return Check("MediaPipe", OK, f"{MEDIAPIPE} {present}: Holistic runs offline")
+    detail, _, fix = problem.partition(": ")
+    return Check("MediaPipe", WARN, f"{detail} (for --pose mediapipe)", fix)
+
+
 def environment_checks(where: Path | None = None) -> list[Check]:
     """Python, packages, known traps, GPU, onnxruntime, torch, free disk at `where`, codecs."""
     gpu = nvidia_gpus()
     training = _installed("torch") is not None
     checks = [check_python(), *check_packages(), *check_traps()]
+    mediapipe = check_mediapipe()
+    checks += [mediapipe] if mediapipe else []
     torch_check = check_torch(gpu)
     checks += [check_gpu(gpu, training), check_onnxruntime(gpu)]
     if torch_check is not None:

