@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 OVERLAY_SIDE = 480  # longest side of the keypoint overlay video, in pixels
 _KEEP_OVERLAYS = 16  # overlay files kept on disk until Gradio has copied them to its cache
 _CACHE_CLEANUP = (600, 3600)  # every 10 min, delete uploads and outputs older than 1 h
-SPAN_HEADERS = ["gloss", "start (s)", "end (s)"]
+SPAN_HEADERS = ["gloss", "start (s)", "end (s)", "confidence"]
 TIMING_HEADERS = ["stage", "ms"]
 
 
@@ -60,7 +60,7 @@ class VideoTranslation:
     overlay_ms: float  # time spent drawing it (a second pose pass, see `draw_overlay`)
 
     def spans(self) -> list[list]:
-        return [[s.gloss, s.start_s, s.end_s] for s in self.result.gloss_spans]
+        return [[s.gloss, s.start_s, s.end_s, s.confidence] for s in self.result.gloss_spans]
 
     def timings(self) -> list[list]:
         rows = [[stage, ms] for stage, ms in self.result.timings_ms.items()]
@@ -72,7 +72,8 @@ class VideoTranslation:
         r = self.result
         return (
             f"{r.duration_s:.1f} s of video → {len(r.gloss_spans)} gloss(es) in "
-            f"{r.timings_ms.get('total', 0.0):.0f} ms ({translator.name}, {translator.provider})"
+            f"{r.timings_ms.get('total', 0.0):.0f} ms ({translator.name}, {translator.provider}); "
+            f"confidence {r.confidence:.2f}" + (" (low: check this translation)" if r.low_confidence else "")
         )
 
 

@@ -19,6 +19,12 @@ sources (G2T).
 every graph (the S3D convolutions stay float: ConvInteger is slower than float
 convolution on CPUs), then the same inputs again, reporting how often glosses
 and tokens still match PyTorch, the largest differences and the size change.
+
+`dev` (a `DevSet`; `export_run` takes the run's dev split): the finished bundle, as
+served (the `Translator`, after quantisation), translates the dev clips, and the
+confidence thresholds fitted on them (`slt_serve.confidence.calibrate`) go into the
+manifest's `confidence` section. Without dev clips (none given, none found, none
+translated) the section stays empty and the runtime uses its documented defaults.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from slt_serve.decoding import ctc_decode
 from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
 from slt_serve.manifest import (
+    Confidence,
     Generation,
     GraphIO,
     Graphs,
@@ -83,6 +90,7 @@ DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
 DEFAULT_CONTEXT = 16  # frames of context either side of a window
 QUANTIZE = ("int8",)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
+DEFAULT_CALIBRATION_CLIPS = 200  # dev clips translated to calibrate confidence
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,16 @@ class TranslationPart:
     model: TranslationModel
     tokenizer: TextTokenizer
     generation: GenerateOptions = GenerateOptions()
+
+
+@dataclass(frozen=True)
+class DevSet:
+    """Dev clips to calibrate confidence on: `video` paths under `root` (S2T, S2G bundles)
+    or their glosses (G2T), with the reference gloss and text of each."""
+
+    split: str  # its name, recorded in the manifest
+    root: Path  # dataset root the clips' `video` paths are relative to
+    clips: tuple  # slt_training.data.annotations.Clip
 
 
 @dataclass(frozen=True)
@@ -180,8 +198,10 @@ def export_bundle(
     window_frames: int = DEFAULT_WINDOW,
     context_frames: int = DEFAULT_CONTEXT,
     overwrite: bool = False,
+    dev: DevSet | None = None,
 ) -> BundleExport:
-    """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`."""
+    """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`;
+    with `dev`, its confidence thresholds calibrated on those clips."""
     started = time.perf_counter()
     out = Path(out)
     stage, kind = _stage_and_kind(recognition, translation)
@@ -198,6 +218,8 @@ def export_bundle(
     tmp.mkdir(parents=True)
     try:
         manifest = _write(tmp, plan, name or out.name, metrics or {})
+        if dev is not None:
+            manifest = _calibrate(tmp, manifest, dev)
         load_bundle(tmp)  # what the runtime will check, checked now
         _replace(tmp, out)
     except BaseException:
@@ -217,11 +239,14 @@ def export_run(
     pose: str | os.PathLike | None = None,
     name: str | None = None,
     overwrite: bool = False,
+    calibrate_clips: int = DEFAULT_CALIBRATION_CLIPS,
 ) -> BundleExport:
-    """A G2T, S2T or S2G run folder as a bundle (`slt export model RUN_DIR`); see `runs`."""
-    from .runs import parts_from_run
+    """A G2T, S2T or S2G run folder as a bundle (`slt export model RUN_DIR`); see `runs`.
+    Confidence is calibrated on the first `calibrate_clips` of the run's dev split (0: not)."""
+    from .runs import dev_set, parts_from_run
 
     recognition, translation, metrics = parts_from_run(run_dir, fps)
+    dev = dev_set(run_dir, calibrate_clips) if calibrate_clips > 0 else None
     return export_bundle(
         out,
         recognition,
@@ -231,6 +256,7 @@ def export_run(
         pose=pose,
         quantize=quantize,
         overwrite=overwrite,
+        dev=dev,
     )
 
 
@@ -611,6 +637,51 @@ class _Parity:
         report.max_rel_diff = max(report.max_rel_diff, max(diffs))
 
 
+# --- confidence calibration ----------------------------------------------------------------
+
+
+def _calibrate(tmp: Path, manifest: Manifest, dev: DevSet) -> Manifest:
+    """The bundle in `tmp` translates `dev`; its manifest rewritten with the thresholds fitted."""
+    from slt_serve.confidence import TARGET_ACCURACY, calibrate
+    from slt_serve.translator import TranslateOptions, Translator
+
+    translator = Translator(load_bundle(tmp), TranslateOptions(device="cpu"))
+    results, refs = [], []
+    for clip in dev.clips:
+        try:
+            if manifest.stage == "g2t":
+                result = translator.translate_gloss(clip.gloss)
+            else:
+                result = translator.translate(dev.root / clip.video)
+        except SltError as e:
+            log.warning("calibration: %s skipped: %s", clip.name, e)
+            continue
+        results.append(result)
+        refs.append((clip.gloss, clip.text))
+    if not results:
+        log.warning("calibration: no %s clip translated; the bundle keeps the default thresholds", dev.split)  # fmt: skip
+        return manifest
+    found = calibrate(results, refs)
+    section = Confidence(
+        gloss_threshold=found.thresholds.gloss,
+        sentence_threshold=found.thresholds.sentence,
+        target_accuracy=TARGET_ACCURACY,
+        split=dev.split,
+        clips=found.clips,
+        glosses=found.glosses,
+        gloss_ece=round(found.gloss.ece, 4),
+        sentence_ece=round(found.sentence.ece, 4),
+        sentence_accuracy=round(found.sentence.accuracy, 4),
+    )
+    manifest = manifest.model_copy(update={"confidence": section}).sealed()
+    write_json(tmp / MANIFEST, manifest.to_json())
+    log.info(
+        "calibrated on %d %s clips: gloss threshold %.3f, sentence threshold %.3f",
+        found.clips, dev.split, section.gloss_threshold, section.sentence_threshold,
+    )  # fmt: skip
+    return manifest
+
+
 # --- quantisation --------------------------------------------------------------------------
 
 
@@ -664,6 +735,14 @@ def summary(result: BundleExport) -> str:
             f"parity translation: {t.same_tokens}/{t.sources} sources same tokens, "
             f"max rel diff {t.max_rel_diff:.2g}"
         )
+    c = m.confidence
+    parts.append(
+        f"confidence: calibrated on {c.clips} {c.split} clips: gloss threshold "
+        f"{c.gloss_threshold:.3f}, sentence threshold {c.sentence_threshold:.3f} (ECE gloss "
+        f"{c.gloss_ece:.3f}, sentence {c.sentence_ece:.3f})"
+        if c is not None
+        else "confidence: not calibrated (no dev clips); the runtime uses its default thresholds"
+    )
     if result.quantization:
         parts.append("int8: " + json.dumps(result.quantization.model_dump(mode="json"), ensure_ascii=False))
     return "\n".join(parts)

@@ -66,15 +66,24 @@ def export_model(
     ),
     name: str = typer.Option(None, help="Bundle name in the manifest (default: the folder name)."),
     overwrite: bool = typer.Option(False, help="Replace an existing bundle at --out."),
+    calibrate_clips: int = typer.Option(
+        200,
+        help="Dev clips the bundle translates to calibrate its confidence thresholds "
+        "(0: none; the runtime then uses its defaults).",
+    ),
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""
     from slt_export.bundle import export_run, summary
 
+    if calibrate_clips < 0:
+        raise SltError(f"--calibrate-clips {calibrate_clips}: give 0 (none) or more")
+
     if fps is not None and not 0 < fps <= 1000:
         raise SltError(f"--fps {fps}: the frame rate must be in (0, 1000]")
     result = export_run(
-        run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite
-    )
+        run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite,
+        calibrate_clips=calibrate_clips,
+    )  # fmt: skip
     typer.echo(summary(result))
     if result.manifest.stage == "g2t":
         api = f"Translator.from_bundle('{out}').translate_gloss('GLOSS GLOSS')"

@@ -11,11 +11,15 @@ The recognizer's input spec and frame rate are its S2G run's (`input_spec.json`)
 
 from __future__ import annotations
 
+import logging
 import os
 
+from slt_training.config import G2TConfig, load_config
 from slt_training.runs import S2GRun, open_run
 
-from .bundle import RecognitionPart, TranslationPart
+from .bundle import DevSet, RecognitionPart, TranslationPart
+
+log = logging.getLogger(__name__)
 
 S2G_METRICS = ("scores", "beam_size", "best_epoch")  # what the manifest keeps of S2G's
 
@@ -36,6 +40,34 @@ def parts_from_run(
     recognizer = trained.recognizer or s2g.load_recognizer(run.spec.s2g_checkpoint_sha256)
     metrics["s2g"] = s2g_metrics(s2g)
     return recognition_part(s2g, recognizer, fps), translation, metrics
+
+
+def dev_set(run_dir: str | os.PathLike, max_clips: int) -> DevSet | None:
+    """The first `max_clips` clips of the run's dev split (its S2G run's data for S2T), or
+    None, logged, when the split or its videos are not on this machine."""
+    from pathlib import Path
+
+    from slt_training.data.annotations import load_split, split_path
+
+    run = open_run(run_dir)
+    if isinstance(run, S2GRun) or run.stage == "s2t":
+        cfg = (run if isinstance(run, S2GRun) else run.s2g()).config.data  # the videos' dataset
+    elif run.config_path.is_file():
+        cfg = load_config(run.config_path, G2TConfig).data
+    else:
+        log.warning("%s: no %s: confidence is not calibrated", run_dir, run.config_path.name)
+        return None
+    root, split = cfg.root, cfg.dev_split
+    if root is None or not split_path(root, split).is_file():
+        log.warning("no %s split at %s: confidence is not calibrated", split, root)
+        return None
+    clips = load_split(root, split)
+    if run.stage != "g2t":
+        clips = [c for c in clips if c.video and (Path(root) / c.video).exists()]
+    if not clips:
+        log.warning("%s: no %s clip to translate: confidence is not calibrated", root, split)
+        return None
+    return DevSet(split, Path(root), tuple(clips[:max_clips]))
 
 
 def recognition_part(s2g: S2GRun, recognizer, fps: float | None) -> RecognitionPart:

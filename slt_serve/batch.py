@@ -51,7 +51,7 @@ VIDEO_SUFFIXES = frozenset(
 )  # fmt: skip
 MANIFEST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = ("path", "ok", "gloss", "text", "duration_s", "gloss_spans", "timings_ms", "model", "error")  # fmt: skip
+CSV_COLUMNS = ("path", "ok", "gloss", "text", "duration_s", "gloss_spans", "timings_ms", "model", "score", "confidence", "low_confidence", "error")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,9 @@ def _csv_values(row: dict[str, Any]) -> list[str]:
     values = []
     for col in CSV_COLUMNS:
         v = row.get(col, "")
-        if isinstance(v, bool):
+        if v is None:  # score of a result without text
+            v = ""
+        elif isinstance(v, bool):
             v = "true" if v else "false"
         elif isinstance(v, list | dict):
             v = json.dumps(v, ensure_ascii=False)

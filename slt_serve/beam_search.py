@@ -102,6 +102,15 @@ def beam_search(
 
     `empty_cache`: (keys, values) with N = num_sources × num_beams hypotheses and 0 steps.
     """
+    return [tokens for tokens, _ in beam_search_scored(step, num_sources, empty_cache, s)]
+
+
+def beam_search_scored(
+    step: Step, num_sources: int, empty_cache: tuple[np.ndarray, np.ndarray], s: BeamSettings
+) -> list[tuple[list[int], float]]:
+    """`beam_search`'s sequences, each with its mean token log-probability (the tokens after
+    the start token, EOS included: the summed score ÷ that length, whatever the length
+    penalty the search ranked with)."""
     b, nb = num_sources, s.num_beams
     beams = _Beams.start(b, s)
     keys, values = empty_cache
@@ -120,7 +129,12 @@ def beam_search(
         beams.improvable &= (best_running > worst).any(axis=1, keepdims=True)
         if not beams.improvable.any() or ends.all() or cur >= s.max_length:
             break
-    return [beams.finished_seqs[i, 0, : beams.finished_lens[i, 0]].tolist() for i in range(b)]
+    generated = (beams.finished_lens[:, 0] - 1).astype(np.float64)  # EOS counted, start not
+    means = beams.finished_scores[:, 0] * generated**s.length_penalty / generated
+    return [
+        (beams.finished_seqs[i, 0, : beams.finished_lens[i, 0]].tolist(), float(means[i]))
+        for i in range(b)
+    ]
 
 
 def _candidates(beams: _Beams, logits: np.ndarray, cur: int, s: BeamSettings):

@@ -191,6 +191,22 @@ class Quantization(_Section):
     fp32_same_tokens: str | None = None
 
 
+class Confidence(_Section):
+    """Thresholds under which a gloss / a result is unsure, fitted on dev at export
+    (`confidence`; `slt_serve.confidence`). None: the documented defaults are used."""
+
+    gloss_threshold: float = Field(ge=0.0, le=1.0)  # on a gloss span's confidence
+    sentence_threshold: float = Field(ge=0.0, le=1.0)  # on a result's confidence
+    gloss_measure: Literal["mean"] = "mean"  # the CTC posterior averaged over the span
+    target_accuracy: float  # the fitted dev accuracy each threshold reaches
+    split: str  # the dev split it was fitted on
+    clips: int = Field(ge=1)
+    glosses: int = Field(ge=0)
+    gloss_ece: float  # expected calibration error on dev (10 bins)
+    sentence_ece: float
+    sentence_accuracy: float  # share of dev results judged correct
+
+
 class FileEntry(_Section):
     """One file of the bundle (`files[name]`)."""
 
@@ -216,6 +232,7 @@ class Manifest(_Section):
     parity: Parity
     quantization: Quantization | None = None
     metrics: dict[str, Any] = {}  # the run's dev/test scores, as training wrote them
+    confidence: Confidence | None = None  # thresholds fitted on dev (None: the defaults)
     files: dict[str, FileEntry]  # every file of the folder but manifest.json
     digest: str = ""  # DIGEST_PREFIX + sha256 of the rest; `sealed()` fills it
 

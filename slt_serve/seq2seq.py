@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slt_serve.beam_search import BeamSettings, beam_search
+from slt_serve.beam_search import BeamSettings, beam_search_scored
 from slt_serve.errors import SltError
 from slt_serve.manifest import Translation
 from slt_serve.onnx_session import open_session
@@ -70,6 +70,12 @@ class Seq2Seq:
         self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
     ) -> list[list[int]]:
         """Token ids of each source's best translation (start token first)."""
+        return [ids for ids, _ in self.generate_scored(source, mask, settings, encoded)]
+
+    def generate_scored(
+        self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
+    ) -> list[tuple[list[int], float]]:
+        """`generate`'s token ids, each with its mean token log-probability (`beam_search_scored`)."""
         _, keys, values = encoded if encoded is not None else self.encode(source, mask)
         beams = settings.num_beams
         cross = {
@@ -83,4 +89,4 @@ class Seq2Seq:
             return self.decoder.run(None, feeds | cross)
 
         empty = self.cache.empty(source.shape[0] * beams)
-        return beam_search(step, source.shape[0], (empty, empty.copy()), settings)
+        return beam_search_scored(step, source.shape[0], (empty, empty.copy()), settings)

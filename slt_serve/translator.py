@@ -15,11 +15,13 @@ Both video inputs go down one line of steps, each timed where it runs
 3. `S2GRunner`: resize to `frame_size`, the training's eval crop, resize and
    normalisation (`clip_input`), s2g.onnx in windows → gloss log-probs, features;
 4. CTC decoding (`decoding.ctc_decode_spans`: greedy, or prefix beam search when
-   `ctc_beam_size` > 1) with each gloss's time span;
+   `ctc_beam_size` > 1) with each gloss's time span and confidence (`confidence`);
 5. encoder.onnx → beam search over decoder.onnx with its key/value cache
    (`beam_search`) → detokenise. An input whose features are longer than the
    translation model's positions is translated in segments cut where the
-   recogniser is most sure of a pause (blank), and the texts joined.
+   recogniser is most sure of a pause (blank), and the texts joined;
+6. the score (mean token log-probability of the chosen beams), the result's confidence
+   and `low_confidence` under the manifest's calibrated thresholds (`confidence`).
 
 One `Translator` holds one onnxruntime session per graph and no per-call state,
 so it can serve concurrent calls (onnxruntime sessions are thread-safe for `run`).
@@ -48,6 +50,12 @@ from slt_serve.bundle import (
     TOKENIZER,
     Bundle,
     load_bundle,
+)
+from slt_serve.confidence import (
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    gloss_confidences,
+    sentence_confidence,
 )
 from slt_serve.decoding import ctc_decode_spans
 from slt_serve.errors import SltError
@@ -94,6 +102,7 @@ class GlossSpan:
     gloss: str
     start_s: float
     end_s: float
+    confidence: float = 0.0  # CTC posterior of the gloss averaged over its span, in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,20 @@ class Result:
     duration_s: float  # of the input video (0 for gloss input)
     timings_ms: dict[str, float] = field(default_factory=dict)  # decode, pose, s2g, …, total
     model: str = ""  # the bundle's name from its manifest
+    score: float | None = None  # mean token log-prob of the translation (None: no text)
+    confidence: float = 0.0  # exp(score); an S2G bundle's: the mean gloss confidence
+    low_confidence: bool = False  # confidence under the bundle's sentence threshold
 
     def to_dict(self) -> dict:
         """JSON-ready: plain dicts, lists, strings and floats."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Result:
+        """A `to_dict()` (a batch row, an API response) back as a `Result`; extra keys ignored."""
+        spans = [GlossSpan(**s) for s in data.get("gloss_spans", [])]
+        names = {f for f in cls.__dataclass_fields__ if f != "gloss_spans"}
+        return cls(gloss_spans=spans, **{k: v for k, v in data.items() if k in names})
 
 
 class _Clock:
@@ -171,6 +190,7 @@ class Translator:
         self.spec = m.input
         self.vocab = GlossVocab.load(bundle.file(GLOSS_VOCAB)) if bundle.has(GLOSS_VOCAB) else None
         default_ctc = m.recognition.ctc_beam_size if m.recognition else 1
+        self.thresholds = self._thresholds(m)
         self.ctc_beam_size = options.ctc_beam_size or default_ctc
         self.s2g = None
         if bundle.has(S2G):
@@ -210,6 +230,18 @@ class Translator:
         providers_for(options.device)  # a bad device is refused before anything is read
         bundle = load_bundle(path, verify=options.verify, expect_digest=options.expect_digest)
         return cls(bundle, options)
+
+    @staticmethod
+    def _thresholds(m: Manifest) -> Thresholds:
+        if m.confidence is None:
+            log.warning(
+                "bundle %s holds no confidence calibration: low_confidence uses the default "
+                "thresholds (gloss %g, sentence %g); re-export it to calibrate on dev",
+                m.name, DEFAULT_THRESHOLDS.gloss, DEFAULT_THRESHOLDS.sentence,
+            )  # fmt: skip
+            return DEFAULT_THRESHOLDS
+        c = m.confidence
+        return Thresholds(c.gloss_threshold, c.sentence_threshold, calibrated=True)
 
     def _load_pose(self, path, providers, threads):
         from slt_serve.pose import PoseEstimator, PoseOptions
@@ -282,8 +314,8 @@ class Translator:
             raise SltError("no glosses to translate; give a space-separated gloss sequence")
         clock = _Clock()
         ids = np.asarray([self.tokenizer.source_ids(glosses)], dtype=np.int64)
-        text = self._translate_source(ids, clock)
-        return Result("", text, [], 0.0, clock.done(), self.name)
+        text, score = self._translate_source(ids, clock)
+        return self._result("", text, [], 0.0, clock, score)
 
     # --- the steps ---------------------------------------------------------------------------
 
@@ -321,15 +353,31 @@ class Translator:
             log_probs, features, _ = self.s2g.run(items)
         with clock.stage("ctc"):
             gloss_spans = self._gloss_spans(log_probs, duration)
-        text = ""
+        text, score = "", None
         if self.stage == "s2t":
-            pieces = [
-                self._translate_source(features[None, a:b], clock)
-                for a, b in self._segments(log_probs)
-            ]
-            text = " ".join(p for p in pieces if p)
+            text, score = self._translate_segments(features, log_probs, clock)
         gloss = " ".join(s.gloss for s in gloss_spans)
-        return Result(gloss, text, gloss_spans, duration, clock.done(), self.name)
+        return self._result(gloss, text, gloss_spans, duration, clock, score)
+
+    def _result(self, gloss, text, spans, duration, clock, score: float | None) -> Result:
+        confidence = sentence_confidence(score, [s.confidence for s in spans])
+        low = confidence < self.thresholds.sentence
+        return Result(
+            gloss, text, spans, duration, clock.done(), self.name,
+            None if score is None else round(score, 4), confidence, low,
+        )  # fmt: skip
+
+    def _translate_segments(self, features, log_probs, clock) -> tuple[str, float]:
+        """The text of each segment joined; the score: the segments' mean log-probs averaged
+        with their lengths in steps as weights."""
+        pieces, scores, weights = [], [], []
+        for a, b in self._segments(log_probs):
+            piece, score = self._translate_source(features[None, a:b], clock)
+            pieces.append(piece)
+            scores.append(score)
+            weights.append(b - a)
+        text = " ".join(p for p in pieces if p)
+        return text, float(np.average(scores, weights=weights))
 
     def _with_pose(self, frames: Iterator[np.ndarray], clock: _Clock) -> Iterator:
         """Full-size frames → (frame, its keypoints in frame pixels), pose timed as "pose"."""
@@ -350,15 +398,17 @@ class Translator:
 
     def _gloss_spans(self, log_probs: np.ndarray, duration: float) -> list[GlossSpan]:
         spans = ctc_decode_spans(log_probs, self.ctc_beam_size, BLANK_ID)
+        spans = [s for s in spans if s.token not in (self.vocab.blank_id, self.vocab.pad_id)]
+        confidences = gloss_confidences(log_probs, spans)
         seconds = FEATURE_STRIDE / self.spec.fps
         return [
             GlossSpan(
                 self.vocab.glosses[s.token],
                 round(min(s.start * seconds, duration), 3),
                 round(min((s.end + 1) * seconds, duration), 3),
+                confidence,
             )
-            for s in spans
-            if s.token not in (self.vocab.blank_id, self.vocab.pad_id)
+            for s, confidence in zip(spans, confidences, strict=True)
         ]
 
     def _segments(self, log_probs: np.ndarray) -> list[tuple[int, int]]:
@@ -378,10 +428,13 @@ class Translator:
         bounds = [0, *cuts, steps]
         return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
-    def _translate_source(self, source: np.ndarray, clock: _Clock) -> str:
+    def _translate_source(self, source: np.ndarray, clock: _Clock) -> tuple[str, float]:
+        """One source's text and mean token log-probability."""
         mask = np.ones(source.shape[:2], dtype=np.int64)
         with clock.stage("encoder"):
             encoded = self.seq2seq.encode(source, mask)
         with clock.stage("decoder"):
-            ids = self.seq2seq.generate(source, mask, self.generation, encoded=encoded)[0]
-        return self.tokenizer.decode(ids)
+            ids, score = self.seq2seq.generate_scored(
+                source, mask, self.generation, encoded=encoded
+            )[0]
+        return self.tokenizer.decode(ids), score

@@ -78,7 +78,7 @@ def test_translate_a_video_gives_what_the_translator_gives(client, s2t, clip):
     assert r.status_code == 200, r.text
     body = r.json()
     direct = s2t.translate(clip).to_dict()
-    assert set(body) == set(direct) == {"gloss", "text", "gloss_spans", "duration_s", "timings_ms", "model"}  # fmt: skip
+    assert set(body) == set(direct) == {"gloss", "text", "gloss_spans", "duration_s", "timings_ms", "model", "score", "confidence", "low_confidence"}  # fmt: skip
     assert (body["gloss"], body["text"], body["gloss_spans"]) == (
         direct["gloss"],
         direct["text"],

@@ -90,11 +90,11 @@ def test_translate_video_gives_the_translators_result(s2t, clip):
         direct.gloss_spans,
     )
     assert done.result.gloss, "the tiny bundle recognises some glosses on this clip"
-    assert done.spans() == [[s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans]
+    assert done.spans() == [[s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans]
     stages = [row[0] for row in done.timings()]
     assert stages == list(direct.timings_ms) and stages[-1] == "total"
     assert done.overlay is None  # SingleStream: nothing to draw
-    assert "2.0 s of video" in done.status(s2t)
+    assert "2.0 s of video" in done.status(s2t) and f"confidence {direct.confidence:.2f}" in done.status(s2t)
 
 
 def test_translate_video_refusals_name_the_users_file(s2t, clip, not_a_video, tmp_path):
@@ -204,7 +204,9 @@ def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
         direct = s2t.translate(clip)
         assert (text, gloss) == (direct.text, direct.gloss)
         assert spans["headers"] == SPAN_HEADERS and timings["headers"] == TIMING_HEADERS
-        assert spans["data"] == [[s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans]
+        assert spans["data"] == [
+            [s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans
+        ]
         assert overlay is None and "gloss(es) in" in status
         with clip.open("rb") as f:
             r = httpx.post(f"{url}/v1/translate", files={"file": ("clip.mp4", f)}, timeout=60)
@@ -369,8 +371,8 @@ def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, 
             browser.close()
     assert text == direct.text
     assert gloss == direct.gloss
-    assert [[g, float(a), float(b)] for g, a, b in rows] == [
-        [s.gloss, s.start_s, s.end_s] for s in direct.gloss_spans
+    assert [[g, float(a), float(b), float(c)] for g, a, b, c in rows] == [
+        [s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans
     ]
     assert [stage for stage, _ in stages] == list(direct.timings_ms)
     assert shot.stat().st_size > 10_000

@@ -130,6 +130,27 @@ def test_g2t_fp32_bundle_matches_pytorch_text():
         translator.translate_gloss("   ")
 
 
+def test_export_calibrates_confidence_on_dev_clips_and_says_when_it_did_not(tmp_path, single):
+    from slt_export.bundle import DevSet, summary
+    from slt_training.data.annotations import Clip
+
+    clips = tuple(
+        Clip(name=f"dev{i}", gloss=gloss, text=text) for i, (gloss, text) in enumerate(tb.SENTENCES)
+    )
+    result, *_ = tb.g2t_bundle(tmp_path / "g2t", dev=DevSet("dev", tmp_path, clips))
+    c = result.manifest.confidence
+    assert (c.split, c.clips, c.glosses, c.target_accuracy) == ("dev", len(clips), 0, 0.5)
+    assert 0 <= c.sentence_threshold <= 1 and 0 <= c.sentence_ece <= 1
+    translator = Translator.from_bundle(result.path)
+    assert translator.thresholds.calibrated
+    assert translator.thresholds.sentence == c.sentence_threshold
+    got = translator.translate_gloss(tb.SENTENCES[0][0])
+    assert got.low_confidence == (got.confidence < c.sentence_threshold)
+    assert "confidence: calibrated on" in summary(result)
+    assert single[0].manifest.confidence is None and "not calibrated" in summary(single[0])
+    assert not Translator.from_bundle(single[0].path).thresholds.calibrated
+
+
 def test_export_fails_loudly_when_onnx_disagrees_and_writes_nothing(tmp_path):
     with pytest.raises(SltError, match="disagree with PyTorch.*nothing written"):
         tb.g2t_bundle(tmp_path / "bad", tolerance=0.0)
@@ -206,6 +227,7 @@ def test_slt_export_model_from_a_g2t_run_folder(tmp_path):
     r = _slt("export", "model", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "g2t g2t bundle" in r.stdout and "3/3 sources same tokens" in r.stdout
+    assert "confidence: calibrated on" in r.stdout
     assert "next: " in r.stdout
     run = load_translation_run(tmp_path / "run")
     translator = Translator.from_bundle(tmp_path / "bundle")
@@ -240,6 +262,8 @@ def test_slt_export_model_from_an_s2g_run_translates_its_videos(tmp_path):
     assert "single_stream s2g bundle" in r.stdout and "2/2 clips same glosses" in r.stdout
     translator = Translator.from_bundle(tmp_path / "bundle")
     assert translator.stage == "s2g" and translator.ctc_beam_size == 2
+    assert "confidence: calibrated on" in r.stdout and translator.thresholds.calibrated
+    assert translator.manifest.confidence.glosses > 0
     model = S2GRun.open(tmp_path / "run").build_recognizer()
     load_weights(model, checkpoint_pointer(tmp_path / "run", BEST))
     model.eval()

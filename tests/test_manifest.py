@@ -159,3 +159,23 @@ def test_slt_translate_prints_one_line_for_a_broken_manifest(bundle, tmp_path):
     )
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and "files" in r.stderr
+
+
+CONFIDENCE = {
+    "gloss_threshold": 0.38, "sentence_threshold": 0.87, "gloss_measure": "mean",
+    "target_accuracy": 0.5, "split": "dev", "clips": 150, "glosses": 553, "gloss_ece": 0.09,
+    "sentence_ece": 0.37, "sentence_accuracy": 0.47,
+}  # fmt: skip
+
+
+def test_the_confidence_section_is_optional_typed_and_read_by_the_translator(bundle):
+    assert load_bundle(bundle).manifest.confidence is None  # older bundles keep loading
+    _edit(bundle, lambda d: d.update(confidence=CONFIDENCE))
+    translator = Translator.from_bundle(bundle)
+    assert translator.manifest.confidence.sentence_threshold == 0.87
+    assert (translator.thresholds.gloss, translator.thresholds.sentence) == (0.38, 0.87)
+    assert translator.thresholds.calibrated
+    _edit(bundle, lambda d: d["confidence"].update(sentence_threshold=1.5))
+    assert "confidence.sentence_threshold: input should be less than or equal to 1" in _refusal(bundle)
+    _edit(bundle, lambda d: d["confidence"].update(sentence_threshold=0.5, bins=10))
+    assert "confidence.bins: not a field this slt-serve knows" in _refusal(bundle)

@@ -22,6 +22,9 @@ class GlossSpanOut(BaseModel):
     gloss: str
     start_s: float
     end_s: float
+    confidence: float = Field(
+        ge=0, le=1, description="CTC posterior of the gloss averaged over its span."
+    )
 
 
 class TranslationOut(BaseModel):
@@ -31,6 +34,17 @@ class TranslationOut(BaseModel):
     duration_s: float = Field(description="Duration of the input video.")
     timings_ms: dict[str, float] = Field(description="Time spent per stage.")
     model: str = Field(description="Name of the bundle that translated.")
+    score: float | None = Field(
+        description="Mean token log-probability of the translation (null without text)."
+    )
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="exp(score); for a gloss-only (S2G) bundle, the mean gloss confidence.",
+    )
+    low_confidence: bool = Field(
+        description="Confidence under the bundle's threshold (calibrated on dev at export)."
+    )
 
 
 class GlossIn(BaseModel):
