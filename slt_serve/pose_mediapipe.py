@@ -74,19 +74,12 @@ class MediaPipeOptions:
 
 def holistic_module():
     """`mediapipe.python.solutions.holistic`, or a one-line error naming the install step."""
-    _quiet_native_logs()
     _protobuf_compat()
     try:
         from mediapipe.python.solutions import holistic
     except ImportError as e:
         raise SltError(f"MediaPipe Holistic is not installed ({e.name or e}): {INSTALL}") from None
     return holistic
-
-
-def _quiet_native_logs() -> None:
-    """MediaPipe's C++ logs (glog/absl) go to stderr; keep warnings and errors only."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _protobuf_compat() -> None:
