@@ -74,8 +74,8 @@ class MediaPipeOptions:
 
 def holistic_module():
     """`mediapipe.python.solutions.holistic`, or a one-line error naming the install step."""
-    _protobuf_compat()
     try:
+        _protobuf_compat()
         from mediapipe.python.solutions import holistic
     except ImportError as e:
         raise SltError(f"MediaPipe Holistic is not installed ({e.name or e}): {INSTALL}") from None
