@@ -233,7 +233,24 @@ def translate(
     out: str = typer.Option(
         None, "--out", "-o", help="Results file (results.jsonl; results.I-of-N.jsonl with --shard)."
     ),
-    fmt: str = typer.Option(None, "--format", help="jsonl or csv (from --out's suffix)."),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        help="jsonl or csv (from --out's suffix); srt or vtt: also one subtitle file per video "
+        "in --subtitles (the rows still go to --out, as JSONL).",
+    ),
+    subtitles: str = typer.Option(
+        "subtitles", help="Folder for the --format srt|vtt files (VIDEO_STEM.srt)."
+    ),
+    gloss_cues: bool = typer.Option(
+        False, help="--format srt|vtt: a cue per gloss too, over its span (top in WebVTT)."
+    ),
+    review_below: float = typer.Option(
+        None,
+        help="Write the videos whose confidence is under this (0..1) to --review-out, least "
+        "sure first: name, video, text, glosses with spans and confidence, to annotate next.",
+    ),
+    review_out: str = typer.Option("review.jsonl", help="The --review-below list (JSONL)."),
     workers: int = typer.Option(1, help="Videos translated at once."),
     shard: str = typer.Option(
         None, help="i/n: only this job's share of the inputs (i from 0), for cluster job arrays."
@@ -260,6 +277,8 @@ def translate(
             raise SltError("give the videos, folders or manifests to translate")
         paths = [str(p) for p in sample_videos()]
     shard_ = batch.parse_shard(shard) if shard else None
+    hooks = _TranslateHooks.check(fmt, subtitles, gloss_cues, review_below, review_out)
+    fmt = None if hooks.subtitle_fmt else fmt
     out_path = Path(out) if out else batch.default_out(shard_, fmt)
     fmt = batch.format_for(out_path, fmt)
     inputs = batch.in_shard(batch.discover(paths), shard_)
@@ -275,13 +294,87 @@ def translate(
     try:
         limits = _api_limits() if api_limits else None
         summary = batch.run(
-            translator, inputs, results, workers=workers, retry_errors=retry_errors, limits=limits
-        )
+            translator, inputs, results, workers=workers, retry_errors=retry_errors,
+            limits=limits, on_row=hooks.start(inputs),
+        )  # fmt: skip
     finally:
         results.close()
+        hooks.finish()
     _echo_batch_summary(summary, out_path, fmt, shard)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+@app.command("render")
+def render(
+    video: Path = typer.Argument(..., help="The video to translate and draw on."),
+    out: Path = typer.Option(..., "--out", "-o", help="MP4 to write (H.264)."),
+    bundle: str = typer.Option(None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."),
+    sample: bool = typer.Option(False, "--sample", help="Use the sample model shipped with slt."),
+    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+) -> None:
+    """Translate a video and write it with the glosses and the translation drawn as they are
+    signed (and the keypoints, for a TwoStream bundle with a pose model)."""
+    from slt_serve.render import render_video
+    from slt_serve.translator import TranslateOptions, Translator
+
+    if out.suffix.lower() != ".mp4":
+        raise SltError(f"--out {out}: give an .mp4 file to write")
+    if not video.exists():
+        raise SltError(f"{video}: no such file or folder")
+    translator = Translator.from_bundle(choose_bundle(bundle, sample), TranslateOptions(device=device))
+    if translator.stage == "g2t":
+        raise SltError("a G2T bundle translates glosses, not videos; give an S2T or S2G bundle")
+    done = render_video(translator, video, out)
+    r = done.result
+    typer.echo(
+        f"wrote {done.path}: {done.frames} frames at {done.fps:g} fps; {r.text or r.gloss!r} "
+        f"(confidence {r.confidence:.2f}{', low' if r.low_confidence else ''})"
+    )
+
+
+class _TranslateHooks:
+    """What `slt translate` writes beside its rows: subtitle files and the review list."""
+
+    def __init__(self, subtitle_fmt, folder, gloss_cues, review_below, review_out) -> None:
+        self.subtitle_fmt, self.folder, self.gloss_cues = subtitle_fmt, folder, gloss_cues
+        self.review_below, self.review_out = review_below, review_out
+        self.subtitles = self.review = None
+
+    @classmethod
+    def check(cls, fmt, folder, gloss_cues, review_below, review_out) -> _TranslateHooks:
+        from slt_serve.confidence import ReviewList
+        from slt_serve.subtitles import FORMATS
+
+        subtitle_fmt = fmt if fmt in FORMATS else None
+        if gloss_cues and subtitle_fmt is None:
+            raise SltError("--gloss-cues goes with --format srt or --format vtt")
+        if review_below is not None:
+            ReviewList(review_below)  # refuses a threshold outside (0, 1] before anything loads
+        return cls(subtitle_fmt, folder, gloss_cues, review_below, review_out)
+
+    def start(self, inputs: list[str]):
+        """batch.run's on_row hook for this run's `inputs`."""
+        from slt_serve.confidence import ReviewList
+        from slt_serve.subtitles import SubtitleFolder
+
+        if self.subtitle_fmt:
+            self.subtitles = SubtitleFolder(
+                self.folder, self.subtitle_fmt, inputs, self.gloss_cues
+            )
+        if self.review_below is not None:
+            self.review = ReviewList(self.review_below)
+        hooks = [h.on_row for h in (self.subtitles, self.review) if h is not None]
+        return (lambda row: [hook(row) for hook in hooks]) if hooks else None
+
+    def finish(self) -> None:
+        if self.subtitles is not None:
+            typer.echo(f"wrote {self.subtitles.written} {self.subtitle_fmt} file(s) to {self.folder}")
+        if self.review is not None:
+            n = self.review.write(self.review_out)
+            typer.echo(
+                f"wrote {self.review_out}: {n} video(s) under confidence {self.review_below:g}"
+            )
 
 
 def _echo_batch_summary(summary, out_path: Path, fmt: str, shard: str | None) -> None:
