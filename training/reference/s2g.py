@@ -146,7 +146,7 @@ def two_stream_options(state: dict[str, Tensor]) -> TwoStreamOptions:
         heatmaps=REFERENCE_HEATMAPS,
         head=head_options(state, SINGLE + "visual_head"),
         lateral=LateralOptions(bool(to_rgb), bool(to_pose), tuple(to_rgb or to_pose), kernel),
-        pyramid=PyramidOptions(enabled=levels > 0, num_levels=max(levels, 3)),
+        pyramid=PyramidOptions(enabled=levels > 0, num_levels=levels or 3),
         decode_head="ensemble",
     )
 
