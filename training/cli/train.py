@@ -28,8 +28,10 @@ def _train(config_type: type, train, config: Path, override: list[str], resume: 
 
 def _echo_best(result, scores: str, beam: int) -> None:
     """The best epoch's scores, where they are, and whether a time/step budget stopped the run."""
+    from slt_training.runs import METRICS_FILE
+
     typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
-    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir}/metrics.json")
+    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir / METRICS_FILE}")
     if result.stopped_early:
         typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
 
