@@ -97,6 +97,32 @@ def test_prepare_refuses_clips_without_glosses(tmp_path):
         Pipeline(plan, say=lambda _: None).run()
 
 
+def test_next_action_skips_resumes_or_moves_aside(tmp_path):
+    """The decision behind every stage, without training: skip, resume, stale, run."""
+    from slt_pipeline.state import move_aside, next_action
+    from slt_training.config import save_config
+    from slt_training.runs import LATEST, write_checkpoint_pointer
+
+    plan = load_plan(write(tmp_path, tiny_pipeline(tmp_path / "ds", tmp_path / "run")))
+    cfg, folder = plan.s2g, Path(plan.s2g.run_dir)
+    state = PipelineState.load(plan.run_dir)
+    assert next_action(state, "s2g", "h1", folder, cfg) == "run"
+    folder.mkdir(parents=True)
+    assert next_action(state, "s2g", "h1", folder, cfg) == "stale"  # nothing to resume
+    save_config(cfg, folder)
+    (folder / "checkpoints" / "epoch-0001").mkdir(parents=True)
+    write_checkpoint_pointer(folder, LATEST, "epoch-0001")
+    assert next_action(state, "s2g", "h1", folder, cfg) == "resume"
+    other = cfg.model_copy(update={"training": cfg.training.model_copy(update={"lr": 0.5})})
+    assert next_action(state, "s2g", "h1", folder, other) == "stale"  # another config
+    state.record("s2g", "h1", 1.0)
+    assert next_action(state, "s2g", "h1", folder, cfg) == "skip"
+    assert next_action(state, "s2g", "h2", folder, cfg) == "stale"  # finished on other inputs
+    assert next_action(state, "features", "h1", None, None) == "run"
+    assert move_aside(folder).name == "s2g.stale-1" and not folder.exists()
+    assert next_action(state, "s2g", "h1", folder, cfg) == "run"
+
+
 @pytest.mark.slow
 def test_stages_run_in_order_then_skip_then_rerun_what_changed(corpus, tmp_path):
     lines: list[str] = []
