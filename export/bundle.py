@@ -73,6 +73,8 @@ from slt_serve.manifest import (
     Versions,
 )
 from slt_serve.onnx_session import CPU
+from slt_serve.pose_mediapipe import NAME as MEDIAPIPE
+from slt_serve.pose_mediapipe import is_named as is_mediapipe
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
 from slt_serve.seq2seq import Seq2Seq
 from slt_serve.tokenizer import TextTokenizer
@@ -394,7 +396,9 @@ def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections
     proto = s2g_onnx.export_s2g(model, spec.input_size)
     _save(proto, tmp / S2G)
     part.vocab.save(tmp / GLOSS_VOCAB)
-    if plan.pose is not None:
+    if plan.pose is not None and is_mediapipe(plan.pose):  # run at serve time, nothing to copy
+        spec = spec.model_copy(update={"pose_model": MEDIAPIPE})
+    elif plan.pose is not None:
         _copy_pose(plan.pose, tmp / POSE)
     inputs = s2g_onnx.INPUTS_TWO if plan.kind == "two_stream" else s2g_onnx.INPUTS_SINGLE
     return replace(

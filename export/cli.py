@@ -62,7 +62,9 @@ def export_model(
         help="Source frame rate the recognizer was trained at (default: saved with its S2G run).",
     ),
     pose: Path = typer.Option(
-        None, help="pose.onnx (slt export pose) to include in a two_stream bundle."
+        None,
+        help="pose.onnx (slt export pose) to include in a two_stream bundle, or 'mediapipe': "
+        "the bundle runs MediaPipe Holistic (the pose extra) when served.",
     ),
     name: str = typer.Option(None, help="Bundle name in the manifest (default: the folder name)."),
     overwrite: bool = typer.Option(False, help="Replace an existing bundle at --out."),

@@ -54,6 +54,11 @@ COMPLEXITY_FILES = {  # pose landmark model per model_complexity (Holistic downl
 HAND_POINTS, FACE_POINTS, BODY_POINTS = 21, 468, 33
 
 
+def is_named(pose_model: str | os.PathLike | None) -> bool:
+    """`--pose mediapipe` (or `mediapipe_holistic`): the word, not a pose.onnx path."""
+    return pose_model is not None and str(pose_model).lower() in ("mediapipe", NAME)
+
+
 @dataclass(frozen=True)
 class MediaPipeOptions:
     """How Holistic runs; defaults are MediaPipe's, with the one body model its wheel ships."""
@@ -262,5 +267,6 @@ __all__ = [
     "holistic_module",
     "install_problem",
     "installed",
+    "is_named",
     "serving_pose",
 ]

@@ -7,7 +7,6 @@ random one: what is checked is the path, not the words. Skipped without the `pos
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -39,20 +38,16 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    """A tiny random TwoStream S2T bundle without pose.onnx, its manifest naming MediaPipe."""
+    """A tiny random TwoStream S2T bundle exported with `--pose mediapipe`."""
     pytest.importorskip("torch")
     import tiny_bundles as tb
 
-    from slt_serve.bundle import MANIFEST
-    from slt_serve.manifest import manifest_digest
+    from slt_serve.bundle import POSE, load_bundle
 
     folder = tmp_path_factory.mktemp("bundles") / "two_stream_mediapipe"
-    tb.s2t_bundle(folder, kind="two_stream")
-    data = json.loads((folder / MANIFEST).read_text())
-    assert data["input"]["pose_model"] is None  # today's default: pose.onnx
-    data["input"]["pose_model"] = "mediapipe_holistic"
-    data["digest"] = manifest_digest(data)
-    (folder / MANIFEST).write_text(json.dumps(data))
+    tb.s2t_bundle(folder, kind="two_stream", pose="mediapipe")
+    loaded = load_bundle(folder)
+    assert loaded.manifest.input.pose_model == "mediapipe_holistic" and not loaded.has(POSE)
     return folder
 
 

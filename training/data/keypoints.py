@@ -36,7 +36,6 @@ from slt_training.data.frames import ClipError, clip_path
 log = logging.getLogger(__name__)
 
 KEYPOINTS_DIR = "keypoints"
-MEDIAPIPE = "mediapipe"  # `--pose mediapipe`: MediaPipe Holistic instead of a pose.onnx
 SUFFIX = ".npz"
 
 
@@ -116,7 +115,9 @@ def extract_keypoints(
 
 def is_mediapipe(pose_model: str | os.PathLike | None) -> bool:
     """`--pose mediapipe` (the word, not a file path)."""
-    return pose_model is not None and str(pose_model).lower() == MEDIAPIPE
+    from slt_serve.pose_mediapipe import is_named
+
+    return is_named(pose_model)
 
 
 def _check_options(root: Path, pose_model, from_pose, workers, batch_size) -> None:
