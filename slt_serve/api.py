@@ -6,6 +6,7 @@
     GET  /readyz              the model is loaded and requests are accepted
     GET  /v1/model            manifest, dev-set metrics, limits, counters
     GET  /metrics             Prometheus metrics (`slt_serve.observability`)
+    WS   /v1/stream           live translation (`slt_serve.streaming`, docs/streaming.md)
     GET  /docs                OpenAPI
 
 Bad input is the client's error and never the server's: each refusal is a 4xx with
@@ -34,7 +35,7 @@ from starlette.requests import ClientDisconnect
 from slt_serve import __version__
 from slt_serve.errors import ApiError
 from slt_serve.observability import Metrics, RequestIdMiddleware, endpoint_of
-from slt_serve.routers import gloss, health, metrics, model, translate
+from slt_serve.routers import gloss, health, metrics, model, stream, translate
 from slt_serve.routers.schema import error_response, validation_message
 from slt_serve.routers.state import Outcomes, Service, UploadGate, service
 from slt_serve.settings import Settings
@@ -68,7 +69,8 @@ def create_app(
     )
     uploads = UploadGate(settings.max_uploads)
     meters = Metrics(translator, pool, uploads)
-    svc = Service(translator, settings, pool, spool, uploads, Outcomes(meters), meters)
+    streams = UploadGate(settings.stream_max_streams, "streams are open")
+    svc = Service(translator, settings, pool, spool, uploads, Outcomes(meters), meters, streams)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,13 +81,14 @@ def create_app(
         title="slt-serve",
         version=__version__,
         summary="Sign language translation: video of a signer in, text out.",
+        description=stream.PROTOCOL,
         lifespan=lifespan,
     )
     app.state.service = svc
     app.state.translator, app.state.settings, app.state.pool = translator, settings, pool
     _add_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, model, translate, gloss, metrics):
+    for module in (health, model, translate, gloss, metrics, stream):
         app.include_router(module.router)
     return app
 

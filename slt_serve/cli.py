@@ -215,6 +215,59 @@ def _example_request(translator, url: str) -> str:
     return f"curl -F file=@clip.mp4 {url}/v1/translate"
 
 
+@app.command("stream")
+def stream(
+    video: Path = typer.Argument(None, help="A video file, played at real time."),
+    camera: int = typer.Option(
+        None, "--camera", help="Stream this webcam (OpenCV device index) instead; Ctrl-C ends."
+    ),
+    url: str = typer.Option(
+        "ws://127.0.0.1:8000/v1/stream", help="The server's /v1/stream (slt serve)."
+    ),
+    fast: bool = typer.Option(
+        False, "--fast", help="Send a file's frames as fast as the server allows."
+    ),
+) -> None:
+    """Stream a video file (at real time) or a webcam to `slt serve`'s /v1/stream; print the
+    partial and final results as they come. The API key, if any, is read from SLT_API_KEY."""
+    import os
+    import threading
+
+    from slt_serve import stream_client
+
+    if (video is None) == (camera is None):
+        raise SltError("give a video file or --camera INDEX (one of them)")
+    stop = threading.Event()
+    if video is not None:
+        frames, fps = stream_client.file_frames(video)
+    else:
+        frames, fps = stream_client.camera_frames(camera, stop)
+    key = os.environ.get("SLT_API_KEY")
+    run = stream_client.stream_video(
+        url, frames, fps, api_key=key, real_time=not fast and video is not None,
+        on_message=_echo_stream_message, stop=stop,
+    )  # fmt: skip
+    if run.close_code != 1000:
+        raise SltError(f"the server closed the stream with code {run.close_code}")
+
+
+def _echo_stream_message(t: float, m: dict) -> None:
+    if m["type"] == "partial":
+        stable = " ".join(g["gloss"] for g in m["glosses"])
+        pending = " ".join(g["gloss"] for g in m["pending"])
+        typer.echo(f"[{t:6.2f} s] partial #{m['sentence']}: {stable} ({pending}) | {m['text']}")
+    elif m["type"] == "final":
+        flag = " (low confidence)" if m.get("low_confidence") else ""
+        typer.echo(
+            f"[{t:6.2f} s] final #{m['sentence']} {m['start_s']:.2f}-{m['end_s']:.2f} s "
+            f"({m['reason']}): {m['gloss']} | {m['text']}{flag}"
+        )
+    elif m["type"] == "error":
+        typer.echo(f"[{t:6.2f} s] error {m['code']}: {m['message']}", err=True)
+    elif m["type"] == "ready":
+        typer.echo(f"streaming to {m['model']} ({m['fps']:g} fps)")
+
+
 @app.command("translate")
 def translate(
     paths: list[str] = typer.Argument(

@@ -115,8 +115,23 @@ class S2GRunner:
         return log_probs, features, total
 
     def _window(self, k, frames, points, first, total) -> tuple[np.ndarray, np.ndarray]:
-        window, context = self.spec.window_frames, self.spec.context_frames
-        core_start, core_end = k * window, min((k + 1) * window, total)
+        window = self.spec.window_frames
+        return self.run_core(frames, points, first, k * window, min((k + 1) * window, total), total)
+
+    def run_core(
+        self,
+        frames: list[np.ndarray],
+        points: list[np.ndarray | None],
+        first: int,
+        core_start: int,
+        core_end: int,
+        total: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The steps of frames [core_start, core_end) of a clip whose first `total` frames are
+        known, run with up to `context_frames` known neighbours each side (their outputs
+        dropped). `frames` and `points` (`prepare`d) hold the clip from frame `first` on,
+        with the one before the left context when there are motion channels."""
+        context = self.spec.context_frames
         start = max(0, core_start - context)
         end = min(core_end + context, total)
         rgb = np.stack(frames[start - first : end - first])

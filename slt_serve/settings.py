@@ -76,3 +76,31 @@ class Settings(BaseSettings):
         description="Log lines as text or as JSON objects (one a line); each carries the "
         "request id (X-Request-ID).",
     )
+    stream_max_streams: int = Field(
+        4, ge=0, description="WebSocket streams (/v1/stream) open at once; beyond it 503."
+    )
+    stream_max_fps: float = Field(
+        60.0, gt=0, description="Most frames a second a stream may send (by timestamp and "
+        "by arrival)."
+    )  # fmt: skip
+    stream_max_frame_bytes: int = Field(
+        2_000_000, gt=0, description="Largest encoded image of one stream frame, in bytes."
+    )
+    stream_max_session_s: float = Field(
+        3600.0, gt=0, description="Longest stream, in seconds of its timestamps."
+    )
+    stream_idle_timeout_s: float = Field(
+        10.0, gt=0, description="A stream that sends nothing for this long is ended."
+    )
+    stream_pause_s: float = Field(
+        3.0,
+        gt=0,
+        description="A run of this many seconds the recogniser sees as blank (a pause) closes "
+        "the sentence being streamed.",
+    )
+    stream_max_sentence_s: float = Field(
+        20.0, gt=0, description="A streamed sentence is closed at this length whatever."
+    )
+    stream_partial_interval_s: float = Field(
+        0.5, gt=0, description="Stream time between two partial results."
+    )

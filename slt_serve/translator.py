@@ -351,13 +351,31 @@ class Translator:
             items = ((frame, None) for frame in frames)
         with clock.stage("s2g"):
             log_probs, features, _ = self.s2g.run(items)
+        return self._after_s2g(log_probs, features, duration, clock, text=True)
+
+    def recognise_frames(self, frames: Iterator[np.ndarray], duration: float) -> Result:
+        """Frames already at the bundle's fps (full-size RGB) → glosses and text, as
+        `translate_frames` after its resampling (`slt_serve.streaming`'s final results)."""
+        self._need_video()
+        return self._recognise(frames, None, duration, _Clock())
+
+    def from_recognition(
+        self, log_probs: np.ndarray, features: np.ndarray, duration: float, *, text: bool = True
+    ) -> Result:
+        """The steps after s2g on a clip's (T', V) log-probs and (T', D) features, for a caller
+        that runs `S2GRunner` itself (`slt_serve.streaming`, in windows); text=False: glosses
+        only."""
+        self._need_video()
+        return self._after_s2g(log_probs, features, duration, _Clock(), text=text)
+
+    def _after_s2g(self, log_probs, features, duration, clock, *, text: bool) -> Result:
         with clock.stage("ctc"):
             gloss_spans = self._gloss_spans(log_probs, duration)
-        text, score = "", None
-        if self.stage == "s2t":
-            text, score = self._translate_segments(features, log_probs, clock)
+        words, score = "", None
+        if text and self.stage == "s2t" and len(log_probs):
+            words, score = self._translate_segments(features, log_probs, clock)
         gloss = " ".join(s.gloss for s in gloss_spans)
-        return self._result(gloss, text, gloss_spans, duration, clock, score)
+        return self._result(gloss, words, gloss_spans, duration, clock, score)
 
     def _result(self, gloss, text, spans, duration, clock, score: float | None) -> Result:
         confidence = sentence_confidence(score, [s.confidence for s in spans])

@@ -213,23 +213,44 @@ def resample(
     Works on timestamps, so variable-frame-rate videos resample correctly; a
     frame's repeat count is known once the next frame's timestamp is seen.
     """
-    period, src_period = 1.0 / fps, 1.0 / src_fps
-    slack = _TIME_SLACK * src_period
-    k, t0, prev, prev_t = 0, None, None, 0.0
-    for i, (t, frame) in enumerate(frames):
-        t = i * src_period if t is None else t
-        t0 = t if t0 is None else t0
-        t -= t0
-        if prev is not None:
-            n = _targets_before(k, period, t - slack)
+    resampler = Resampler(src_fps, fps)
+    for t, frame in frames:
+        yield from resampler.push(t, frame)
+    yield from resampler.finish()
+
+
+class Resampler:
+    """`resample` fed one frame at a time, for frames that arrive live (`slt_serve.streaming`):
+    `push` gives the (frame, repeats) known once a frame arrives, `finish` the last one's."""
+
+    def __init__(self, src_fps: float, fps: float) -> None:
+        self.period, self.src_period = 1.0 / fps, 1.0 / src_fps
+        self.slack = _TIME_SLACK * self.src_period
+        self.k, self.count, self.t0, self.prev, self.prev_t = 0, 0, None, None, 0.0
+
+    def push(self, t: float | None, frame: Any) -> list[tuple[Any, int]]:
+        """A frame shown from time `t` (seconds; None: its index over src_fps)."""
+        t = self.count * self.src_period if t is None else t
+        self.count += 1
+        self.t0 = t if self.t0 is None else self.t0
+        t -= self.t0
+        out = []
+        if self.prev is not None:
+            n = _targets_before(self.k, self.period, t - self.slack)
             if n:
-                yield prev, n
-            k += n
-        prev, prev_t = frame, t
-    if prev is not None:
-        n = _targets_before(k, period, prev_t + src_period - slack)
-        if n:
-            yield prev, n
+                out.append((self.prev, n))
+            self.k += n
+        self.prev, self.prev_t = frame, t
+        return out
+
+    def finish(self) -> list[tuple[Any, int]]:
+        """The last frame, shown for one source period."""
+        if self.prev is None:
+            return []
+        n = _targets_before(self.k, self.period, self.prev_t + self.src_period - self.slack)
+        self.k += n
+        last, self.prev = self.prev, None
+        return [(last, n)] if n else []
 
 
 def _targets_before(k: int, period: float, t: float) -> int:

@@ -66,10 +66,11 @@ class Outcomes:
 
 
 class UploadGate:
-    """At most `limit` request bodies arriving at once (they hold no worker meanwhile)."""
+    """At most `limit` request bodies arriving at once (they hold no worker meanwhile), or
+    of whatever `what` names (streams open)."""
 
-    def __init__(self, limit: int):
-        self.limit, self._lock, self.receiving = limit, threading.Lock(), 0
+    def __init__(self, limit: int, what: str = "uploads are arriving"):
+        self.limit, self._lock, self.receiving, self.what = limit, threading.Lock(), 0, what
 
     def enter(self) -> None:
         with self._lock:
@@ -77,7 +78,7 @@ class UploadGate:
                 raise ApiError(
                     503,
                     "busy",
-                    f"{self.limit} uploads are arriving already; retry in a few seconds",
+                    f"{self.limit} {self.what} already; retry in a few seconds",
                     headers={"Retry-After": "2"},
                 )
             self.receiving += 1
@@ -98,6 +99,7 @@ class Service:
     uploads: UploadGate
     outcomes: Outcomes = field(default_factory=Outcomes)
     metrics: Metrics | None = None
+    streams: UploadGate = field(default_factory=lambda: UploadGate(0, "streams are open"))
 
     def succeeded(self, request: Request, result: Result) -> None:
         """A request answered 200 with `result`: counted, its stage timings observed."""
