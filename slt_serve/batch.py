@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ from slt_serve.errors import SltError
 from slt_serve.video import DecodeLimits, decode_limits, probe
 
 if TYPE_CHECKING:
-    from slt_serve.translator import Translator
+    from slt_serve.translator import Result, Translator
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +291,22 @@ def translate_one(
         with decode_limits(limits):
             if limits is not None:
                 check_declared(path, limits)
-            return {"path": path, "ok": True, **translator.translate(path).to_dict()}
-    except SltError as e:
-        return {"path": path, "ok": False, "error": str(e)}
+            return result_row(path, translator.translate(path))
     except Exception as e:  # a file that breaks the decoder must not stop the batch
-        log.debug("%s failed", path, exc_info=True)
-        return {"path": path, "ok": False, "error": f"{type(e).__name__}: {e}"}
+        return error_row(path, e)
+
+
+def result_row(path: str, result: Result) -> dict[str, Any]:
+    """The row of a translated input."""
+    return {"path": path, "ok": True, **result.to_dict()}
+
+
+def error_row(path: str, error: Exception) -> dict[str, Any]:
+    """The row of an input that failed: a `SltError`'s message, else the exception's type too."""
+    if isinstance(error, SltError):
+        return {"path": path, "ok": False, "error": str(error)}
+    log.debug("%s failed", path, exc_info=error)
+    return {"path": path, "ok": False, "error": f"{type(error).__name__}: {error}"}
 
 
 def check_declared(path: str, limits: DecodeLimits) -> None:
@@ -320,6 +330,54 @@ def failure_line(row: dict[str, Any]) -> str:
     return f"failed: {error}" if error.startswith(path) else f"failed: {path}: {error}"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Which inputs a run translates, and what the results file already holds of the others."""
+
+    todo: list[str]
+    total: int
+    skipped: int  # already in the output
+    failed_before: int  # error rows from earlier runs not retried
+
+
+def plan(inputs: list[str], results: ResultsFile, *, retry_errors: bool = False) -> Plan:
+    """The inputs not yet in `results` (and, with `retry_errors`, those whose row is an error)."""
+    done, key = results.done, results.key
+    todo = [p for p in inputs if key(p) not in done or (retry_errors and not done[key(p)])]
+    retried = set(todo)
+    failed_before = sum(
+        1 for p in inputs if key(p) in done and not done[key(p)] and p not in retried
+    )
+    return Plan(todo, len(inputs), len(inputs) - len(todo), failed_before)
+
+
+def record(
+    rows: Iterable[dict[str, Any]],
+    results: ResultsFile,
+    planned: Plan,
+    *,
+    progress: bool | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> Summary:
+    """Write each row as it comes (a failure printed once), counted into the run's summary."""
+    translated = failed = 0
+    # progress=None: a bar only when stderr is a terminal (tqdm's own rule)
+    bar = tqdm(total=len(planned.todo), unit="video", disable=None if progress is None else not progress)  # fmt: skip
+    try:
+        for row in rows:
+            results.write(row)
+            translated += row["ok"]
+            failed += not row["ok"]
+            if not row["ok"]:
+                bar.write(failure_line(row), file=sys.stderr)
+            if on_row:
+                on_row(row)
+            bar.update(1)
+    finally:
+        bar.close()
+    return Summary(planned.total, translated, failed, planned.skipped, planned.failed_before)
+
+
 def run(
     translator: Translator,
     inputs: list[str],
@@ -334,16 +392,15 @@ def run(
     """Translate the inputs not yet in `results`, `workers` at a time; rows in completion order."""
     if workers < 1:
         raise SltError(f"--workers {workers}: must be at least 1")
-    done, key = results.done, results.key
-    todo = [p for p in inputs if key(p) not in done or (retry_errors and not done[key(p)])]
-    skipped = len(inputs) - len(todo)
-    retried = set(todo)
-    failed_before = sum(
-        1 for p in inputs if key(p) in done and not done[key(p)] and p not in retried
-    )
-    translated = failed = 0
-    # progress=None: a bar only when stderr is a terminal (tqdm's own rule)
-    bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress)
+    planned = plan(inputs, results, retry_errors=retry_errors)
+    rows = _translated(translator, planned.todo, workers, limits)
+    return record(rows, results, planned, progress=progress, on_row=on_row)
+
+
+def _translated(
+    translator: Translator, todo: list[str], workers: int, limits: DecodeLimits | None
+) -> Iterator[dict[str, Any]]:
+    """The rows of `todo`, `workers` translated at once, as each is done."""
     with ThreadPoolExecutor(workers, thread_name_prefix="slt-batch") as pool:
         pending: set = set()
         queue = iter(todo)
@@ -355,19 +412,7 @@ def run(
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    row = future.result()
-                    results.write(row)
-                    translated += row["ok"]
-                    failed += not row["ok"]
-                    if not row["ok"]:
-                        bar.write(failure_line(row), file=sys.stderr)
-                    if on_row:
-                        on_row(row)
-                    bar.update(1)
-        except BaseException:
+                    yield future.result()
+        finally:  # stopped (an error, Ctrl-C, the consumer gone): queued inputs are dropped
             for future in pending:
                 future.cancel()
-            raise
-        finally:
-            bar.close()
-    return Summary(len(inputs), translated, failed, skipped, failed_before)
