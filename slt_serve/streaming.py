@@ -11,7 +11,8 @@ a stream's state; the `Translator` stays stateless. Its steps, as frames arrive:
    side (S3D's temporal receptive field, as the Translator windows long videos:
    `S2GRunner.run_core`): a window is *committed* once its right context has arrived, and
    only the frames that windows still need are kept prepared, so the work per new frame is
-   bounded whatever the stream's length;
+   bounded whatever the stream's length (the sentence's frames are kept at the bundle's
+   square `frame_size` for its final result, at most `max_sentence_s` of them);
 4. every `partial_interval_s` of video, the uncommitted tail runs once more as if the
    stream ended there; CTC over committed + tail gives the glosses with their spans, a
    gloss is *stable* once a committed step follows it (`glosses`), the others are
@@ -40,7 +41,7 @@ import numpy as np
 from slt_serve.errors import SltError
 from slt_serve.s2g import FEATURE_STRIDE
 from slt_serve.translator import BLANK_ID, Result, Translator
-from slt_serve.video import Resampler
+from slt_serve.video import Resampler, resize
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class _Sentence:
 
     index: int
     start_frame: int  # global output-frame index of its first frame
-    images: list[bytes] = field(default_factory=list)  # per output frame (repeats shared)
+    squares: list[np.ndarray] = field(default_factory=list)  # frame_size², per output frame
     prepared: list[np.ndarray] = field(default_factory=list)  # from frame `first` on
     first: int = 0
     committed: int = 0  # frames whose steps are final (a multiple of the core)
@@ -101,6 +102,7 @@ class StreamSession:
         self.src_fps = spec.fps
         self._lock = threading.Lock()
         self._inbox: list[tuple[float, bytes]] = []
+        self.pending_bytes = 0
         self._last_t: float | None = None
         self._t0: float | None = None
         self._resampler: Resampler | None = None
@@ -125,6 +127,7 @@ class StreamSession:
         t, image = self._parse(message)
         with self._lock:
             self._inbox.append((t, image))
+            self.pending_bytes += len(image)
             self._last_t = t
             self._t0 = t if self._t0 is None else self._t0
             self.frames_received += 1
@@ -160,7 +163,7 @@ class StreamSession:
     def step(self) -> list[dict]:
         """Take the frames received so far in: partial and final messages now due."""
         with self._lock:
-            inbox, self._inbox = self._inbox, []
+            inbox, self._inbox, self.pending_bytes = self._inbox, [], 0
         if self._resampler is None:
             self._resampler = Resampler(self.src_fps, self.fps)
         out: list[dict] = []
@@ -174,9 +177,9 @@ class StreamSession:
         if self._resampler is not None:
             out += self._add_output(self._resampler.finish())
         s = self.sentence
-        if s.images:  # it lasts until the last frame's end, as translate_frames counts it
+        if s.squares:  # it lasts until the last frame's end, as translate_frames counts it
             shown = self._last_t - self._t0 + 1.0 / self.src_fps - s.start_frame / self.fps
-            out.append(self._close(len(s.images), "end", min(shown, len(s.images) / self.fps)))
+            out.append(self._close(len(s.squares), "end", min(shown, len(s.squares) / self.fps)))
         return out
 
     def _add_output(self, picked: list[tuple[bytes, int]]) -> list[dict]:
@@ -186,23 +189,24 @@ class StreamSession:
             if frame is None:
                 out.append(error("bad_image", "a frame could not be decoded; it is skipped"))
                 continue
-            prepared, _ = self.translator.s2g.prepare(frame)
+            square = resize(frame, self.translator.spec.frame_size)  # as S2GRunner.prepare
+            prepared, _ = self.translator.s2g.prepare(square)
             for _ in range(repeats):
-                out += self._add_frame(image, prepared)
+                out += self._add_frame(square, prepared)
         return out
 
-    def _add_frame(self, image: bytes, prepared: np.ndarray) -> list[dict]:
+    def _add_frame(self, square: np.ndarray, prepared: np.ndarray) -> list[dict]:
         s = self.sentence
-        s.images.append(image)
+        s.squares.append(square)
         s.prepared.append(prepared)
         self._frames += 1
         out: list[dict] = []
-        if len(s.images) >= s.committed + self.core + self.context:
+        if len(s.squares) >= s.committed + self.core + self.context:
             self._commit(s)
             cut = self._pause_end(s)
             if cut is not None:
                 return [self._close(cut, "pause")]
-        if len(s.images) >= self.limits.max_sentence_s * self.fps and s.committed:
+        if len(s.squares) >= self.limits.max_sentence_s * self.fps and s.committed:
             return [self._close(s.committed, "max_length")]
         if self._frames >= self._next_partial:
             self._next_partial = self._frames + max(1, round(self.limits.partial_interval_s * self.fps))  # fmt: skip
@@ -211,7 +215,7 @@ class StreamSession:
 
     def _commit(self, s: _Sentence) -> None:
         """Run the next window whose right context has arrived; drop frames no longer needed."""
-        n = len(s.images)
+        n = len(s.squares)
         lp, feat = self.translator.s2g.run_core(s.prepared, [], s.first, s.committed, s.committed + self.core, n)  # fmt: skip
         s.log_probs.append(lp)
         s.features.append(feat)
@@ -232,7 +236,7 @@ class StreamSession:
 
     def _partial(self, s: _Sentence) -> dict:
         """Glosses (stable / pending) and text of the sentence so far."""
-        n = len(s.images)
+        n = len(s.squares)
         lps, feats = list(s.log_probs), list(s.features)
         if n > s.committed:
             lp, feat = self.translator.s2g.run_core(s.prepared, [], s.first, s.committed, n, n)
@@ -259,14 +263,14 @@ class StreamSession:
     def _close(self, cut: int, reason: str, duration: float | None = None) -> dict:
         """The final result of the sentence's first `cut` frames; the rest start the next."""
         s = self.sentence
-        frames = _decoded(s.images[:cut])
-        result = self.translator.recognise_frames(iter(frames), duration or cut / self.fps)
+        frames = iter(s.squares[:cut])  # recognise_frames's resize to frame_size is a no-op
+        result = self.translator.recognise_frames(frames, duration or cut / self.fps)
         message = final_message(result, s.index, s.start_frame / self.fps, reason)
-        rest = s.images[cut:]
+        rest = s.squares[cut:]
         self.sentence = _Sentence(s.index + 1, s.start_frame + cut)
         self._frames -= len(rest)
-        for image in rest:  # re-fed: the new sentence's windows start at its first frame
-            self._add_frame(image, self.translator.s2g.prepare(decode_image(image))[0])
+        for square in rest:  # re-fed: the new sentence's windows start at its first frame
+            self._add_frame(square, self.translator.s2g.prepare(square)[0])
         return message
 
 
@@ -280,17 +284,6 @@ def _trailing(blank: np.ndarray) -> int:
 
 def _shifted(span: dict, offset: float) -> dict:
     return {**span, "start_s": round(span["start_s"] + offset, 3), "end_s": round(span["end_s"] + offset, 3)}  # fmt: skip
-
-
-def _decoded(images: list[bytes]) -> list[np.ndarray]:
-    """Decoded frames, each repeated image decoded once."""
-    out: list[np.ndarray] = []
-    last: bytes | None = None
-    for image in images:
-        if image is not last:
-            frame, last = decode_image(image), image
-        out.append(frame)
-    return out
 
 
 def final_message(result: Result, sentence: int, offset: float, reason: str) -> dict:

@@ -191,3 +191,21 @@ def test_two_threads_do_not_share_a_session(sample, clip):
     for i, f in a:
         alone.add_frame(encode_frame(i / fps, f))
     assert results["a"] == alone.finish()[-1]["gloss"]
+
+
+def test_inference_failing_on_the_server_closes_the_stream_with_1011(sample, clip, tmp_path, monkeypatch):  # fmt: skip
+    frames, fps = clip
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in inference")
+
+    monkeypatch.setattr(sample, "from_recognition", broken)
+    app = create_app(sample, Settings(tmp_dir=tmp_path / "spool"))
+    with TestClient(app) as c, c.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        for i, f in enumerate(frames[:20]):
+            ws.send_bytes(encode_frame(i / fps, f))
+        rest = messages_until_close(ws)
+    assert rest[-2] == {"type": "error", "code": "inference_failed", "message": rest[-2]["message"]}
+    assert rest[-1]["code"] == 1011
+    assert app.state.service.outcomes.to_dict()["server_errors"] == 1

@@ -32,6 +32,7 @@ router = APIRouter(tags=["stream"])
 ENDPOINT = "/v1/stream"
 MAX_REFUSED = 100  # refused messages before the stream is closed (1008)
 MAX_BEHIND_S = 10.0  # seconds of frames waiting for the worker before new ones are dropped
+MAX_BEHIND_BYTES = 32_000_000  # bytes of images waiting for the worker, likewise
 MAX_TEXT = 4096  # characters of a control message
 
 
@@ -165,12 +166,16 @@ async def _receive(s: _Stream, worker: asyncio.Task) -> tuple[int, str | None]:
     """Messages until the client ends the stream (or goes idle, or is refused too often):
     the close code and reason."""
     idle = s.svc.settings.stream_idle_timeout_s
-    while not worker.done():
-        try:
-            message = await asyncio.wait_for(s.ws.receive(), idle)
-        except TimeoutError:
+    while True:
+        receiving = asyncio.ensure_future(s.ws.receive())
+        await asyncio.wait({receiving, worker}, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            receiving.cancel()
+            if worker.done():  # it failed: _serve tells the client
+                return 1000, "worker ended"
             await s.send(error("idle_timeout", f"nothing received for {idle:g} s; the stream ends"))  # fmt: skip
             return 1000, "idle"
+        message = receiving.result()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         try:
@@ -183,7 +188,6 @@ async def _receive(s: _Stream, worker: asyncio.Task) -> tuple[int, str | None]:
                 return 1000, e.code
             if s.refused >= MAX_REFUSED:
                 return 1008, "too_many_errors"
-    return 1000, "worker ended"
 
 
 def _take(s: _Stream, message: dict) -> str | None:
@@ -219,7 +223,7 @@ def _admit(s: _Stream) -> None:
     s.refilled = now
     if s.tokens < 1:
         raise StreamError("rate_limited", f"frames arrive faster than {rate:g} a second; this one is dropped")  # fmt: skip
-    if s.session.pending > rate * MAX_BEHIND_S:
+    if s.session.pending > rate * MAX_BEHIND_S or s.session.pending_bytes > MAX_BEHIND_BYTES:
         raise StreamError("behind", "the server is behind on this stream; this frame is dropped")
     s.tokens -= 1
 
