@@ -93,9 +93,7 @@ def state_digest(state: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def write_reference_checkpoint(
-    path: Path, state: dict[str, np.ndarray], s2g: bool, overrides: dict | None = None
-) -> Path:
+def write_reference_checkpoint(path: Path, state: dict[str, np.ndarray], s2g: bool) -> Path:
     """`state` as the reference's save_model writes it (numpy.float64 scores for S2G)."""
     import torch
 
@@ -106,8 +104,6 @@ def write_reference_checkpoint(
         tensors[key] = tensors[shared[0]]  # one storage, as in a real file
     model_state = collections.OrderedDict(tensors)
     model_state._metadata = collections.OrderedDict()  # as nn.Module.state_dict() attaches
-    for key, value in (overrides or {}).items():
-        model_state[key] = value
     score = np.float64(23.5) if s2g else 12.25
     checkpoint = {
         "epoch": 3 if s2g else None,
