@@ -209,3 +209,26 @@ def test_inference_failing_on_the_server_closes_the_stream_with_1011(sample, cli
     assert rest[-2] == {"type": "error", "code": "inference_failed", "message": rest[-2]["message"]}
     assert rest[-1]["code"] == 1011
     assert app.state.service.outcomes.to_dict()["server_errors"] == 1
+
+
+def test_a_pause_closes_the_sentence_and_the_next_one_starts(sample, clip):
+    """Two clips with 4 s of a still frame between: the recogniser's blank run closes a
+    sentence (reason `pause`) before the stream ends; sentences follow each other in time."""
+    from slt_serve.streaming import StreamLimits, StreamSession
+
+    frames, fps = clip
+    stream = frames + [frames[-1]] * int(4 * fps) + frames
+    session = StreamSession(sample, StreamLimits(pause_s=1.0))
+    session.set_fps(fps)
+    out = []
+    for i, f in enumerate(stream):
+        session.add_frame(encode_frame(i / fps, f))
+        out += session.step()
+    out += session.finish()
+    finals = [m for m in out if m["type"] == "final"]
+    assert len(finals) >= 2 and finals[0]["reason"] == "pause" and finals[-1]["reason"] == "end"
+    assert [f["sentence"] for f in finals] == list(range(len(finals)))
+    for a, b in zip(finals, finals[1:]):
+        assert b["start_s"] == a["end_s"]
+    assert finals[-1]["end_s"] == pytest.approx(len(stream) / fps, abs=0.05)
+    assert all(m["sentence"] == 0 for m in out[: out.index(finals[0])] if m["type"] == "partial")
