@@ -673,6 +673,8 @@ def _calibrate(tmp: Path, manifest: Manifest, dev: DevSet) -> Manifest:
         split=dev.split,
         clips=found.clips,
         glosses=found.glosses,
+        gloss_curve=found.thresholds.gloss_curve,
+        sentence_curve=found.thresholds.sentence_curve,
         gloss_ece=round(found.gloss.ece, 4),
         sentence_ece=round(found.sentence.ece, 4),
         sentence_accuracy=round(found.sentence.accuracy, 4),

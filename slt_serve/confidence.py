@@ -11,15 +11,20 @@ Measures (numpy, no torch; the `Translator` attaches them to every `Result`):
   an S2G bundle (no text) uses the mean of its glosses' confidences instead;
 * `low_confidence`: the result's confidence is under the bundle's sentence threshold.
 
-Thresholds (`Thresholds`) come from the manifest's `confidence` section, which the
-export calibrates on the run's dev clips (`calibrate`): a result is correct when its
-text equals the reference (case and spaces aside; for S2G, the glosses), a gloss when
-it is matched to the same reference gloss in the alignment of the two sequences
-(`aligned_correct`). Accuracy is fitted as a non-decreasing function of confidence
-(isotonic regression, `fit_threshold`) and the threshold is the lowest confidence where
-the fitted accuracy reaches `TARGET_ACCURACY`: below it, a result is more likely wrong
-than right on dev. A bundle with no calibration uses `DEFAULT_THRESHOLDS` (0.5 for both)
-and says so (`Thresholds.calibrated` is False; the translator logs a warning).
+Calibration (`Thresholds`) comes from the manifest's `confidence` section, which the
+export fits on the run's dev clips (`calibrate`): a result is correct when its text
+equals the reference (case and spaces aside; for S2G, the glosses), a gloss when it is
+matched to the same reference gloss in the alignment of the two sequences
+(`aligned_correct`). Accuracy is fitted as a non-decreasing function of the raw
+confidence (isotonic regression, `isotonic`); the fit, as a step curve
+(`isotonic_curve`), maps each raw confidence to the dev accuracy of results that sure
+(`apply_curve`), and that is the confidence served: better calibrated than the raw one
+on held-out clips (`benchmarks/bench_confidence.py`). The threshold is the lowest raw
+confidence where the fitted accuracy reaches `TARGET_ACCURACY` (`fit_threshold`), so
+`low_confidence` is exactly "calibrated confidence under 0.5": a result more likely wrong
+than right on dev. A bundle with no calibration serves the raw confidences with
+`DEFAULT_THRESHOLDS` (0.5 for both) and says so (`Thresholds.calibrated` is False; the
+translator logs a warning).
 """
 
 from __future__ import annotations
@@ -44,13 +49,19 @@ DEFAULT_GLOSS_THRESHOLD = 0.5  # used when the bundle holds no calibration
 DEFAULT_SENTENCE_THRESHOLD = 0.5
 
 
+Curve = tuple[tuple[float, float], ...]  # (raw confidence, calibrated) steps, raw ascending
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """Confidence under which a gloss / a result counts as unsure."""
+    """Raw confidence under which a gloss / a result counts as unsure, and the curves that
+    map raw confidences to calibrated ones (empty: served raw)."""
 
     gloss: float = DEFAULT_GLOSS_THRESHOLD
     sentence: float = DEFAULT_SENTENCE_THRESHOLD
     calibrated: bool = False  # False: the documented defaults, not fitted on dev
+    gloss_curve: Curve = ()
+    sentence_curve: Curve = ()
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -163,6 +174,22 @@ def isotonic(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.nda
     return xs, np.repeat(means, weights)
 
 
+def isotonic_curve(confidence: Sequence[float], correct: Sequence[bool]) -> Curve:
+    """The isotonic fit as steps: (first raw confidence of each block, its accuracy)."""
+    xs, fit = isotonic(confidence, correct)
+    starts = np.flatnonzero(np.r_[True, fit[1:] != fit[:-1]])
+    return tuple((round(float(xs[i]), 4), round(float(fit[i]), 4)) for i in starts)
+
+
+def apply_curve(curve: Curve, raw: float) -> float:
+    """The calibrated value of a raw confidence: the step at or below it (the first step
+    below the curve's start); `raw` itself when there is no curve."""
+    if not curve:
+        return raw
+    below = [y for x, y in curve if x <= raw]
+    return below[-1] if below else curve[0][1]
+
+
 def fit_threshold(
     confidence: Sequence[float], correct: Sequence[bool], target: float = TARGET_ACCURACY
 ) -> float:
@@ -182,7 +209,7 @@ def fit_threshold(
 class Calibration:
     """What `calibrate` found on dev; the manifest's `confidence` section is made from it."""
 
-    thresholds: Thresholds
+    thresholds: Thresholds  # with the curves
     clips: int
     glosses: int
     gloss: Reliability
@@ -190,8 +217,9 @@ class Calibration:
 
 
 def calibrate(results: Sequence, references: Sequence[tuple[str, str]]) -> Calibration:
-    """Thresholds fitted on `results` (`Result`s of dev clips) against their (gloss, text)
-    references; sentences are judged on text when the results have it, else on glosses."""
+    """Thresholds and curves fitted on `results` (`Result`s of dev clips, from a bundle not
+    yet calibrated: raw confidences) against their (gloss, text) references; sentences are
+    judged on text when the results have it, else on glosses."""
     if len(results) != len(references) or not results:
         raise SltError(f"{len(results)} results for {len(references)} references; need both, paired")
     gloss_conf, gloss_ok, sent_conf, sent_ok = [], [], [], []
@@ -206,6 +234,8 @@ def calibrate(results: Sequence, references: Sequence[tuple[str, str]]) -> Calib
         gloss=fit_threshold(gloss_conf, gloss_ok) if gloss_conf else DEFAULT_GLOSS_THRESHOLD,
         sentence=fit_threshold(sent_conf, sent_ok),
         calibrated=True,
+        gloss_curve=isotonic_curve(gloss_conf, gloss_ok) if gloss_conf else (),
+        sentence_curve=isotonic_curve(sent_conf, sent_ok),
     )
     return Calibration(
         thresholds, len(results), len(gloss_conf), reliability(gloss_conf, gloss_ok),

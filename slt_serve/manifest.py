@@ -195,8 +195,11 @@ class Confidence(_Section):
     """Thresholds under which a gloss / a result is unsure, fitted on dev at export
     (`confidence`; `slt_serve.confidence`). None: the documented defaults are used."""
 
-    gloss_threshold: float = Field(ge=0.0, le=1.0)  # on a gloss span's confidence
-    sentence_threshold: float = Field(ge=0.0, le=1.0)  # on a result's confidence
+    gloss_threshold: float = Field(ge=0.0, le=1.0)  # on a gloss span's raw confidence
+    sentence_threshold: float = Field(ge=0.0, le=1.0)  # on a result's raw confidence
+    # (raw, calibrated) steps of the isotonic fit on dev, raw ascending: the confidence served
+    gloss_curve: tuple[tuple[float, float], ...] = ()
+    sentence_curve: tuple[tuple[float, float], ...] = ()
     gloss_measure: Literal["mean"] = "mean"  # the CTC posterior averaged over the span
     target_accuracy: float  # the fitted dev accuracy each threshold reaches
     split: str  # the dev split it was fitted on

@@ -21,7 +21,8 @@ Both video inputs go down one line of steps, each timed where it runs
    translation model's positions is translated in segments cut where the
    recogniser is most sure of a pause (blank), and the texts joined;
 6. the score (mean token log-probability of the chosen beams), the result's confidence
-   and `low_confidence` under the manifest's calibrated thresholds (`confidence`).
+   and `low_confidence` under the manifest's thresholds; a calibrated bundle serves the
+   confidences mapped through its dev-fitted curves (`confidence`).
 
 One `Translator` holds one onnxruntime session per graph and no per-call state,
 so it can serve concurrent calls (onnxruntime sessions are thread-safe for `run`).
@@ -36,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -54,6 +55,7 @@ from slt_serve.bundle import (
 from slt_serve.confidence import (
     DEFAULT_THRESHOLDS,
     Thresholds,
+    apply_curve,
     gloss_confidences,
     sentence_confidence,
 )
@@ -102,7 +104,8 @@ class GlossSpan:
     gloss: str
     start_s: float
     end_s: float
-    confidence: float = 0.0  # CTC posterior of the gloss averaged over its span, in [0, 1]
+    confidence: float = 0.0  # CTC posterior of the gloss averaged over its span (calibrated
+    # bundles: the dev accuracy of glosses that sure), in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,9 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)  # decode, pose, s2g, …, total
     model: str = ""  # the bundle's name from its manifest
     score: float | None = None  # mean token log-prob of the translation (None: no text)
-    confidence: float = 0.0  # exp(score); an S2G bundle's: the mean gloss confidence
-    low_confidence: bool = False  # confidence under the bundle's sentence threshold
+    confidence: float = 0.0  # exp(score) (S2G: the mean gloss confidence); calibrated
+    # bundles: the dev accuracy of results that sure
+    low_confidence: bool = False  # under the bundle's sentence threshold: likelier wrong
 
     def to_dict(self) -> dict:
         """JSON-ready: plain dicts, lists, strings and floats."""
@@ -241,7 +245,9 @@ class Translator:
             )  # fmt: skip
             return DEFAULT_THRESHOLDS
         c = m.confidence
-        return Thresholds(c.gloss_threshold, c.sentence_threshold, calibrated=True)
+        return Thresholds(
+            c.gloss_threshold, c.sentence_threshold, True, c.gloss_curve, c.sentence_curve
+        )
 
     def _load_pose(self, path, providers, threads):
         from slt_serve.pose import PoseEstimator, PoseOptions
@@ -378,8 +384,12 @@ class Translator:
         return self._result(gloss, words, gloss_spans, duration, clock, score)
 
     def _result(self, gloss, text, spans, duration, clock, score: float | None) -> Result:
-        confidence = sentence_confidence(score, [s.confidence for s in spans])
-        low = confidence < self.thresholds.sentence
+        t = self.thresholds  # `spans` hold raw confidences; the result the calibrated ones
+        raw = sentence_confidence(score, [s.confidence for s in spans])
+        spans = [replace(s, confidence=apply_curve(t.gloss_curve, s.confidence)) for s in spans]
+        if (score is None) != (self.stage == "s2g"):  # an S2T result without text (glosses
+            t = DEFAULT_THRESHOLDS  # only): its measure is not the one the bundle calibrated
+        confidence, low = apply_curve(t.sentence_curve, raw), raw < t.sentence
         return Result(
             gloss, text, spans, duration, clock.done(), self.name,
             None if score is None else round(score, 4), confidence, low,

@@ -13,10 +13,12 @@ from slt_serve.beam_search import BeamSettings, beam_search, beam_search_scored,
 from slt_serve.confidence import (
     DEFAULT_THRESHOLDS,
     aligned_correct,
+    apply_curve,
     calibrate,
     fit_threshold,
     gloss_confidences,
     isotonic,
+    isotonic_curve,
     reliability,
     same_text,
     sentence_confidence,
@@ -106,6 +108,21 @@ def test_isotonic_fit_is_non_decreasing_and_the_threshold_is_where_it_reaches_th
         fit_threshold([], [])
 
 
+def test_the_curve_maps_raw_to_dev_accuracy_and_agrees_with_the_threshold():
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 1, 400)
+    ok = rng.uniform(0, 1, 400) < raw**2  # over-confident: right with probability raw²
+    curve = isotonic_curve(raw, ok)
+    assert [x for x, _ in curve] == sorted(x for x, _ in curve)
+    assert all(a[1] < b[1] for a, b in zip(curve, curve[1:]))
+    threshold = fit_threshold(raw, ok)
+    for x in np.linspace(0, 1, 101):
+        assert (apply_curve(curve, x) >= 0.5) == (x >= threshold)
+    calibrated = [apply_curve(curve, x) for x in raw]
+    assert reliability(calibrated, ok).ece < reliability(raw, ok).ece / 2
+    assert apply_curve((), 0.3) == 0.3 and apply_curve(((0.2, 0.1), (0.6, 0.7)), 0.1) == 0.1
+
+
 def _result(glosses, confs, text, score):
     spans = [GlossSpan(g, i, i + 1, c) for i, (g, c) in enumerate(zip(glosses, confs))]
     conf = sentence_confidence(score, confs)
@@ -122,6 +139,8 @@ def test_calibrate_fits_both_thresholds_on_dev_results():
     refs = [("A B", "a b."), ("A B", "a b."), ("C", "c."), ("D", "d.")]
     found = calibrate(results, refs)
     assert found.thresholds.calibrated and found.clips == 4 and found.glosses == 7
+    assert found.thresholds.gloss_curve == ((0.2, 0.0), (0.7, 1.0))
+    assert found.thresholds.sentence_curve == ((0.3, 0.0), (0.8, 1.0))
     assert found.thresholds.gloss == 0.7  # X (0.2) and Y (0.3) are the wrong glosses
     assert found.thresholds.sentence == 0.8  # 0.3 and 0.35 are the wrong sentences
     assert found.sentence.accuracy == 0.5
@@ -167,6 +186,16 @@ def test_calibrated_thresholds_set_the_flag(sample):
     assert strict.thresholds.calibrated and strict.thresholds.sentence == section.sentence_threshold
     flagged = strict.translate(clip)
     assert flagged.low_confidence and flagged.text == r.text
+    assert flagged.confidence == r.confidence  # no curve: the raw confidence is served
+    # with curves, the dev accuracies of the steps are served, the flag set on the raw value
+    curves = {"gloss_curve": ((0.0, 0.25), (0.6, 0.75)), "sentence_curve": ((0.0, 0.1), (0.95, 0.9))}
+    mapped = Translator(replace(sample.bundle, manifest=manifest.model_copy(
+        update={"confidence": section.model_copy(update=curves)})))  # fmt: skip
+    got = mapped.translate(clip)
+    assert got.confidence == 0.1 and got.low_confidence and got.score == r.score
+    assert [s.confidence for s in got.gloss_spans] == [
+        0.75 if s.confidence >= 0.6 else 0.25 for s in r.gloss_spans
+    ]
 
 
 def test_token_span_confidence_ignores_other_tokens():

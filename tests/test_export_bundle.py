@@ -145,7 +145,8 @@ def test_export_calibrates_confidence_on_dev_clips_and_says_when_it_did_not(tmp_
     assert translator.thresholds.calibrated
     assert translator.thresholds.sentence == c.sentence_threshold
     got = translator.translate_gloss(tb.SENTENCES[0][0])
-    assert got.low_confidence == (got.confidence < c.sentence_threshold)
+    assert c.sentence_curve and got.confidence in [y for _, y in c.sentence_curve]
+    assert got.low_confidence == (got.confidence < c.target_accuracy)
     assert "confidence: calibrated on" in summary(result)
     assert single[0].manifest.confidence is None and "not calibrated" in summary(single[0])
     assert not Translator.from_bundle(single[0].path).thresholds.calibrated
@@ -205,6 +206,13 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     timings = with_pose.translate(tmp_path / "clip.mp4").timings_ms
     assert timings["decode"] > 0 and timings["pose"] > 0 and timings["s2g"] > 0
     assert sum(v for k, v in timings.items() if k != "total") <= timings["total"] + 0.1
+    # slt render: the keypoints drawn too, at the bundle's rate (where pose runs)
+    from slt_serve.render import render_video
+    from slt_serve.video import probe
+
+    done = render_video(with_pose, tmp_path / "clip.mp4", tmp_path / "rendered.mp4")
+    assert done.frames == len(frames) and probe(done.path).num_frames == len(frames)
+    assert done.fps == with_pose.spec.fps and done.result.gloss == got.gloss
 
 
 def _slt(*args: str) -> subprocess.CompletedProcess:
