@@ -222,3 +222,30 @@ def test_the_api_answers_and_documents_the_confidences(sample, tmp_path):
         s["confidence"] for s in direct["gloss_spans"]
     ]
     assert "confidence" in schema["GlossSpanOut"]["required"]
+
+
+def test_batch_rows_carry_the_confidences_in_jsonl_and_csv(sample, tmp_path):
+    import csv
+    import json
+
+    from slt_serve import batch
+
+    videos = [str(s["video"]) for s in sample_model.samples()]
+    for fmt in ("jsonl", "csv"):
+        results = batch.ResultsFile(tmp_path / f"out.{fmt}", fmt)
+        try:
+            batch.run(sample, videos, results, progress=False)
+        finally:
+            results.close()
+        text = (tmp_path / f"out.{fmt}").read_text()
+        if fmt == "jsonl":
+            rows = [json.loads(line) for line in text.splitlines()]
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+        for row in rows:
+            direct = sample.translate(row["path"])
+            assert float(row["confidence"]) == direct.confidence
+            assert float(row["score"]) == direct.score
+            assert str(row["low_confidence"]).lower() == str(direct.low_confidence).lower()
+            spans = row["gloss_spans"] if fmt == "jsonl" else json.loads(row["gloss_spans"])
+            assert [s["confidence"] for s in spans] == [s.confidence for s in direct.gloss_spans]
