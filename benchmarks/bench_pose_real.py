@@ -20,9 +20,13 @@ Two tables, one run:
 3. The drawn signer of `slt data synth` (`--synth-clips` clips at 128², 6 signers; 0
    skips it): how often Holistic finds it, how far its wrists land from the ground
    truth, and how many clips the no-signer rule would refuse.
+4. With `--controls` (2-3 CPU-minutes more): the no-signer rule on clips derived from
+   the real ones, more negatives and positives than the one cartoon: noise and black
+   frames; the left fifth (background only) of three signer clips and of the cartoon;
+   those clips and the cartoon mirrored, upside down and at half size.
 
     python benchmarks/bench_pose_real.py [--hrnet-frames 16] [--repeats 1] [--threads 1]
-        [--width 32] [--synth-clips 12]
+        [--width 32] [--synth-clips 12] [--controls]
 
 About 2.5 CPU-minutes (most of it exporting HRNet with its parity check, running it, and
 MediaPipe on the synthetic clips); 7 minutes wall on 2 CPU cores shared with other work.
@@ -34,6 +38,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +144,50 @@ def synth_row(clips: int) -> tuple:
     return len(presences), n, share, float(np.mean(errors)), refused
 
 
+CONTROL_CLIPS = (
+    "asl_sentence_what_is_your_name.mp4",
+    "asl_house.mp4",
+    "ngt_numbers_200-900.mp4",
+    "no_signer_cartoon.mp4",
+)
+
+
+def derived_clips() -> Iterator[tuple[str, list[np.ndarray]]]:
+    """(label, frames) of the control clips (see the module doc)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    yield "noise 320×240", [rng.integers(0, 256, (240, 320, 3), np.uint8) for _ in range(40)]
+    yield "black 320×240", [np.zeros((240, 320, 3), np.uint8)] * 20
+    for name in CONTROL_CLIPS:
+        frames = list(iter_frames(CLIPS / name))
+        h, w = frames[0].shape[:2]
+        yield f"{name} mirrored", [np.ascontiguousarray(f[:, ::-1]) for f in frames]
+        yield f"{name} upside down", [np.ascontiguousarray(f[::-1]) for f in frames]
+        half = (w // 2, h // 2)
+        yield (
+            f"{name} half size",
+            [cv2.resize(f, half, interpolation=cv2.INTER_AREA) for f in frames],
+        )
+        yield f"{name} left fifth", [np.ascontiguousarray(f[:, : w // 5]) for f in frames]
+
+
+def control_table() -> Table:
+    pose = MediaPipePose()
+    table = Table(
+        "derived clip", "frames", "body", "any hand", "face", "person", "no-signer rule",
+        title="The no-signer rule on clips derived from the real ones (shares of frames)",
+    )  # fmt: skip
+    for label, frames in derived_clips():
+        kp = np.stack(list(pose.estimate(frames)))
+        p = signer_presence(kp)
+        body = (kp[:, :17, 2] > 0).any(axis=1).mean()
+        reason = no_signer_reason(p)
+        cells = (f"{body:.2f}", f"{p.any_hand:.2f}", f"{p.face:.2f}", f"{p.person:.2f}")
+        table.add_row(label, str(p.frames), *cells, reason or "signer")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hrnet-frames", type=int, default=16, help="frames HRNet is timed on")
@@ -146,6 +195,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--width", type=int, default=32, choices=(32, 48), help="HRNet width")
     parser.add_argument("--synth-clips", type=int, default=12, help="0: no synthetic table")
+    parser.add_argument("--controls", action="store_true", help="the derived-clip table too")
     args = parser.parse_args()
     frames = list(iter_frames(SPEED_CLIP))
     speed = Table(
@@ -201,6 +251,8 @@ def main() -> None:
             str(refused),
         )
         Console(width=160).print(synth)
+    if args.controls:
+        Console(width=160).print(control_table())
 
 
 if __name__ == "__main__":
