@@ -346,6 +346,7 @@ def translate(
     results = batch.ResultsFile(out_path, fmt)
     try:
         limits = _api_limits() if api_limits else None
+    hooks.results = (out_path, fmt)  # rows already there count for --review-below
         summary = batch.run(
             translator, inputs, results, workers=workers, retry_errors=retry_errors,
             limits=limits, on_row=hooks.start(inputs),
@@ -435,6 +436,7 @@ def _echo_batch_summary(summary, out_path: Path, fmt: str, shard: str | None) ->
         f"translated {summary.translated}, failed {summary.failed}, skipped {summary.skipped} "
         f"already in {out_path} (of {summary.total} input(s){f' in shard {shard}' if shard else ''})"
     )
+        self.results: tuple[Path, str] | None = None  # slt translate's results file, format
     if summary.failed_before:
         typer.echo(f"{summary.failed_before} input(s) failed in an earlier run (not retried)")
     if summary.ok:
@@ -459,6 +461,8 @@ def _demo_app():
         ) from None
     return demo_app
 
+            if self.results is not None:
+                self.review.read_results(*self.results)
 
 def _login_note(settings) -> str:
     return " (log in with any user name and the API key as password)" if settings.api_key else ""

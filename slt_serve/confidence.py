@@ -248,25 +248,67 @@ def calibrate(results: Sequence, references: Sequence[tuple[str, str]]) -> Calib
 
 class ReviewList:
     """`slt translate --review-below X`: the clips whose confidence is under X, for a person
-    to annotate next (`on_row` is batch.run's hook; `write` saves them, least sure first)."""
+    to annotate next. `read_results` takes the rows an earlier run left in the results file,
+    `on_row` (batch.run's hook) each new one (a retried clip's latest row counts); `write`
+    saves them, least sure first."""
 
     def __init__(self, below: float) -> None:
         if not 0 < below <= 1:
             raise SltError(f"--review-below {below}: give a confidence in (0, 1]")
         self.below = below
-        self.entries: list[dict] = []
+        self.entries: dict[str, dict] = {}  # video path → its entry
 
     def on_row(self, row: dict) -> None:
-        if row.get("ok") and row["confidence"] < self.below:
-            self.entries.append(review_entry(row))
+        self.entries.pop(row["path"], None)
+        if row.get("ok") and row.get("confidence") is not None and row["confidence"] < self.below:
+            self.entries[row["path"]] = review_entry(row)
+
+    def read_results(self, path: str | os.PathLike, fmt: str) -> None:
+        """The rows already in `slt translate`'s results file (JSONL or CSV); rows written
+        before confidences existed, and a half-written last line, are passed over."""
+        path = Path(path)
+        if not path.is_file():
+            return
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        if fmt == "csv":
+            import csv
+
+            rows = [_typed_csv_row(r) for r in csv.DictReader(text.splitlines())]
+        else:
+            rows = [_json_or_none(line) for line in text.splitlines()]
+        for row in rows:
+            if row is not None and "path" in row:
+                self.on_row(row)
 
     def write(self, path: str | os.PathLike) -> int:
         """JSONL, one clip a line, lowest confidence first; returns how many."""
-        rows = sorted(self.entries, key=lambda e: (e["confidence"], e["video"]))
+        rows = sorted(self.entries.values(), key=lambda e: (e["confidence"], e["video"]))
         with atomic_write(path) as f:
             for entry in rows:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return len(rows)
+
+
+def _json_or_none(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _typed_csv_row(row: dict) -> dict | None:
+    """A CSV row of slt translate with the types of its JSONL row, or None if it has none."""
+    try:
+        return row | {
+            "ok": row["ok"] == "true",
+            "confidence": float(row["confidence"]) if row.get("confidence") else None,
+            "score": float(row["score"]) if row.get("score") else None,
+            "low_confidence": row.get("low_confidence") == "true",
+            "gloss_spans": json.loads(row["gloss_spans"]) if row.get("gloss_spans") else [],
+        }
+    except (KeyError, ValueError):
+        return None
 
 
 def review_entry(row: dict) -> dict:

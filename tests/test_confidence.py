@@ -12,6 +12,7 @@ from slt_serve import sample_model
 from slt_serve.beam_search import BeamSettings, beam_search, beam_search_scored, log_softmax
 from slt_serve.confidence import (
     DEFAULT_THRESHOLDS,
+    ReviewList,
     aligned_correct,
     apply_curve,
     calibrate,
@@ -249,3 +250,10 @@ def test_batch_rows_carry_the_confidences_in_jsonl_and_csv(sample, tmp_path):
             assert str(row["low_confidence"]).lower() == str(direct.low_confidence).lower()
             spans = row["gloss_spans"] if fmt == "jsonl" else json.loads(row["gloss_spans"])
             assert [s["confidence"] for s in spans] == [s.confidence for s in direct.gloss_spans]
+        review = ReviewList(0.999)
+        review.read_results(tmp_path / f"out.{fmt}", fmt)
+        assert sorted(review.entries) == sorted(videos)
+        entry = review.entries[videos[0]]
+        assert entry["glosses"][0]["confidence"] == sample.translate(videos[0]).gloss_spans[0].confidence
+    with pytest.raises(SltError, match="give a confidence in"):
+        ReviewList(0.0)

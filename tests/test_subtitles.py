@@ -99,6 +99,10 @@ def test_slt_translate_writes_subtitles_and_the_review_list(tmp_path):
     entry = review[0]
     assert {"name", "video", "confidence", "text", "glosses"} <= set(entry)
     assert set(entry["glosses"][0]) == {"gloss", "start_s", "end_s", "confidence"}
+    # a rerun translates nothing (all in results.jsonl) and still lists them from the rows
+    r = _slt("translate", "--sample", "--review-below", "0.999", "--review-out", "again.jsonl", cwd=tmp_path)
+    assert r.returncode == 0 and "skipped 2" in r.stdout, r.stderr[-2000:]
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "review.jsonl").read_text()
     r = _slt("translate", "--sample", "--out", "x.jsonl", "--review-below", "2", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("error: --review-below 2")
     r = _slt("translate", "--sample", "--out", "x.jsonl", "--gloss-cues", cwd=tmp_path)
