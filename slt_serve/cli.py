@@ -334,6 +334,7 @@ def translate(
     fmt = None if hooks.subtitle_fmt else fmt
     out_path = Path(out) if out else batch.default_out(shard_, fmt)
     fmt = batch.format_for(out_path, fmt)
+    hooks.results = (out_path, fmt)  # rows already there count for --review-below
     inputs = batch.in_shard(batch.discover(paths), shard_)
     if not inputs:
         typer.echo(f"no inputs in shard {shard}; nothing to do")
@@ -346,7 +347,6 @@ def translate(
     results = batch.ResultsFile(out_path, fmt)
     try:
         limits = _api_limits() if api_limits else None
-    hooks.results = (out_path, fmt)  # rows already there count for --review-below
         summary = batch.run(
             translator, inputs, results, workers=workers, retry_errors=retry_errors,
             limits=limits, on_row=hooks.start(inputs),
@@ -394,6 +394,7 @@ class _TranslateHooks:
         self.subtitle_fmt, self.folder, self.gloss_cues = subtitle_fmt, folder, gloss_cues
         self.review_below, self.review_out = review_below, review_out
         self.subtitles = self.review = None
+        self.results: tuple[Path, str] | None = None  # slt translate's results file, format
 
     @classmethod
     def check(cls, fmt, folder, gloss_cues, review_below, review_out) -> _TranslateHooks:
@@ -418,6 +419,8 @@ class _TranslateHooks:
             )
         if self.review_below is not None:
             self.review = ReviewList(self.review_below)
+            if self.results is not None:
+                self.review.read_results(*self.results)
         hooks = [h.on_row for h in (self.subtitles, self.review) if h is not None]
         return (lambda row: [hook(row) for hook in hooks]) if hooks else None
 
@@ -436,7 +439,6 @@ def _echo_batch_summary(summary, out_path: Path, fmt: str, shard: str | None) ->
         f"translated {summary.translated}, failed {summary.failed}, skipped {summary.skipped} "
         f"already in {out_path} (of {summary.total} input(s){f' in shard {shard}' if shard else ''})"
     )
-        self.results: tuple[Path, str] | None = None  # slt translate's results file, format
     if summary.failed_before:
         typer.echo(f"{summary.failed_before} input(s) failed in an earlier run (not retried)")
     if summary.ok:
@@ -461,8 +463,6 @@ def _demo_app():
         ) from None
     return demo_app
 
-            if self.results is not None:
-                self.review.read_results(*self.results)
 
 def _login_note(settings) -> str:
     return " (log in with any user name and the API key as password)" if settings.api_key else ""
