@@ -63,6 +63,11 @@ class Thresholds:
     gloss_curve: Curve = ()
     sentence_curve: Curve = ()
 
+    def unsure_gloss(self, confidence: float) -> bool:
+        """Is a gloss with this *served* confidence unsure? Under a curve the served value is
+        calibrated, and under `TARGET_ACCURACY` exactly where the raw one is under `gloss`."""
+        return confidence < (TARGET_ACCURACY if self.gloss_curve else self.gloss)
+
 
 DEFAULT_THRESHOLDS = Thresholds()
 

@@ -7,7 +7,7 @@ The video is translated first (`Translator.translate`), then decoded again and d
 on frame by frame, and written by the project's H.264 writer (`video.write_video`):
 
 * top: the glosses signed so far, the one being signed now highlighted; a gloss under
-  the bundle's gloss threshold (`Translator.thresholds`) in orange with a "?";
+  the bundle's gloss threshold (`Thresholds.unsure_gloss`) in orange with a "?";
 * bottom: the translation, over the sentence cue's time (`subtitles.subtitle_cues`:
   from the first gloss to the last), wrapped to the width; "(unsure)" when the result
   is `low_confidence`;
@@ -66,7 +66,7 @@ def render_video(translator, video: str | os.PathLike, out: str | os.PathLike) -
     limit = int(math.ceil(translator.max_seconds * fps)) + 1
     frames = video_io.iter_frames(video, fps=fps, max_frames=limit)
     points = _keypoints(translator, frames) if keypoints else ((f, None) for f in frames)
-    painter = _Painter(result, translator.thresholds.gloss)
+    painter = _Painter(result, translator.thresholds)
     drawn = (painter.draw(frame, kp, i / fps) for i, (frame, kp) in enumerate(points))
     count = video_io.write_video(out, drawn, fps)
     return Rendered(Path(out), count, fps, result)
@@ -87,8 +87,8 @@ def _keypoints(translator, frames: Iterator[np.ndarray]) -> Iterator[tuple]:
 class _Painter:
     """Draws one result onto frames by their time."""
 
-    def __init__(self, result, gloss_threshold: float) -> None:
-        self.spans, self.gloss_threshold = result.gloss_spans, gloss_threshold
+    def __init__(self, result, thresholds) -> None:
+        self.spans, self.thresholds = result.gloss_spans, thresholds
         sentence = [c for c in subtitle_cues(result) if not c.top]
         self.sentence = sentence[0] if sentence else None
         self.unsure = result.low_confidence
@@ -113,7 +113,7 @@ class _Painter:
         for span in self.spans:
             if span.start_s > t:
                 break
-            unsure = span.confidence < self.gloss_threshold
+            unsure = self.thresholds.unsure_gloss(span.confidence)
             colour = ORANGE if unsure else (YELLOW if t < span.end_s else WHITE)
             words.append((ascii_text(span.gloss) + ("?" if unsure else ""), colour))
         thickness = max(1, round(scale * 2))

@@ -197,6 +197,8 @@ def test_calibrated_thresholds_set_the_flag(sample):
     assert [s.confidence for s in got.gloss_spans] == [
         0.75 if s.confidence >= 0.6 else 0.25 for s in r.gloss_spans
     ]
+    assert mapped.thresholds.unsure_gloss(0.25) and not mapped.thresholds.unsure_gloss(0.75)
+    assert strict.thresholds.unsure_gloss(0.39) and not strict.thresholds.unsure_gloss(0.41)
 
 
 def test_token_span_confidence_ignores_other_tokens():
