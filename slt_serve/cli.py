@@ -304,7 +304,19 @@ def translate(
         "sure first: name, video, text, glosses with spans and confidence, to annotate next.",
     ),
     review_out: str = typer.Option("review.jsonl", help="The --review-below list (JSONL)."),
-    workers: int = typer.Option(1, help="Videos translated at once."),
+    workers: int = typer.Option(
+        1, help="Videos translated at once (--engine ray: Translator actors in the pool)."
+    ),
+    engine: str = typer.Option(
+        "local",
+        help="local (threads in this process) or ray: decode tasks and a Translator actor "
+        "pool on a Ray cluster (pip install 'slt-serve[ray]'; docs/batch.md).",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        help="--engine ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
+        "default RAY_ADDRESS, else a local one.",
+    ),
     shard: str = typer.Option(
         None, help="i/n: only this job's share of the inputs (i from 0), for cluster job arrays."
     ),
@@ -339,24 +351,54 @@ def translate(
     if not inputs:
         typer.echo(f"no inputs in shard {shard}; nothing to do")
         return
-    from slt_serve.translator import TranslateOptions, Translator
+    from slt_serve.translator import TranslateOptions
 
-    translator = Translator.from_bundle(bundle, TranslateOptions(device=device))
-    if translator.stage == "g2t":
-        raise SltError(f"{bundle}: a G2T bundle translates glosses, not videos; give an S2T bundle")
+    if engine not in ("local", "ray"):
+        raise SltError(f"--engine {engine}: choose local or ray")
+    if ray_address and engine != "ray":
+        raise SltError("--ray-address goes with --engine ray")
+    options = TranslateOptions(device=device)
+    run = _local_run(bundle, options, workers) if engine == "local" else _ray_run(bundle, options, workers, ray_address)  # fmt: skip
     results = batch.ResultsFile(out_path, fmt)
     try:
         limits = _api_limits() if api_limits else None
-        summary = batch.run(
-            translator, inputs, results, workers=workers, retry_errors=retry_errors,
-            limits=limits, on_row=hooks.start(inputs),
-        )  # fmt: skip
+        summary = run(
+            inputs, results, retry_errors=retry_errors, limits=limits, on_row=hooks.start(inputs)
+        )
     finally:
         results.close()
         hooks.finish()
     _echo_batch_summary(summary, out_path, fmt, shard)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _local_run(bundle: str, options, workers: int):
+    """`batch.run` with the bundle loaded here (a G2T bundle refused)."""
+    from slt_serve import batch
+    from slt_serve.translator import Translator
+
+    translator = Translator.from_bundle(bundle, options)
+    _refuse_g2t(bundle, translator.stage)
+    return lambda *args, **kw: batch.run(translator, *args, workers=workers, **kw)
+
+
+def _ray_run(bundle: str, options, workers: int, address: str | None):
+    """`ray_batch.run`: the bundle is loaded by the cluster's actors, not here."""
+    from slt_serve import ray_batch
+    from slt_serve.bundle import read_manifest
+
+    ray_batch.require_ray()
+    _refuse_g2t(bundle, read_manifest(bundle).stage)
+    ray_options = ray_batch.RayOptions(address=address, actors=workers)
+    return lambda *args, **kw: ray_batch.run(
+        bundle, *args, options=options, ray_options=ray_options, **kw
+    )
+
+
+def _refuse_g2t(bundle: str, stage: str) -> None:
+    if stage == "g2t":
+        raise SltError(f"{bundle}: a G2T bundle translates glosses, not videos; give an S2T bundle")
 
 
 @app.command("render")
