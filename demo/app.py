@@ -189,6 +189,10 @@ def build_demo(translator: Translator, settings: Settings | None = None) -> gr.B
             _gloss_page(translator)
         else:
             _video_page(translator, settings, overlays)
+            if translator.kind == "single_stream":
+                from demo.live import live_section
+
+                live_section(translator, settings)  # the webcam, streamed (slt_serve.streaming)
     demo.queue(default_concurrency_limit=settings.workers, max_size=settings.queue_size)
     return demo
 
