@@ -70,10 +70,8 @@ class LiveHandler:
     """A webcam frame (RGB) and the browser's stream state in; what to show and the state out."""
 
     def __init__(self, translator: Translator, settings: Settings, clock=time.monotonic) -> None:
-        from slt_serve.routers.stream import stream_limits
-
         self.translator, self.clock = translator, clock  # clock: seconds, for the frames' times
-        self.limits: StreamLimits = stream_limits(settings)
+        self.limits = StreamLimits.from_settings(settings)
 
     def __call__(self, frame: np.ndarray | None, live: _Live | None):
         if frame is None:

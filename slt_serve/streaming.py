@@ -40,6 +40,7 @@ import numpy as np
 
 from slt_serve.errors import SltError
 from slt_serve.s2g import FEATURE_STRIDE
+from slt_serve.settings import Settings
 from slt_serve.translator import BLANK_ID, Result, Translator
 from slt_serve.video import Resampler, resize
 
@@ -68,6 +69,18 @@ class StreamLimits:
     pause_s: float = 3.0  # blank run that closes a sentence
     max_sentence_s: float = 20.0  # a sentence is closed at this length whatever
     partial_interval_s: float = 0.5  # stream time between partial results
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamLimits:
+        return cls(
+            max_fps=settings.stream_max_fps,
+            max_frame_bytes=settings.stream_max_frame_bytes,
+            max_pixels=settings.max_pixels,
+            max_session_s=settings.stream_max_session_s,
+            pause_s=settings.stream_pause_s,
+            max_sentence_s=min(settings.stream_max_sentence_s, settings.max_seconds),
+            partial_interval_s=settings.stream_partial_interval_s,
+        )
 
 
 @dataclass

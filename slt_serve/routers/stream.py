@@ -24,7 +24,6 @@ from starlette.websockets import WebSocketState
 from slt_serve.errors import ApiError, SltError
 from slt_serve.routers.schema import error_response
 from slt_serve.routers.state import Service, require_key
-from slt_serve.settings import Settings
 from slt_serve.streaming import StreamError, StreamLimits, StreamSession, error
 
 router = APIRouter(tags=["stream"])
@@ -34,18 +33,6 @@ MAX_REFUSED = 100  # refused messages before the stream is closed (1008)
 MAX_BEHIND_S = 10.0  # seconds of frames waiting for the worker before new ones are dropped
 MAX_BEHIND_BYTES = 32_000_000  # bytes of images waiting for the worker, likewise
 MAX_TEXT = 4096  # characters of a control message
-
-
-def stream_limits(settings: Settings) -> StreamLimits:
-    return StreamLimits(
-        max_fps=settings.stream_max_fps,
-        max_frame_bytes=settings.stream_max_frame_bytes,
-        max_pixels=settings.max_pixels,
-        max_session_s=settings.stream_max_session_s,
-        pause_s=settings.stream_pause_s,
-        max_sentence_s=min(settings.stream_max_sentence_s, settings.max_seconds),
-        partial_interval_s=settings.stream_partial_interval_s,
-    )
 
 
 @dataclass
@@ -79,7 +66,7 @@ async def stream(websocket: WebSocket):
     svc.metrics.streams.inc()
     outcome: tuple[str, str | None] = ("disconnected", None)
     try:
-        session = StreamSession(svc.translator, stream_limits(svc.settings))
+        session = StreamSession(svc.translator, StreamLimits.from_settings(svc.settings))
         await websocket.accept()
         s = _Stream(websocket, session, svc, asyncio.Event(), asyncio.Lock())
         s.tokens, s.refilled = svc.settings.stream_max_fps, time.monotonic()
