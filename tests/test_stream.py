@@ -110,11 +110,14 @@ def test_malformed_messages_get_an_error_and_the_stream_goes_on(sample, clip, tm
         ws.send_bytes(encode_frame(0.0, frames[0]))  # back in time
         ws.send_text(json.dumps({"type": "end"}))
         rest = messages_until_close(ws)
+        scraped = c.get("/metrics").text
     assert codes == ["bad_message"] * 3 + ["bad_frame", "bad_image", "too_large", "bad_timestamp"]
     errors = [m["code"] for m in rest if m["type"] == "error"]
     assert sorted(errors) == ["bad_image", "too_fast"]
     assert [m["type"] for m in rest][-2:] == ["final", "closed"] and rest[-1]["code"] == 1000
     assert rest[-2]["end_s"] == pytest.approx(40 / fps, abs=0.1)
+    assert 'slt_stage_duration_seconds_count{stage="s2g"} 1.0' in scraped  # the final's stages
+    assert 'slt_requests_total{code="",endpoint="/v1/stream",outcome="ok"} 1.0' in scraped
 
 
 def test_limits_streams_key_idle(sample, clip, tmp_path):

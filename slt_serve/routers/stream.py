@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from slt_serve.routers.schema import error_response
 from slt_serve.routers.state import Service, require_key
 from slt_serve.streaming import StreamError, StreamLimits, StreamSession, error
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
 
 ENDPOINT = "/v1/stream"
@@ -140,8 +142,12 @@ async def _serve(s: _Stream) -> tuple[str, str | None]:
     except WebSocketDisconnect:
         return "disconnected", None
     except asyncio.CancelledError:
-        if code == 1000:
+        if code == 1000:  # cancelled with the connection, not by us
             raise
+    except Exception:  # a bug here, not the client's: logged, and the stream closed cleanly
+        log.exception("stream failed")
+        code, why = 1011, "internal_error"
+        await s.send(error(why, "internal error; the server logged it"))
     if s.ws.client_state == WebSocketState.CONNECTED:
         await s.ws.close(code, reason=why or "")
     if code == 1011:
@@ -223,7 +229,7 @@ async def _work(s: _Stream) -> None:
         s.wake.clear()
         if s.session.pending:
             try:
-                await s.send(*await svc.run(s.session.step, what="stream"))
+                await s.send(*_observed(svc, await svc.run(s.session.step, what="stream")))
             except ApiError as e:
                 if e.code != "busy":
                     raise
@@ -235,7 +241,15 @@ async def _work(s: _Stream) -> None:
                 await s.send(error("invalid_stream", str(e)))
         if s.ending and not s.session.pending:
             break
-    await s.send(*await svc.run(s.session.finish, what="stream"))
+    await s.send(*_observed(svc, await svc.run(s.session.finish, what="stream")))
+
+
+def _observed(svc: Service, messages: list[dict]) -> list[dict]:
+    """The messages, each final's stage timings observed in the metrics."""
+    for m in messages:
+        if m["type"] == "final":
+            svc.metrics.observe_stages(m["timings_ms"])
+    return messages
 
 
 PROTOCOL = """
