@@ -16,7 +16,12 @@ from typer.testing import CliRunner
 from slt_serve.cli import app
 from slt_serve.errors import SltError
 from slt_training.data.pose_files import read_npz
-from slt_training.reference.importer import import_s2g, write_dataset_vocab
+from slt_training.reference.importer import (
+    S2TImportOptions,
+    import_s2g,
+    import_s2t,
+    write_dataset_vocab,
+)
 from slt_training.reference.keypoints import import_keypoints
 from slt_training.reference.preprocess import KEYPOINTS_79
 from slt_training.reference.vocab import read_gloss_table, s2g_vocab
@@ -219,3 +224,30 @@ def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):
         (112, 112),
     )
     assert model.options.decode_head == "ensemble" and model.options.pyramid.enabled
+
+
+def test_s2t_import_refuses_a_pruned_folder_of_another_size(tmp_path):
+    import shutil
+
+    folder = tmp_path / "mBart_de"
+    shutil.copytree(kit_dir("tiny_mbart_de"), folder)
+    pairs = json.loads((folder / "map_ids.json").read_text())["pairs"][:2000]
+    (folder / "map_ids.json").write_text(json.dumps({"pairs": pairs}))
+    s2t = write_reference_checkpoint(
+        tmp_path / "s2t.ckpt", procedure_state("s2t_tiny_mbart"), s2g=False
+    )
+    s2g = write_reference_checkpoint(
+        tmp_path / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
+    )
+    table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
+    with pytest.raises(SltError, match=r"map_ids.json: 2000 pruned ids.*\(2000 vs 2498\)"):
+        import_s2t(
+            s2t,
+            s2g,
+            table,
+            folder,
+            _dataset(tmp_path / "ds"),
+            tmp_path / "runs",
+            S2TImportOptions(),
+        )
+    assert not (tmp_path / "runs").exists()

@@ -213,7 +213,14 @@ def _folder_file(folder: Path, *names: str) -> Path:
 
 def _translation(checkpoint, pretrained, options: S2TImportOptions, head_vocab) -> _Translation:
     folder = Path(pretrained)
-    map_ids = read_map_ids(_folder_file(folder, "map_ids.pkl", "old2new_vocab.pkl", "map_ids.json"))
+    map_file = _folder_file(folder, "map_ids.pkl", "old2new_vocab.pkl", "map_ids.json")
+    map_ids = read_map_ids(map_file)
+    rows = checkpoint.state["translation_network.model.model.shared.weight"].shape[0]
+    if len(map_ids) != rows:
+        raise SltError(
+            f"{map_file}: {len(map_ids)} pruned ids, but {checkpoint.path} has {rows} text tokens "
+            f"({len(map_ids)} vs {rows}); give the pruned mBART folder the model was trained with"
+        )
     tokenizer = pruned_tokenizer(_folder_file(folder, "tokenizer.json"), map_ids, options.text_lang)
     table_file = _folder_file(folder, "gloss2ids.pkl", "gloss2ids.json")
     imported = build_translation(
