@@ -9,7 +9,8 @@ from it, failures as rows, `--shard`), spread over Ray Data instead of threads:
 A decode task turns a video into the frames the recogniser reads (the bundle's
 frame rate and size), so a GPU actor spends its time on the model; the frames of
 one clip travel through Ray's object store as one `.npy` buffer (read back with
-`allow_pickle=False`). A video the plain path would refuse by its length goes
+`allow_pickle=False`). Where the actors ask for what a decode task asks (one CPU,
+no GPU), Ray Data fuses the two stages and each actor decodes its own clips. A video the plain path would refuse by its length goes
 to the actor undecoded and is refused there by `Translator.translate` itself, so
 its error row reads the same; a two-stream bundle's pose model reads full-size
 frames, so those bundles decode in the actor too. Rows travel as JSON text and
@@ -141,11 +142,9 @@ def _ray_rows(
     spec = DecodeSpec.of(manifest, options)
     items = [{"path": os.fsencode(p)} for p in planned.todo]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    # a ray_remote_args_fn keeps Ray Data from fusing the decode into the actors (it does
-    # when both ask for the same resources): decoding stays on CPU tasks, beside the model
-    ds = ds.map(
-        decode, fn_kwargs={"spec": spec, "limits": limits}, ray_remote_args_fn=_one_cpu
-    )
+    # decode tasks take a CPU each; an actor asking for the same resources (a CPU, no GPU)
+    # gets the decode fused into it by Ray Data, so its frames skip the object store
+    ds = ds.map(decode, fn_kwargs={"spec": spec, "limits": limits}, num_cpus=1)
     ds = ds.map(
         TranslateActor,
         fn_constructor_kwargs={"bundle": bundle, "options": options, "limits": limits},
@@ -159,10 +158,6 @@ def _ray_rows(
 
 
 # --- the two stages (run on the cluster) --------------------------------------------------
-
-
-def _one_cpu() -> dict[str, float]:
-    return {"num_cpus": 1}
 
 
 

@@ -60,7 +60,8 @@ def test_ray_rows_equal_the_plain_batch_and_resume(cluster, tmp_path):
     plain.close()
 
     out = batch.ResultsFile(tmp_path / "ray.jsonl", "jsonl")
-    got = ray_batch.run(bundle_path(), paths, out, options=TranslateOptions(device="cpu"), progress=False)  # fmt: skip
+    apart = ray_batch.RayOptions(cpus_per_actor=0.5)  # not the decode's 1 CPU: decode tasks apart
+    got = ray_batch.run(bundle_path(), paths, out, options=TranslateOptions(device="cpu"), ray_options=apart, progress=False)  # fmt: skip
     out.close()
     assert got == want and (got.translated, got.failed) == (3, 2)
     ray_rows = rows(tmp_path / "ray.jsonl")
