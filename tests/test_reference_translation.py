@@ -231,3 +231,21 @@ def test_two_stream_s2t_checkpoints_are_refused(tmp_path):
         build_translation(
             read_checkpoint(path), read_config(folder), read_gloss_table(table), str(table), 6
         )
+
+
+def test_g2t_padded_batch_gives_the_batched_goldens(g2t):
+    """All ten inputs as one padded batch (as the reference's dataloader runs them)."""
+    variant, imported = g2t
+    records = golden("g2t_tiny_mbart")["records"][variant]
+    longest = max(len(r["gloss_ids"]) for r in records)
+    pad = imported.gloss_table.index("<pad>")
+    ids = torch.tensor([r["gloss_ids"] + [pad] * (longest - len(r["gloss_ids"])) for r in records])
+    mask = torch.tensor(
+        [[1] * len(r["gloss_ids"]) + [0] * (longest - len(r["gloss_ids"])) for r in records]
+    )
+    options = GenerateOptions(num_beams=5, length_penalty=1.0, max_length=100, search="reference")
+    with torch.no_grad():
+        out = imported.model.generate(mask, options, input_ids=ids)
+    for row, expected in zip(out.tolist(), golden("g2t_tiny_mbart")["batched_padded"][variant]):
+        assert row[: len(expected["ids"])] == expected["ids"]
+        assert all(t == imported.model.pad_id for t in row[len(expected["ids"]) :])
