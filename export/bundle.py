@@ -242,9 +242,11 @@ def export_run(
     name: str | None = None,
     overwrite: bool = False,
     calibrate_clips: int = DEFAULT_CALIBRATION_CLIPS,
+    window_frames: int = DEFAULT_WINDOW,
 ) -> BundleExport:
     """A G2T, S2T or S2G run folder as a bundle (`slt export model RUN_DIR`); see `runs`.
-    Confidence is calibrated on the first `calibrate_clips` of the run's dev split (0: not)."""
+    Confidence is calibrated on the first `calibrate_clips` of the run's dev split (0: not);
+    `window_frames`: the recogniser's serving window (`export_bundle`)."""
     from .runs import dev_set, parts_from_run
 
     recognition, translation, metrics = parts_from_run(run_dir, fps)
@@ -259,6 +261,7 @@ def export_run(
         quantize=quantize,
         overwrite=overwrite,
         dev=dev,
+        window_frames=window_frames,
     )
 
 
@@ -353,6 +356,7 @@ def _input_spec(recognition: RecognitionPart, window: int, context: int) -> Inpu
         motion_channels=bool(spec["motion_channels"]),
         keypoints=None if keypoints is None else tuple(int(i) for i in keypoints),
         keypoint_layout=None if keypoints is None else "coco_wholebody_133",
+        geometry=spec.get("geometry", "square"),
         window_frames=window,
         context_frames=context,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from slt_serve.errors import SltError
+from slt_serve.s2g import FEATURE_STRIDE
 from slt_training.cli.common import echo_next
 
 app = typer.Typer(
@@ -73,6 +74,12 @@ def export_model(
         help="Dev clips the bundle translates to calibrate its confidence thresholds "
         "(0: none; the runtime then uses its defaults).",
     ),
+    window_frames: int = typer.Option(
+        None,
+        help="Frames per recogniser run when serving, a multiple of 4 (default 256); a longer "
+        "clip runs in windows of this many, with context frames either side. Peak memory "
+        "grows with it (at 224², ~14 MB a frame).",
+    ),
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""
     from slt_export.bundle import export_run, summary
@@ -80,11 +87,16 @@ def export_model(
     if calibrate_clips < 0:
         raise SltError(f"--calibrate-clips {calibrate_clips}: give 0 (none) or more")
 
+    if window_frames is not None and (window_frames <= 0 or window_frames % FEATURE_STRIDE):
+        raise SltError(
+            f"--window-frames {window_frames}: give a positive multiple of {FEATURE_STRIDE}, e.g. 128"
+        )
     if fps is not None and not 0 < fps <= 1000:
         raise SltError(f"--fps {fps}: the frame rate must be in (0, 1000]")
     result = export_run(
         run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite,
         calibrate_clips=calibrate_clips,
+        **({} if window_frames is None else {"window_frames": window_frames}),
     )  # fmt: skip
     typer.echo(summary(result))
     if result.manifest.stage == "g2t":

@@ -126,6 +126,11 @@ def serve(
     max_pixels: int = typer.Option(None, help="Largest frame, width × height (SLT_MAX_PIXELS)."),
     tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    threads: int = typer.Option(
+        0,
+        help="onnxruntime intra-op threads per graph (0: its default, every core); with "
+        "--workers N on C cores, C/N keeps the workers from contending for every core.",
+    ),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
     log_format: str = typer.Option(
         None, help="text or json: log lines as JSON objects, each with its request id (SLT_LOG_FORMAT)."
@@ -162,7 +167,9 @@ def serve(
     configure_logging(settings.log_format, getattr(logging, log_level.upper(), logging.INFO))
     bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
-    options = TranslateOptions(device=device, max_seconds=settings.max_seconds, expect_digest=digest)
+    options = TranslateOptions(
+        device=device, max_seconds=settings.max_seconds, expect_digest=digest, threads=threads
+    )
     translator = Translator.from_bundle(bundle, options)
     url = _echo_serving(bundle, translator, settings)
     app_ = create_app(translator, settings)
@@ -324,6 +331,9 @@ def translate(
         False, help="Translate again the inputs whose row in --out is an error."
     ),
     device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    threads: int = typer.Option(
+        0, help="onnxruntime intra-op threads per graph (0: its default); see slt serve --threads."
+    ),
     api_limits: bool = typer.Option(
         False,
         "--api-limits",
@@ -357,7 +367,7 @@ def translate(
         raise SltError(f"--engine {engine}: choose local or ray")
     if ray_address and engine != "ray":
         raise SltError("--ray-address goes with --engine ray")
-    options = TranslateOptions(device=device)
+    options = TranslateOptions(device=device, threads=threads)
     run = _local_run(bundle, options, workers) if engine == "local" else _ray_run(bundle, options, workers, ray_address)  # fmt: skip
     results = batch.ResultsFile(out_path, fmt)
     try:
