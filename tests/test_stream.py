@@ -235,3 +235,25 @@ def test_a_pause_closes_the_sentence_and_the_next_one_starts(sample, clip):
         assert b["start_s"] == a["end_s"]
     assert finals[-1]["end_s"] == pytest.approx(len(stream) / fps, abs=0.05)
     assert all(m["sentence"] == 0 for m in out[: out.index(finals[0])] if m["type"] == "partial")
+
+
+def test_slt_stream_prints_partials_and_the_final(sample, tmp_path):
+    from typer.testing import CliRunner
+
+    from slt_serve.cli import app as cli
+
+    clip = sample_videos()[1]
+    frames, fps = list(video.iter_frames(clip)), video.probe(clip).fps
+    decoded = np.stack([decode_image(encode_frame(0, f)[HEADER.size :]) for f in frames])
+    offline = sample.translate_frames(decoded, fps)  # the frames the server received
+    app = create_app(sample, Settings(tmp_dir=tmp_path / "spool"))
+    with serving(app) as base:
+        r = CliRunner().invoke(cli, ["stream", str(clip), "--url", ws_url(base), "--fast"])
+        refused = CliRunner().invoke(cli, ["stream", "--url", ws_url(base)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"streaming to {sample.name} (12.5 fps)"
+    assert any(" partial #0: " in line for line in lines)
+    final = next(line for line in lines if " final #0 " in line)
+    assert "(end):" in final and f"{offline.gloss} | {offline.text}" in final
+    assert "give a video file or --camera" in str(refused.exception)
