@@ -13,7 +13,8 @@ one clip travel through Ray's object store as one `.npy` buffer (read back with
 no GPU), Ray Data fuses the two stages and each actor decodes its own clips. A video the plain path would refuse by its length goes
 to the actor undecoded and is refused there by `Translator.translate` itself, so
 its error row reads the same; a two-stream bundle's pose model reads full-size
-frames, so those bundles decode in the actor too. Rows travel as JSON text and
+frames, so those bundles (and any that read other than square frames) decode in
+the actor too. Rows travel as JSON text and
 paths as bytes, so a file name that is not valid UTF-8 comes back as itself.
 
 Ray is the optional `ray` extra and is imported only here, only when a run
@@ -76,17 +77,21 @@ class DecodeSpec:
     """What a decode task needs of the bundle: the frames `Translator.translate` would read."""
 
     fps: float
-    size: Any  # the bundle's frame size (None: full frames)
+    size: int  # the square side frames are decoded to
     limit: int  # frames over this: the video is longer than max_seconds
     max_seconds: float
-    in_actor: bool  # decode in the actor (two-stream bundles: the pose model reads full frames)
+    in_actor: bool  # decode in the actor, by `Translator.translate` itself
 
     @classmethod
     def of(cls, manifest: Manifest, options: TranslateOptions) -> DecodeSpec:
-        spec, two_stream = manifest.input, manifest.kind == "two_stream"
-        limit = int(math.ceil(options.max_seconds * spec.fps)) + 1  # as Translator.translate
-        size = None if two_stream else spec.frame_size
-        return cls(spec.fps, size, limit, options.max_seconds, two_stream)
+        """As `Translator.translate` decodes: the frame count limit, and square frames of the
+        bundle's size for a single-stream bundle that reads square frames. Any other bundle
+        (two-stream: pose reads full frames; another geometry) decodes in the actor."""
+        spec = manifest.input
+        limit = int(math.ceil(options.max_seconds * spec.fps)) + 1
+        square = getattr(spec, "geometry", "square") == "square"
+        in_actor = manifest.kind == "two_stream" or not square
+        return cls(spec.fps, spec.frame_size, limit, options.max_seconds, in_actor)
 
 
 def require_ray() -> None:
