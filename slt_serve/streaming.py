@@ -11,8 +11,9 @@ a stream's state; the `Translator` stays stateless. Its steps, as frames arrive:
    side (S3D's temporal receptive field, as the Translator windows long videos:
    `S2GRunner.run_core`): a window is *committed* once its right context has arrived, and
    only the frames that windows still need are kept prepared, so the work per new frame is
-   bounded whatever the stream's length (the sentence's frames are kept at the bundle's
-   square `frame_size` for its final result, at most `max_sentence_s` of them);
+   bounded whatever the stream's length (the sentence's frames are kept for its final
+   result, at most `max_sentence_s` of them, at the bundle's square `frame_size` where
+   that changes nothing for the recogniser);
 4. every `partial_interval_s` of video, the uncommitted tail runs once more as if the
    stream ended there; CTC over committed + tail gives the glosses with their spans, a
    gloss is *stable* once a committed step follows it (`glosses`), the others are
@@ -113,6 +114,7 @@ class StreamSession:
         self.context = spec.context_frames
         self.core = max(FEATURE_STRIDE, self.context)  # frames committed per window
         self.src_fps = spec.fps
+        self._squares_ok: bool | None = None  # keeping frames at frame_size changes nothing
         self._lock = threading.Lock()
         self._inbox: list[tuple[float, bytes]] = []
         self.pending_bytes = 0
@@ -202,11 +204,21 @@ class StreamSession:
             if frame is None:
                 out.append(error("bad_image", "a frame could not be decoded; it is skipped"))
                 continue
-            square = resize(frame, self.translator.spec.frame_size)  # as S2GRunner.prepare
+            square = self._kept(frame)
             prepared, _ = self.translator.s2g.prepare(square)
             for _ in range(repeats):
                 out += self._add_frame(square, prepared)
         return out
+
+    def _kept(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as the sentence keeps it: at the square frame_size when the recogniser's
+        preprocessing gives the same input from it as from the full frame (checked once, on
+        the first frame: true where `prepare` starts by that resize), else whole."""
+        square = resize(frame, self.translator.spec.frame_size)
+        if self._squares_ok is None:
+            prepare = self.translator.s2g.prepare
+            self._squares_ok = bool(np.array_equal(prepare(square)[0], prepare(frame)[0]))
+        return square if self._squares_ok else frame
 
     def _add_frame(self, square: np.ndarray, prepared: np.ndarray) -> list[dict]:
         s = self.sentence
@@ -276,7 +288,7 @@ class StreamSession:
     def _close(self, cut: int, reason: str, duration: float | None = None) -> dict:
         """The final result of the sentence's first `cut` frames; the rest start the next."""
         s = self.sentence
-        frames = iter(s.squares[:cut])  # recognise_frames's resize to frame_size is a no-op
+        frames = iter(s.squares[:cut])  # as received (or at frame_size: the same to prepare)
         result = self.translator.recognise_frames(frames, duration or cut / self.fps)
         message = final_message(result, s.index, s.start_frame / self.fps, reason)
         rest = s.squares[cut:]
