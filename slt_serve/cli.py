@@ -131,6 +131,11 @@ def serve(
         help="onnxruntime intra-op threads per graph (0: its default, every core); with "
         "--workers N on C cores, C/N keeps the workers from contending for every core.",
     ),
+    window_frames: int = typer.Option(
+        None,
+        help="Frames per recogniser run, a multiple of 4 (default: the bundle's, set at export); "
+        "fewer bound the memory of a long clip; glosses may change at the windows' seams.",
+    ),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
     log_format: str = typer.Option(
         None, help="text or json: log lines as JSON objects, each with its request id (SLT_LOG_FORMAT)."
@@ -168,8 +173,9 @@ def serve(
     bundle = choose_bundle(bundle, sample)
     demo_app = _demo_app() if demo_ui else None  # before loading: a missing extra fails fast
     options = TranslateOptions(
-        device=device, max_seconds=settings.max_seconds, expect_digest=digest, threads=threads
-    )
+        device=device, max_seconds=settings.max_seconds, expect_digest=digest, threads=threads,
+        window_frames=window_frames,
+    )  # fmt: skip
     translator = Translator.from_bundle(bundle, options)
     url = _echo_serving(bundle, translator, settings)
     app_ = create_app(translator, settings)
@@ -334,6 +340,9 @@ def translate(
     threads: int = typer.Option(
         0, help="onnxruntime intra-op threads per graph (0: its default); see slt serve --threads."
     ),
+    window_frames: int = typer.Option(
+        None, help="Frames per recogniser run (default: the bundle's); see slt serve --window-frames."
+    ),
     api_limits: bool = typer.Option(
         False,
         "--api-limits",
@@ -367,7 +376,7 @@ def translate(
         raise SltError(f"--engine {engine}: choose local or ray")
     if ray_address and engine != "ray":
         raise SltError("--ray-address goes with --engine ray")
-    options = TranslateOptions(device=device, threads=threads)
+    options = TranslateOptions(device=device, threads=threads, window_frames=window_frames)
     run = _local_run(bundle, options, workers) if engine == "local" else _ray_run(bundle, options, workers, ray_address)  # fmt: skip
     results = batch.ResultsFile(out_path, fmt)
     try:

@@ -83,6 +83,7 @@ class TranslateOptions:
     beam_size: int | None = None  # text beam width (None: the manifest's)
     ctc_beam_size: int | None = None  # gloss beam width (None: the manifest's; 1: greedy)
     threads: int = 0  # onnxruntime intra-op threads per graph (0: onnxruntime's default)
+    window_frames: int | None = None  # recogniser window (None: the manifest's); less: less memory
     pose: str | os.PathLike | None = None  # a pose.onnx for a two_stream bundle without one
     verify: bool = True  # check every file's sha256 (sizes are always checked)
     expect_digest: str | None = None  # the pinned bundle digest: any other bundle is refused
@@ -191,7 +192,9 @@ class Translator:
         self.kind, self.stage, self.name, self.digest = m.kind, m.stage, m.name, m.digest
         self.max_seconds = float(options.max_seconds)
         providers, threads = providers_for(options.device), options.threads
-        self.spec = m.input
+        self.spec = m.input  # a serving window other than the export's, where asked for
+        if options.window_frames is not None:
+            self.spec = m.input.model_copy(update={"window_frames": options.window_frames})
         self.vocab = GlossVocab.load(bundle.file(GLOSS_VOCAB)) if bundle.has(GLOSS_VOCAB) else None
         default_ctc = m.recognition.ctc_beam_size if m.recognition else 1
         self.thresholds = self._thresholds(m)

@@ -164,13 +164,17 @@ def test_every_command_is_there_without_the_optional_extras():
 
 
 def test_memory_options_reach_the_cli(tmp_path):
-    """--threads reaches onnxruntime (a bad count is one line); --window-frames is checked
-    before any run is read."""
+    """--threads reaches onnxruntime (a bad count is one line); a serving --window-frames
+    overrides the bundle's; export's --window-frames is checked before any run is read."""
     out = tmp_path / "r.jsonl"
     r = slt("translate", "--sample", "--threads", "1", "--out", out)
     assert r.returncode == 0 and "translated 2, failed 0" in r.stdout, r.stdout + r.stderr
     r = slt("translate", "--sample", "--threads", "-1", "--out", tmp_path / "b.jsonl")
     assert r.returncode == 2 and r.stderr.strip().endswith("threads must be 0 (onnxruntime's default) or more, got -1")  # fmt: skip
+    r = slt("translate", "--sample", "--window-frames", "8", "--out", tmp_path / "w.jsonl")
+    assert r.returncode == 0 and "translated 2, failed 0" in r.stdout, r.stdout + r.stderr
+    r = slt("translate", "--sample", "--window-frames", "6", "--out", tmp_path / "w6.jsonl")
+    assert r.returncode == 2 and "window_frames 6 must be a positive multiple of 4" in r.stderr
     r = slt("export", "model", tmp_path / "no-run", "--out", tmp_path / "b", "--window-frames", "6")
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --window-frames 6: give a positive multiple of 4, e.g. 128"
