@@ -22,17 +22,11 @@ import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from shared_data import WEBCAM
 
 from slt_serve.video import read_frames
 
 SIDE = 224
-WEBCAM = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "poses"
-    / "signer_webcam_58f.mp4"
-)
 
 
 def make_clip(

@@ -36,17 +36,11 @@ import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from shared_data import WEBCAM
 
 from slt_serve.video import read_frames
 from slt_training.data.frames import DEFAULT_CRF, read_clip, write_clip
 
-WEBCAM = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "poses"
-    / "signer_webcam_58f.mp4"
-)
 SIZE, JPEG_QUALITY, SUBSET = 256, 90, 32
 
 

@@ -28,18 +28,12 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from shared_data import WEBCAM
 
 from slt_export.pose import PoseGraph, export_model
 from slt_serve.pose import PoseEstimator, PoseOptions
 from slt_training.models.hrnet import HRNetConfig, HRNetPose
 
-WEBCAM = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "poses"
-    / "signer_webcam_58f.mp4"
-)
 BATCHES = (1, 16)
 
 

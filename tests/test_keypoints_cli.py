@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import POSES, WEBCAM
 from typer.testing import CliRunner
 
 from slt_serve.cli import app
@@ -16,8 +16,6 @@ from slt_training.data.annotations import Clip, write_jsonl
 from slt_training.data.keypoints import keypoints_path
 from slt_training.data.pose_files import read_npz
 
-POSES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "poses"
-WEBCAM = POSES / "signer_webcam_58f.mp4"
 runner = CliRunner()
 
 

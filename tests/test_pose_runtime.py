@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import WEBCAM
 
 from slt_serve.errors import SltError
 from slt_serve.pose import (
@@ -23,8 +23,6 @@ from slt_serve.pose import (
     heatmap_to_frame,
 )
 
-POSES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "poses"
-WEBCAM = POSES / "signer_webcam_58f.mp4"
 SIGMA = 2.0  # mmpose's heatmap sigma for 384×288 (DARK configs)
 
 

@@ -10,17 +10,10 @@ import av
 import cv2
 import numpy as np
 import pytest
+from shared_data import REAL_CLIPS, WEBCAM
 
 from slt_serve.errors import SltError
 from slt_serve.video import VideoInfo, iter_frames, probe, read_frames
-
-WEBCAM = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "poses"
-    / "signer_webcam_58f.mp4"
-)
 
 
 def frame_image(i: int, width: int = 64, height: int = 48) -> np.ndarray:
@@ -239,8 +232,6 @@ def test_write_video_round_trip_reproducible_and_checked(tmp_path):
 
 
 # --- containers from bytes, limits while decoding, truncation vs approximate counts ---------
-
-REAL_CLIPS = WEBCAM.parents[1] / "real-clips"
 
 
 @pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="needs ../shared/data/real-clips")
