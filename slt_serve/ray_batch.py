@@ -55,6 +55,8 @@ from slt_serve.video import DecodeLimits, decode_limits, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
+MAX_BLOCKS = 10_000  # an input a block (a decode task a clip) up to this many; then several
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -146,7 +148,7 @@ def _ray_rows(
         gpus = 1.0 if options.device != "cpu" and ray.cluster_resources().get("GPU", 0) else 0.0
     spec = DecodeSpec.of(manifest, options)
     items = [{"path": os.fsencode(p)} for p in planned.todo]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
     # decode tasks take a CPU each; an actor asking for the same resources (a CPU, no GPU)
     # gets the decode fused into it by Ray Data, so its frames skip the object store
     ds = ds.map(decode, fn_kwargs={"spec": spec, "limits": limits}, num_cpus=1)
@@ -163,7 +165,6 @@ def _ray_rows(
 
 
 # --- the two stages (run on the cluster) --------------------------------------------------
-
 
 
 def decode(item: dict[str, Any], spec: DecodeSpec, limits: DecodeLimits | None) -> dict[str, Any]:
