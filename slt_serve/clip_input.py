@@ -44,6 +44,19 @@ def crop_resize(frames: np.ndarray, box: tuple[float, ...], side: int) -> np.nda
     return np.stack([cv2.resize(f, (side, side), interpolation=interp) for f in crop])
 
 
+def center_crop_pad(frame: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) → (size, size, 3) as torchvision 0.10's `CenterCrop(size)`: zero padding
+    where the frame is smaller (the left/top side gets the floor half), then the centre."""
+    height, width = frame.shape[:2]
+    pad_h, pad_w = max(size - height, 0), max(size - width, 0)
+    if pad_h or pad_w:
+        pads = ((pad_h // 2, (pad_h + 1) // 2), (pad_w // 2, (pad_w + 1) // 2), (0, 0))
+        frame = np.pad(frame, pads)
+        height, width = frame.shape[:2]
+    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+    return np.ascontiguousarray(frame[top : top + size, left : left + size])
+
+
 def normalise(
     rgb: np.ndarray, spec: Normalisation, previous: np.ndarray | None = None
 ) -> np.ndarray:

@@ -71,6 +71,10 @@ class InputSpec(_Section):
     context_frames: int = 16  # extra frames each side of a window, outputs discarded
     source_fps: float | None = None  # the dataset's frame rate (None: same as fps)
     frame_stride: int = 1  # training kept every frame_stride-th frame of the source
+    # "square": resize to frame_size, the centre eval_crop, resize to input_size (ours);
+    # "reference_center_crop": the raw frame's centre input_size² window, zero-padded where
+    # the frame is smaller, never resized (TwoStream-SLT's SingleStream eval; imported runs)
+    geometry: Literal["square", "reference_center_crop"] = "square"
 
     @property
     def channels(self) -> int:

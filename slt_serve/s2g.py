@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from slt_serve.clip_input import network_frames, network_keypoints, normalise
+from slt_serve.clip_input import center_crop_pad, network_frames, network_keypoints, normalise
 from slt_serve.errors import SltError
 from slt_serve.manifest import InputSpec
 from slt_serve.onnx_session import open_session
@@ -62,6 +62,10 @@ class S2GRunner:
         """One (H, W, 3) uint8 RGB frame [+ (K_all, 3) keypoints in its pixels] → the
         input_size uint8 frame [+ (K, 3) keypoints in input pixels, the bundle's subset]."""
         spec = self.spec
+        if spec.geometry == "reference_center_crop":
+            if keypoints is not None:
+                raise SltError("the reference_center_crop geometry is for single_stream bundles")
+            return center_crop_pad(frame, spec.input_size), None
         points = None
         if keypoints is not None:
             height, width = frame.shape[:2]

@@ -275,7 +275,9 @@ class Translator:
         self._check_duration(info.duration_s)
         spec = self.spec
         limit = int(math.ceil(self.max_seconds * spec.fps)) + 1
-        size = None if self.kind == "two_stream" else spec.frame_size  # pose reads full frames
+        # pose reads full frames; so does the reference's centre crop
+        full = self.kind == "two_stream" or spec.geometry != "square"
+        size = None if full else spec.frame_size
         frames = video_io.iter_frames(video, size=size, fps=spec.fps, max_frames=limit + 1)
         frames = self._limited(clock.timed("decode", frames), limit)
         return self._recognise(frames, None, info.duration_s, clock)

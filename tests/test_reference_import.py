@@ -188,6 +188,9 @@ def test_imported_s2t_runs_reproduce_the_golden(tmp_path, variant):
 def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run, tmp_path):
     import onnxruntime as ort
 
+    from slt_serve.translator import TranslateOptions, Translator
+    from slt_training.models.recognition import merge_repeated
+
     tmp, table = single_run
     result = CliRunner().invoke(
         app, ["export", "model", str(tmp / "run"), "--out", str(tmp_path / "b")]
@@ -200,6 +203,14 @@ def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run
     vocab = s2g_vocab(read_gloss_table(table), table)
     expected = np.load(kit_dir("s2g_singlestream") / "outputs.npz")["gloss_probabilities_log"]
     np.testing.assert_allclose(log_probs, expected[:, list(vocab.order)], atol=1e-4, rtol=0)
+    # end to end from the raw frames: the bundle crops as the reference (input.geometry)
+    translator = Translator.from_bundle(tmp_path / "b", TranslateOptions(ctc_beam_size=1))
+    assert translator.spec.geometry == "reference_center_crop"
+    raw = np.load(kit_dir() / "s2g_inputs.npz")["frames"]
+    result = translator.translate_frames(raw, fps=25.0)
+    decoded = merge_repeated(vocab.vocab.encode(result.gloss.split()))
+    expected_ids = golden("s2g_singlestream")["decodes"]["greedy"]["ids"]
+    assert vocab.reference_ids(decoded) == expected_ids
 
 
 def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):

@@ -262,6 +262,9 @@ class S2GInputSpec:
     keypoints: tuple[int, ...] | None  # TwoStream: the keypoint indices it reads
     eval_crop: float  # centre crop side fraction at evaluation
     fps: float | None  # frame rate of the source clips (None: a run from before it was saved)
+    # serving's frame geometry (the manifest's `input.geometry`): "square" (ours), or
+    # "reference_center_crop" (imported TwoStream-SLT SingleStream runs)
+    geometry: str = "square"
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -283,6 +286,7 @@ class S2GInputSpec:
                 keypoints=None if keypoints is None else tuple(int(i) for i in keypoints),
                 eval_crop=float(obj["eval_crop"]),
                 fps=None if obj.get("fps") is None else float(obj["fps"]),
+                geometry=str(obj.get("geometry", "square")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise SltError(f"{source}: not an S2G input spec ({e!r})") from None
@@ -301,8 +305,17 @@ class S2GInputSpec:
         """The clip options the recognizer trained with (scoring, features, S2T)."""
         from slt_training.data.s2g_data import ClipOptions
 
+        serving_only = ("fps", "geometry")  # training's clips read the square geometry
+        if self.geometry != "square":
+            log.warning(
+                "input geometry %s is served by the bundle; training's data pipeline reads "
+                "the square one, so its scores and features differ slightly",
+                self.geometry,
+            )
         shared = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fps"
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in serving_only
         }
         return ClipOptions(**shared, augmentation=augmentation, seed=seed)
 
