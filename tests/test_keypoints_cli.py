@@ -63,15 +63,9 @@ def test_keypoints_arguments_are_checked_first(tmp_path):
 @pytest.mark.skipif(not WEBCAM.is_file(), reason=f"{WEBCAM} not present")
 def test_export_pose_then_keypoints_from_video(tmp_path):
     torch = pytest.importorskip("torch")
-    from slt_training.models.hrnet import HRNetConfig, HRNetPose
+    from tiny_bundles import small_hrnet
 
-    torch.manual_seed(0)
-    model = HRNetPose(
-        HRNetConfig(width=8, input_size=(64, 64), stage_modules=(1, 1, 1), num_blocks=1)
-    )
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight)
+    model = small_hrnet(input_size=(64, 64))
     state = {k.replace("head.", "keypoint_head.", 1): v for k, v in model.state_dict().items()}
     ckpt = tmp_path / "hrnet_small.pth"
     torch.save({"meta": {"config": "image_size=[64, 96]"}, "state_dict": state}, ckpt)

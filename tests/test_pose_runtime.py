@@ -129,20 +129,15 @@ def test_box_falls_back_to_the_full_frame_without_confident_points():
 
 @pytest.fixture(scope="module")
 def small_onnx(tmp_path_factory):
-    """A small random HRNet (default PyTorch init, so heatmaps vary) exported to ONNX."""
-    torch = pytest.importorskip("torch")
-    from slt_export.pose import export_model
-    from slt_training.models.hrnet import HRNetConfig, HRNetPose
+    """`tiny_bundles.small_hrnet()` (random, so heatmaps vary) exported to ONNX."""
+    pytest.importorskip("torch")
+    from tiny_bundles import small_hrnet
 
-    torch.manual_seed(0)
-    model = HRNetPose(
-        HRNetConfig(width=8, input_size=(96, 64), stage_modules=(1, 1, 1), num_blocks=1)
-    )
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight)
+    from slt_export.pose import export_model
+
+    model = small_hrnet()
     path = tmp_path_factory.mktemp("pose") / "pose.onnx"
-    result = export_model(model.eval(), path)
+    result = export_model(model, path)
     return path, model, result
 
 

@@ -96,18 +96,25 @@ def g2t_bundle(out: Path, **kw):
     return export_bundle(out, translation=TranslationPart(model, tok, GENERATION), **kw), model, tok
 
 
-def pose_model(path: Path) -> Path:
-    """A small random HRNet whole-body pose model exported to `path` (pose.onnx)."""
-    from slt_export.pose import export_model
+def small_hrnet(input_size: tuple[int, int] = (96, 64)):
+    """A small whole-body HRNet (width 8, one module and block per stage), seeded, with
+    Kaiming-initialised convolutions so that its heatmaps vary; in eval mode."""
     from slt_training.models.hrnet import HRNetConfig, HRNetPose
 
     torch.manual_seed(0)
-    config = HRNetConfig(width=8, input_size=(96, 64), stage_modules=(1, 1, 1), num_blocks=1)
+    config = HRNetConfig(width=8, input_size=input_size, stage_modules=(1, 1, 1), num_blocks=1)
     model = HRNetPose(config)
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight)  # so the heatmaps vary
-    export_model(model.eval(), path)
+            torch.nn.init.kaiming_normal_(m.weight)
+    return model.eval()
+
+
+def pose_model(path: Path) -> Path:
+    """`small_hrnet()` exported to `path` (pose.onnx)."""
+    from slt_export.pose import export_model
+
+    export_model(small_hrnet(), path)
     return path
 
 
