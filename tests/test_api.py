@@ -14,12 +14,12 @@ import cached_bundles
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from generated_clips import sliding_texture
 from malformed_corpus import encode_audio, encode_image, encode_video
 
 from slt_serve.api import create_app
 from slt_serve.settings import Settings
 from slt_serve.translator import TranslateOptions, Translator
-from slt_serve.video import write_video
 
 LIMITS = dict(max_bytes=400_000, max_seconds=10.0, max_frames=300, max_pixels=640 * 480)
 
@@ -39,11 +39,7 @@ def g2t(request):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """2 s of a moving pattern, 64², 25 fps."""
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    write_video(path, (np.roll(base, 3 * t, axis=1) for t in range(50)), fps=25)
-    return path
+    return sliding_texture(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=50)
 
 
 @pytest.fixture

@@ -18,13 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import malformed_corpus
-import numpy as np
 import pytest
+from generated_clips import sliding_texture
 from loopback_server import serving, wait_for
 
 from slt_serve.api import create_app
 from slt_serve.settings import Settings
-from slt_serve.video import write_video
 
 BOUNDARY = "slt-test-boundary"
 MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -32,10 +31,7 @@ MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    base = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    write_video(path, (np.roll(base, 3 * t, axis=1) for t in range(25)), fps=25)
-    return path.read_bytes()
+    return sliding_texture(tmp_path_factory.mktemp("clip") / "clip.mp4").read_bytes()
 
 
 def in_flight(url: str) -> int:

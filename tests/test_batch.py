@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from generated_clips import sliding_texture
 
 from slt_serve import batch
 from slt_serve.errors import SltError
-from slt_serve.video import write_video
 
 
 def touch(path, data=b"x"):
@@ -137,9 +136,7 @@ def test_results_refuse_a_foreign_file_and_a_second_writer(tmp_path):
 
 
 def clip(path, seed, frames=20):
-    base = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    write_video(path, (np.roll(base, 3 * t, axis=0) for t in range(frames)), fps=25)
-    return path
+    return sliding_texture(path, frames, seed=seed, axis=0)
 
 
 def slt(*args, cwd=None):

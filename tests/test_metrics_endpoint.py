@@ -7,23 +7,19 @@ from __future__ import annotations
 import json
 import logging
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from generated_clips import sliding_texture
 from prometheus_client.parser import text_string_to_metric_families
 
 from slt_serve.api import create_app
 from slt_serve.observability import JsonFormatter, RequestIdFilter
 from slt_serve.settings import Settings
-from slt_serve.video import write_video
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    base = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    write_video(path, (np.roll(base, 3 * t, axis=1) for t in range(25)), fps=25)
-    return path.read_bytes()
+    return sliding_texture(tmp_path_factory.mktemp("clip") / "clip.mp4").read_bytes()
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
