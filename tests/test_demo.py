@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import cached_bundles
 import httpx
 import numpy as np
 import pytest
-from loopback_server import serving, wait_for
+from loopback_server import serving, serving_command
 from malformed_corpus import encode_image
 from typer.testing import CliRunner
 
@@ -288,43 +287,15 @@ def shown_table(page, elem_id: str) -> list[list[str]]:
     return [row.locator("[role=gridcell]").all_inner_texts() for row in rows.all()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def demo_server(s2t_bundle, tmp_path):
     """`slt demo BUNDLE` on a free loopback port; yields (url, path of its log)."""
-    port = free_port()
     log = tmp_path / "demo.log"
     env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
     env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the demo must switch analytics off itself
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _AUDIT, "demo", str(s2t_bundle), "--port", str(port)]
-            + ["--device", "cpu"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"slt demo exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, "slt demo to serve its page", timeout=180)
+    args = ["-c", _AUDIT, "demo", str(s2t_bundle), "--device", "cpu"]
+    with serving_command(args, log, "slt demo to serve its page", env=env) as url:
         yield url, log
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.mark.skipif(

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import subprocess
-import sys
 
 import cv2
-import httpx
 import pytest
-from loopback_server import wait_for
+from loopback_server import serving_command
 
 pytest.importorskip("gradio", reason="the demo extra is not installed: pip install 'slt-serve[demo]'")  # fmt: skip
 
@@ -70,26 +66,10 @@ def test_browser_live_mode_with_a_fake_camera(tmp_path):
     frames = list(iter_frames(sample_videos()[0]))
     camera = tmp_path / "camera.y4m"
     write_y4m(camera, frames + [frames[-1]] * 100)  # then 4 s still: the sentence closes
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = tmp_path / "demo.log"
-    cmd = [sys.executable, "-m", "slt_serve.cli", "demo", "--sample", "--port", str(port), "--device", "cpu"]  # fmt: skip
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"slt demo exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
+    args = ["-m", "slt_serve.cli", "demo", "--sample", "--device", "cpu"]
     fake = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]  # fmt: skip
-    try:
-        wait_for(up, "slt demo to serve its page", timeout=180)
+    with serving_command(args, log, "slt demo to serve its page") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage", *fake]
@@ -108,7 +88,4 @@ def test_browser_live_mode_with_a_fake_camera(tmp_path):
                 expect(finals).to_have_value(re.compile(r"[A-Z-]+ .*→ \w"), timeout=90_000)
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
     assert "Traceback" not in log.read_text(), log.read_text()
