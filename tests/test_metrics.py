@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import DATA
 
 from slt_serve.errors import SltError
 from slt_training.data.annotations import Clip, write_jsonl
@@ -26,7 +27,6 @@ from slt_training.metrics import (
     word_error_rate,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOENIX_DEV = DATA / "phoenix-2014t" / "dev.jsonl"
 CSL_DEV = DATA / "csl-daily" / "dev.jsonl"
 needs_data = pytest.mark.skipif(not PHOENIX_DEV.is_file(), reason="shared real data absent")
@@ -244,37 +244,44 @@ def _naive_rouge_l(hyps: list[list[str]], refs: list[list[str]]) -> float:
     return 100 * total / len(hyps)
 
 
-@needs_data
-def test_text_scores_real_phoenix_dev():
-    refs = [c["text"] for c in _clips(PHOENIX_DEV)]
-    hyps = [_drop_a_word(i, r) for i, r in enumerate(refs)]
-    s = evaluate_text(hyps, refs, "de")
-    # BLEU-4: `sacrebleu ref.txt -i hyp.txt -m bleu -tok none -lc -s none -w 6` printed
-    # 81.234831 (97.6/90.8/84.7/78.7, BP 0.927, hyp_len 6820, ref_len 7339);
-    # BLEU-1..3: nltk corpus_bleu(weights=(1/n,)*n) printed 90.40313, 87.224016, 84.220395
-    got = [s.bleu1, s.bleu2, s.bleu3, s.bleu4]
-    assert got == pytest.approx([90.40313, 87.224016, 84.220395, 81.234831], abs=1e-5)
-    assert (s.hyp_len, s.ref_len, s.n) == (6820, 7339, 519)
-    # ROUGE-L: the naive table LCS above printed 92.54101945358377 once
-    naive = _naive_rouge_l([h.split() for h in hyps], [r.split() for r in refs])
-    assert s.rouge_l == pytest.approx(naive, abs=1e-6)
-    assert s.rouge_l == pytest.approx(92.541019, abs=1e-5)
+# Each corpus's dev texts against a deterministic system output: (annotations, lang, system
+# output, the units the naive ROUGE-L counts, BLEU-1..4, (hyp_len, ref_len, n, level), ROUGE-L).
+REAL_DEV_SCORES = [
+    pytest.param(
+        PHOENIX_DEV, "de", _drop_a_word, str.split,
+        # BLEU-4: `sacrebleu ref.txt -i hyp.txt -m bleu -tok none -lc -s none -w 6` printed
+        # 81.234831 (97.6/90.8/84.7/78.7, BP 0.927, hyp_len 6820, ref_len 7339);
+        # BLEU-1..3: nltk corpus_bleu(weights=(1/n,)*n) printed 90.40313, 87.224016, 84.220395
+        [90.40313, 87.224016, 84.220395, 81.234831],
+        (6820, 7339, 519, "word"),
+        92.541019,  # ROUGE-L: the naive table LCS above printed 92.54101945358377 once
+        id="phoenix-2014t",
+    ),
+    pytest.param(
+        CSL_DEV, "zh", _drop_a_char, list,
+        # the two sides written one character per token, then the same sacrebleu command printed
+        # 84.613696 (BP 0.958, hyp_len 16586, ref_len 17304); nltk printed 93.719502, 90.71047,
+        # 87.671375, 84.613696 for BLEU-1..4
+        [93.719502, 90.71047, 87.671375, 84.613696],
+        (16586, 17304, 1077, "char"),
+        95.144841,
+        id="csl-daily",
+    ),
+]  # fmt: skip
 
 
 @needs_data
-def test_text_scores_real_csl_daily_dev():
-    refs = [c["text"] for c in _clips(CSL_DEV)]
-    hyps = [_drop_a_char(i, r) for i, r in enumerate(refs)]
-    s = evaluate_text(hyps, refs, "zh")
-    # the two sides written one character per token, then the same sacrebleu command printed
-    # 84.613696 (BP 0.958, hyp_len 16586, ref_len 17304); nltk printed 93.719502, 90.71047,
-    # 87.671375, 84.613696 for BLEU-1..4
+@pytest.mark.parametrize("path, lang, system, units, bleu, lengths, rouge_l", REAL_DEV_SCORES)
+def test_text_scores_real_dev(path, lang, system, units, bleu, lengths, rouge_l):
+    refs = [c["text"] for c in _clips(path)]
+    hyps = [system(i, r) for i, r in enumerate(refs)]
+    s = evaluate_text(hyps, refs, lang)
     got = [s.bleu1, s.bleu2, s.bleu3, s.bleu4]
-    assert got == pytest.approx([93.719502, 90.71047, 87.671375, 84.613696], abs=1e-5)
-    assert (s.hyp_len, s.ref_len, s.n, s.level) == (16586, 17304, 1077, "char")
-    naive = _naive_rouge_l([list(h) for h in hyps], [list(r) for r in refs])
+    assert got == pytest.approx(bleu, abs=1e-5)
+    assert (s.hyp_len, s.ref_len, s.n, s.level) == lengths
+    naive = _naive_rouge_l([units(h) for h in hyps], [units(r) for r in refs])
     assert s.rouge_l == pytest.approx(naive, abs=1e-6)
-    assert s.rouge_l == pytest.approx(95.144841, abs=1e-5)
+    assert s.rouge_l == pytest.approx(rouge_l, abs=1e-5)
 
 
 # --- files and the command ----------------------------------------------------------------
