@@ -30,6 +30,13 @@ MIXED = [
     (832, 384, 192, 384, 48, 128, 128),
 ]
 BLOCK_ENDS = [0, 3, 6, 12, 15]  # index in features/base of each block's last layer
+# (time, height, width) after each of the first four blocks, for a 16-frame 64² input
+BLOCK_GRIDS = [(8, 32, 32), (8, 16, 16), (8, 8, 8), (4, 4, 4)]
+
+
+def block_shapes(batch: int, channels: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shapes `forward_blocks` gives for a (batch, C, 16, 64, 64) input."""
+    return [(batch, c, *grid) for c, grid in zip(channels, BLOCK_GRIDS, strict=True)]
 
 
 def bn(c):
@@ -263,12 +270,7 @@ def test_shapes_at_tiny_input():
     with torch.no_grad():
         outputs = model.forward_blocks(x)
         pooled = model.forward_pooled(x)
-    assert [tuple(o.shape) for o in outputs] == [
-        (1, 64, 8, 32, 32),
-        (1, 192, 8, 16, 16),
-        (1, 480, 8, 8, 8),
-        (1, 832, 4, 4, 4),
-    ]
+    assert [tuple(o.shape) for o in outputs] == block_shapes(1, (64, 192, 480, 832))
     assert model.out_channels == 832 and output_length(16) == 4 and output_length(17) == 5
     assert pooled.shape == (1, 4, 832)
     torch.testing.assert_close(pooled, outputs[-1].mean(dim=(3, 4)).transpose(1, 2))
@@ -309,12 +311,7 @@ def test_width_scales_every_block_and_every_layer_trains():
     assert S3DBackbone(width=0.25).state_dict().keys() == S3DBackbone().state_dict().keys()
     x = torch.randn(2, 6, 16, 64, 64)
     outputs = quarter.forward_blocks(x)
-    assert [tuple(o.shape) for o in outputs] == [
-        (2, 16, 8, 32, 32),
-        (2, 48, 8, 16, 16),
-        (2, 120, 8, 8, 8),
-        (2, 208, 4, 4, 4),
-    ]
+    assert [tuple(o.shape) for o in outputs] == block_shapes(2, (16, 48, 120, 208))
     outputs[-1].square().mean().backward()
     convs = [m for m in quarter.modules() if isinstance(m, nn.Conv3d)]
     assert convs and all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs)
