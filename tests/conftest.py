@@ -34,3 +34,13 @@ def s2t_bundle(request) -> Path:
 def s2t(s2t_bundle) -> Translator:
     """A CPU `Translator` on `s2t_bundle`."""
     return Translator.from_bundle(s2t_bundle, TranslateOptions(device="cpu"))
+
+
+@pytest.fixture(scope="module")  # after the module's `one_thread`; built once all the same
+def single():
+    """The tiny SingleStream S2T bundle with the PyTorch models it came from, exported once
+    per test process (`tiny_bundles.s2t_bundle`): (export result, recognizer, translation
+    model, tokenizer). tiny_bundles (torch) is imported here, not at collection."""
+    import tiny_bundles
+
+    return tiny_bundles.shared("single", tiny_bundles.s2t_bundle)

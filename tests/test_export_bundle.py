@@ -24,11 +24,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
-def single():
-    return tb.shared("single", tb.s2t_bundle)
-
-
-@pytest.fixture(scope="module")
 def g2t(tmp_path_factory):
     return tb.g2t_bundle(tmp_path_factory.mktemp("b") / "g2t", quantize="int8")
 

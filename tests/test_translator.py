@@ -39,11 +39,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
-def single():
-    return tb.shared("single", tb.s2t_bundle)
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     path = tmp_path_factory.mktemp("v") / "clip.mp4"
     write_video(path, tb.random_video(18), tb.FPS)
