@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -69,27 +69,41 @@ def read_jsonl(path: str | os.PathLike) -> list[Clip]:
         raise SltError(f"{path}: annotation file not found")
     clips: list[Clip] = []
     names: dict[str, int] = {}
+    for lineno, obj in json_lines(path):
+        if not isinstance(obj, dict):
+            raise SltError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        try:
+            clip = Clip.model_validate(obj)
+        except ValidationError as e:
+            raise SltError(f"{path}:{lineno}: {_field_errors(e)}") from None
+        if clip.name in names:
+            raise SltError(
+                f"{path}:{lineno}: clip name '{clip.name}' already used on line {names[clip.name]}"
+            )
+        names[clip.name] = lineno
+        clips.append(clip)
+    return clips
+
+
+class JsonLineError(SltError):
+    """A line of a JSONL file that is not JSON; `lineno` counts from 1."""
+
+    def __init__(self, path: Path, lineno: int, msg: str):
+        super().__init__(f"{path}:{lineno}: not valid JSON ({msg})")
+        self.lineno = lineno
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number from 1, parsed value) for each non-blank line of a JSONL file, read as
+    it goes; a line that is not JSON raises `JsonLineError`."""
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise SltError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise SltError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            try:
-                clip = Clip.model_validate(obj)
-            except ValidationError as e:
-                raise SltError(f"{path}:{lineno}: {_field_errors(e)}") from None
-            if clip.name in names:
-                raise SltError(
-                    f"{path}:{lineno}: clip name '{clip.name}' already used on line {names[clip.name]}"
-                )
-            names[clip.name] = lineno
-            clips.append(clip)
-    return clips
+                raise JsonLineError(path, lineno, e.msg) from None
 
 
 def write_jsonl(path: str | os.PathLike, clips: Iterable[Clip]) -> None:

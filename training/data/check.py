@@ -15,7 +15,14 @@ from pathlib import Path
 from slt_serve.doctor import FAIL, INFO, OK, WARN, Check, DatasetState
 from slt_serve.errors import SltError
 from slt_serve.vocab import SPECIALS, GlossVocab
-from slt_training.data.annotations import Clip, available_splits, load_split, split_path
+from slt_training.data.annotations import (
+    Clip,
+    JsonLineError,
+    available_splits,
+    json_lines,
+    load_split,
+    split_path,
+)
 from slt_training.data.vocab import coverage
 
 VOCAB_FILE = "gloss_vocab.json"
@@ -228,17 +235,13 @@ def _read_splits(root: Path) -> tuple[dict[str, list[dict]], list[Check], str | 
 
 def _read_split(path: Path) -> tuple[list[dict], str | None]:
     clips = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                return clips, f"{path.name} line {lineno} is not JSON"
+    try:
+        for lineno, row in json_lines(path):
             if not isinstance(row, dict) or not row.get("name"):
                 return clips, f"{path.name} line {lineno} has no 'name'"
             clips.append(row)
+    except JsonLineError as e:
+        return clips, f"{path.name} line {e.lineno} is not JSON"
     return clips, None
 
 
