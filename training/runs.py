@@ -248,6 +248,9 @@ class RunFolder:
 # --- S2G --------------------------------------------------------------------------------
 
 
+SERVING_ONLY = ("fps", "geometry")  # input-spec fields training's ClipOptions does not have
+
+
 @dataclass(frozen=True)
 class S2GInputSpec:
     """What a recognizer reads (`input_spec.json`), for features and export. (The bundle's
@@ -294,7 +297,9 @@ class S2GInputSpec:
     @classmethod
     def from_clip_options(cls, options: ClipOptions, fps: float | None) -> S2GInputSpec:
         shared = {
-            f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if f.name != "fps"
+            f.name: getattr(options, f.name)
+            for f in dataclasses.fields(cls)
+            if f.name not in SERVING_ONLY
         }
         shared |= {"mean": tuple(options.mean), "std": tuple(options.std)}
         if options.keypoints is not None:
@@ -305,7 +310,6 @@ class S2GInputSpec:
         """The clip options the recognizer trained with (scoring, features, S2T)."""
         from slt_training.data.s2g_data import ClipOptions
 
-        serving_only = ("fps", "geometry")  # training's clips read the square geometry
         if self.geometry != "square":
             log.warning(
                 "input geometry %s is served by the bundle; training's data pipeline reads "
@@ -315,7 +319,7 @@ class S2GInputSpec:
         shared = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in serving_only
+            if f.name not in SERVING_ONLY
         }
         return ClipOptions(**shared, augmentation=augmentation, seed=seed)
 
