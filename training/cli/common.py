@@ -11,6 +11,9 @@ ConfigArg = typer.Argument(..., help="Experiment YAML (see configs/, configs/cus
 OverrideOpt = typer.Option(
     None, "--override", help="Change one config key, e.g. training.lr=1e-4 (repeatable)."
 )
+ResumeOpt = typer.Option(False, help="Continue the run in run_dir where it stopped.")
+ImportOutOpt = typer.Option(..., "--out", "-o", help="Dataset root to write.")
+OverwriteSplitsOpt = typer.Option(False, help="Replace existing split files.")
 
 
 def echo_next(msg: str) -> None:

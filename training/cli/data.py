@@ -10,7 +10,7 @@ import typer
 
 from slt_serve.errors import SltError
 
-from .common import DatasetArg, echo_next, warn_failed
+from .common import DatasetArg, ImportOutOpt, OverwriteSplitsOpt, echo_next, warn_failed
 
 app = typer.Typer(
     help="Prepare datasets: import annotations, derive glosses, build the vocabulary, "
@@ -22,12 +22,12 @@ app = typer.Typer(
 @app.command("import-slrt")
 def import_slrt(
     files: list[Path] = typer.Argument(..., help="TwoStream/SLRT annotation files (gzip pickles)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    out: Path = ImportOutOpt,
     split: str = typer.Option(None, help="Split of a single file (default: from its name)."),
     video_dir: str = typer.Option(
         None, help="Folder (relative to --out) holding each clip's video or frame folder by name."
     ),
-    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+    overwrite: bool = OverwriteSplitsOpt,
 ) -> None:
     """Import TwoStream-SLT / SLRT annotation files (loaded safely: no arbitrary unpickling)."""
     from slt_training.data.importers import split_from_filename, write_dataset
@@ -49,13 +49,13 @@ def import_phoenix(
     files: list[Path] = typer.Argument(
         ..., help="PHOENIX `|`-separated corpus CSVs (one per split)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    out: Path = ImportOutOpt,
     video_dir: str = typer.Option(
         None,
         help="Frames folder relative to --out, with {split} for the split, "
         "e.g. 'features/fullFrame-210x260px/{split}'.",
     ),
-    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+    overwrite: bool = OverwriteSplitsOpt,
 ) -> None:
     """Import PHOENIX-2014 / PHOENIX-2014T corpus CSV files."""
     from slt_training.data.importers import read_phoenix_csv, split_from_filename, write_dataset
@@ -75,7 +75,7 @@ def import_folder(
     table: Path = typer.Option(
         ..., "--table", "-t", help="CSV/TSV with columns name, text [, gloss, signer, split]."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write."),
+    out: Path = ImportOutOpt,
     dev_fraction: float = typer.Option(0.1, help="Share of clips for dev (when no split column)."),
     test_fraction: float = typer.Option(
         0.1, help="Share of clips for test (when no split column)."
@@ -84,7 +84,7 @@ def import_folder(
     skip_missing: bool = typer.Option(
         False, help="Import the rows whose video exists, skip the rest."
     ),
-    overwrite: bool = typer.Option(False, help="Replace existing split files."),
+    overwrite: bool = OverwriteSplitsOpt,
 ) -> None:
     """Import your own videos and a table of sentences; splits by signer when none is given."""
     from slt_training.data.check import guess_language

@@ -8,7 +8,7 @@ import typer
 
 from slt_serve.errors import SltError
 
-from .common import ConfigArg, OverrideOpt, echo_next
+from .common import ConfigArg, OverrideOpt, ResumeOpt, echo_next
 
 app = typer.Typer(help="Train a stage from a YAML config (configs/): s2g, g2t, s2t.", no_args_is_help=True)
 
@@ -36,17 +36,24 @@ def _echo_best(result, scores: str, beam: int) -> None:
         typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
 
 
-def _translation_scores(result) -> str:
-    return ", ".join(
+def _train_translation(config_type: type, train, config: Path, override: list[str], resume: bool):
+    """`_train` a G2T or S2T stage and echo its best BLEU-4 / ROUGE-L: the result, or None on a
+    process that is not the main one."""
+    cfg, result = _train(config_type, train, config, override, resume)
+    if not result.scores:  # not the main process
+        return None
+    scores = ", ".join(
         f"{split} BLEU-4 {s['bleu4']:.2f} ROUGE-L {s['rouge_l']:.2f}"
         for split, s in result.scores.items()
     )
+    _echo_best(result, scores, cfg.generation.num_beams)
+    return result
 
 
 @app.command("s2g")
 def train_s2g(
     config: Path = ConfigArg,
-    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    resume: bool = ResumeOpt,
     override: list[str] = OverrideOpt,
 ) -> None:
     """Train sign-to-gloss recognition (SingleStream or TwoStream, CTC); dev WER every epoch.
@@ -67,7 +74,7 @@ def train_s2g(
 @app.command("g2t")
 def train_g2t(
     config: Path = ConfigArg,
-    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    resume: bool = ResumeOpt,
     override: list[str] = OverrideOpt,
 ) -> None:
     """Train gloss-to-text translation (mBART from scratch or a pruned pretrained folder);
@@ -75,17 +82,15 @@ def train_g2t(
     from slt_training.config import G2TConfig
     from slt_training.stages import g2t
 
-    cfg, result = _train(G2TConfig, g2t.train, config, override, resume)
-    if not result.scores:  # not the main process
-        return
-    _echo_best(result, _translation_scores(result), cfg.generation.num_beams)
-    echo_next(f"set g2t_run: {result.run_dir} in an S2T config, then slt train s2t CONFIG")
+    result = _train_translation(G2TConfig, g2t.train, config, override, resume)
+    if result is not None:
+        echo_next(f"set g2t_run: {result.run_dir} in an S2T config, then slt train s2t CONFIG")
 
 
 @app.command("s2t")
 def train_s2t(
     config: Path = ConfigArg,
-    resume: bool = typer.Option(False, help="Continue the run in run_dir where it stopped."),
+    resume: bool = ResumeOpt,
     override: list[str] = OverrideOpt,
 ) -> None:
     """Train sign-to-text translation on an S2G run's features (or end to end on video with
@@ -93,11 +98,9 @@ def train_s2t(
     from slt_training.config import S2TConfig
     from slt_training.stages import s2t
 
-    cfg, result = _train(S2TConfig, s2t.train, config, override, resume)
-    if not result.scores:  # not the main process
-        return
-    _echo_best(result, _translation_scores(result), cfg.generation.num_beams)
-    echo_next(f"export the model in {result.run_dir} (slt export), or translate with it")
+    result = _train_translation(S2TConfig, s2t.train, config, override, resume)
+    if result is not None:
+        echo_next(f"export the model in {result.run_dir} (slt export), or translate with it")
 
 
 def features(
