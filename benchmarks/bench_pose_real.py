@@ -44,14 +44,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from shared_data import REAL_CLIPS
 
 from slt_serve.pose import PoseEstimator, PoseOptions
 from slt_serve.pose_mediapipe import MediaPipeOptions, MediaPipePose, available_complexities
 from slt_serve.signer import no_signer_reason, signer_presence
 from slt_serve.video import iter_frames
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
-SPEED_CLIP = CLIPS / "asl_sentence_what_is_your_name.mp4"
+SPEED_CLIP = REAL_CLIPS / "asl_sentence_what_is_your_name.mp4"
 BATCHES = (1, 16)
 
 
@@ -106,7 +106,7 @@ def speed_rows(frames: list[np.ndarray], args) -> list[tuple[str, str, int, floa
 def presence_rows() -> list[tuple]:
     pose = MediaPipePose()
     rows = []
-    for clip in sorted(p for p in CLIPS.iterdir() if p.suffix in (".mp4", ".mov")):
+    for clip in sorted(p for p in REAL_CLIPS.iterdir() if p.suffix in (".mp4", ".mov")):
         kp = np.stack(list(pose.estimate(iter_frames(clip))))
         presence = signer_presence(kp)
         body = (kp[:, :17, 2] > 0).any(axis=1).mean()  # Holistic returned body landmarks
@@ -160,7 +160,7 @@ def derived_clips() -> Iterator[tuple[str, list[np.ndarray]]]:
     yield "noise 320×240", [rng.integers(0, 256, (240, 320, 3), np.uint8) for _ in range(40)]
     yield "black 320×240", [np.zeros((240, 320, 3), np.uint8)] * 20
     for name in CONTROL_CLIPS:
-        frames = list(iter_frames(CLIPS / name))
+        frames = list(iter_frames(REAL_CLIPS / name))
         h, w = frames[0].shape[:2]
         yield f"{name} mirrored", [np.ascontiguousarray(f[:, ::-1]) for f in frames]
         yield f"{name} upside down", [np.ascontiguousarray(f[::-1]) for f in frames]

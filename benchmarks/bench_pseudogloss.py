@@ -41,11 +41,11 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from shared_data import DATA
 
 from slt_training.data.pseudogloss import GlossOptions, compare_glosses, derive_glosses
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 VSL = DATA / "vsl-gh" / "sample.jsonl"
 PHOENIX_DEV = DATA / "phoenix-2014t" / "dev.jsonl"
 CSL_DEV = DATA / "csl-daily" / "dev.jsonl"

@@ -27,13 +27,12 @@ import os
 import resource
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from shared_data import DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 POSE_FILE = DATA / "poses" / "mediapipe_holistic586_47f.pose"
 VARIANTS = (
     "SingleStream",

@@ -1,7 +1,7 @@
 import json
-from pathlib import Path
 
 import pytest
+from shared_data import DATA
 
 from slt_serve.errors import SltError
 from slt_training.data.annotations import (
@@ -12,8 +12,6 @@ from slt_training.data.annotations import (
     split_path,
     write_jsonl,
 )
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def test_round_trip_keeps_extra_fields_and_unicode(tmp_path):
@@ -86,13 +84,13 @@ def test_failed_write_leaves_previous_file_intact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]  # no temp file left
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder not present")
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder not present")
 @pytest.mark.parametrize("corpus, n_dev", [("phoenix-2014t", 519), ("csl-daily", 1077)])
 def test_real_corpora_validate(corpus, n_dev):
-    clips = read_jsonl(SHARED / corpus / "dev.jsonl")
+    clips = read_jsonl(DATA / corpus / "dev.jsonl")
     assert len(clips) == n_dev
     assert all(c.gloss and c.text and c.num_frames for c in clips)
-    first = json.loads((SHARED / corpus / "dev.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    first = json.loads((DATA / corpus / "dev.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert clips[0].name == first["name"] and clips[0].gloss == first["gloss"]
 
 

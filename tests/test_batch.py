@@ -7,10 +7,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from generated_clips import sliding_texture
+from shared_data import REAL_CLIPS
 
 from slt_serve import batch
 from slt_serve.errors import SltError
@@ -274,7 +274,6 @@ def test_api_limits_in_batch_and_each_failure_printed_once(s2t, tmp_path, capsys
         assert printed.count(str(path)) == 1, printed
 
 
-REAL_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
 
 
 @pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="needs ../shared/data/real-clips")

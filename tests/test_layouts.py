@@ -4,10 +4,9 @@ synthetic corpus's keypoints through the same code; the overlay."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from shared_data import POSES
 
 from slt_serve import skeleton
 from slt_serve.errors import SltError
@@ -25,7 +24,6 @@ from slt_serve.overlay import draw_keypoints, write_overlay
 from slt_serve.pose import PoseSequence
 from slt_training.data.pose_files import read_npz, read_pose, write_npz, write_pose
 
-POSES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "poses"
 POSE_FILES = sorted(POSES.glob("*.pose")) if POSES.is_dir() else []
 EXPECTED_LAYOUT = {"openpose137_93f.pose": "openpose_137"}  # the rest: MediaPipe Holistic
 

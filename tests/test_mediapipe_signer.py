@@ -6,10 +6,9 @@ number signer (Signbank/Global-signbank, BSD-3-Clause) has one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from shared_data import REAL_CLIPS
 
 from slt_serve import skeleton
 from slt_serve.errors import ApiError, SltError
@@ -22,8 +21,6 @@ from slt_serve.signer import (
     no_signer_reason,
     signer_presence,
 )
-
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
 
 
 def person(frames: int, hand_frames: int, face_offset: float = 0.0) -> np.ndarray:
@@ -92,7 +89,7 @@ def test_the_drawn_signer_of_the_synthetic_corpus_passes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CLIPS.is_dir(), reason=f"{CLIPS} not present")
+@pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"{REAL_CLIPS} not present")
 def test_real_footage_cartoon_is_flagged_and_a_signer_is_not():
     pytest.importorskip(
         "mediapipe",
@@ -101,13 +98,13 @@ def test_real_footage_cartoon_is_flagged_and_a_signer_is_not():
     from slt_serve.pose_mediapipe import MediaPipePose
 
     pose = MediaPipePose()
-    cartoon = pose.estimate_video(CLIPS / "no_signer_cartoon.mp4").keypoints
+    cartoon = pose.estimate_video(REAL_CLIPS / "no_signer_cartoon.mp4").keypoints
     presence = signer_presence(cartoon)
     assert presence.body > 0.9  # a "body" on nearly every frame: not evidence of a person
     assert presence.person < 0.2  # but almost never a face on the same head
     with pytest.raises(NoSigner, match="no person"):
         check_signer(cartoon)
-    signer = check_signer(pose.estimate_video(CLIPS / "ngt_number_10.mp4").keypoints)
+    signer = check_signer(pose.estimate_video(REAL_CLIPS / "ngt_number_10.mp4").keypoints)
     assert signer.person == 1.0 and signer.right_hand > 0.5
 
 

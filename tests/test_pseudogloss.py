@@ -7,6 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from shared_data import DATA
 
 from slt_serve.errors import SltError
 from slt_training.data.annotations import Clip, read_jsonl, write_jsonl
@@ -18,8 +19,7 @@ from slt_training.data.pseudogloss import (
     gloss_from_text,
 )
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "data"
-VSL_SAMPLE = SHARED / "vsl-gh" / "sample.jsonl"
+VSL_SAMPLE = DATA / "vsl-gh" / "sample.jsonl"
 VI = GlossOptions(lang="vi")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from shared_data import POSES
 
 from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
@@ -27,7 +28,6 @@ from slt_training.models.recognition import (
 from slt_training.models.s3d import output_length
 from slt_training.models.visual_head import VisualHead, VisualHeadOptions, step_mask
 
-POSES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "poses"
 VOCAB, K, T, SIZE = 10, 12, 16, 64
 HEAD = VisualHeadOptions(hidden_size=64, ff_size=128, dropout=0.0)
 HEATMAPS = HeatmapOptions(size=(SIZE // 2, SIZE // 2), sigma=2.0)

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from shared_data import DATA
 
 from slt_serve.errors import SltError
 from slt_serve.vocab import GlossVocab
@@ -74,22 +75,21 @@ def test_coverage_counts_oov():
     assert c.oov_rate == pytest.approx(60.0)
 
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder not present")
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder not present")
 def test_phoenix_vocab_and_dev_oov_match_a_plain_count():
     from slt_training.data.annotations import read_jsonl
 
-    train = read_jsonl(SHARED / "phoenix-2014t" / "train.jsonl")
-    dev = read_jsonl(SHARED / "phoenix-2014t" / "dev.jsonl")
+    train = read_jsonl(DATA / "phoenix-2014t" / "train.jsonl")
+    dev = read_jsonl(DATA / "phoenix-2014t" / "dev.jsonl")
     v = build_vocab(train)
     # independent route: raw JSON, str.split, sets
-    raw = [json.loads(line) for line in (SHARED / "phoenix-2014t" / "train.jsonl").open()]
+    raw = [json.loads(line) for line in (DATA / "phoenix-2014t" / "train.jsonl").open()]
     train_glosses = {g for r in raw for g in r["gloss"].split()}
     dev_tokens = [
         g
-        for r in map(json.loads, (SHARED / "phoenix-2014t" / "dev.jsonl").open())
+        for r in map(json.loads, (DATA / "phoenix-2014t" / "dev.jsonl").open())
         for g in r["gloss"].split()
     ]
     assert len(v) - 3 == len(train_glosses)
