@@ -27,6 +27,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Options that several commands take, declared once so their flags and help stay the same.
+BundleArg = typer.Argument(None, help="Bundle folder (made by `slt export`).")
+BundleOpt = typer.Option(None, "--bundle", "-b", help="Bundle folder (made by `slt export`).")
+DeviceOpt = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda.")
+MaxSecondsOpt = typer.Option(None, help="Longest video (SLT_MAX_SECONDS).")
+
 
 def _version(value: bool) -> None:
     if value:
@@ -109,7 +115,7 @@ def _settings(**overrides):
 
 @app.command("serve")
 def serve(
-    bundle: str = typer.Argument(None, help="Bundle folder (made by `slt export`)."),
+    bundle: str = BundleArg,
     sample: bool = typer.Option(
         False, "--sample", help="Serve the small sample model shipped with slt."
     ),
@@ -121,11 +127,11 @@ def serve(
         help="Requests that may wait beyond the workers; then 503 (SLT_QUEUE_SIZE).",
     ),
     max_bytes: int = typer.Option(None, help="Largest upload (SLT_MAX_BYTES)."),
-    max_seconds: float = typer.Option(None, help="Longest video (SLT_MAX_SECONDS)."),
+    max_seconds: float = MaxSecondsOpt,
     max_frames: int = typer.Option(None, help="Most frames (SLT_MAX_FRAMES)."),
     max_pixels: int = typer.Option(None, help="Largest frame, width × height (SLT_MAX_PIXELS)."),
     tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
-    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    device: str = DeviceOpt,
     threads: int = typer.Option(
         0,
         help="onnxruntime intra-op threads per graph (0: its default, every core); with "
@@ -288,9 +294,7 @@ def translate(
         help="Videos, folders (searched recursively) or manifests (.txt: one path a line); "
         "with --sample and none given, the sample model's clips.",
     ),
-    bundle: str = typer.Option(
-        None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."
-    ),
+    bundle: str = BundleOpt,
     sample: bool = typer.Option(
         False,
         "--sample",
@@ -336,7 +340,7 @@ def translate(
     retry_errors: bool = typer.Option(
         False, help="Translate again the inputs whose row in --out is an error."
     ),
-    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    device: str = DeviceOpt,
     threads: int = typer.Option(
         0, help="onnxruntime intra-op threads per graph (0: its default); see slt serve --threads."
     ),
@@ -424,9 +428,9 @@ def _refuse_g2t(bundle: str, stage: str) -> None:
 def render(
     video: Path = typer.Argument(..., help="The video to translate and draw on."),
     out: Path = typer.Option(..., "--out", "-o", help="MP4 to write (H.264)."),
-    bundle: str = typer.Option(None, "--bundle", "-b", help="Bundle folder (made by `slt export`)."),
+    bundle: str = BundleOpt,
     sample: bool = typer.Option(False, "--sample", help="Use the sample model shipped with slt."),
-    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    device: str = DeviceOpt,
 ) -> None:
     """Translate a video and write it with the glosses and the translation drawn as they are
     signed (and the keypoints, for a TwoStream bundle with a pose model)."""
@@ -531,7 +535,7 @@ def _login_note(settings) -> str:
 
 @app.command("demo")
 def demo(
-    bundle: str = typer.Argument(None, help="Bundle folder (made by `slt export`)."),
+    bundle: str = BundleArg,
     sample: bool = typer.Option(
         False, "--sample", help="Open the small sample model shipped with slt."
     ),
@@ -540,8 +544,8 @@ def demo(
     share: bool = typer.Option(
         False, help="Also make a public *.gradio.live link, through Gradio's servers."
     ),
-    max_seconds: float = typer.Option(None, help="Longest video (SLT_MAX_SECONDS)."),
-    device: str = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda."),
+    max_seconds: float = MaxSecondsOpt,
+    device: str = DeviceOpt,
 ) -> None:
     """Try a bundle in the browser: upload a video (or record one with the webcam), see the glosses with their time spans, the text, the time per stage and, for TwoStream bundles, the keypoints.
 
