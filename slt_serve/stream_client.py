@@ -22,6 +22,10 @@ import numpy as np
 from slt_serve.errors import SltError
 from slt_serve.streaming import HEADER
 
+READY_WAIT_S = 10.0  # how long the sender waits for the server's `ready` before sending
+FAST_SHARE = 0.8  # --fast sends at this share of the server's max_fps
+DEFAULT_MAX_FPS = 25.0  # the pace when the server named no limit
+
 
 @dataclass
 class StreamRun:
@@ -78,13 +82,13 @@ def stream_video(
     except OSError as e:
         raise SltError(f"cannot connect to {url}: {e}; is `slt serve` running?") from None
     with ws:
-        start = time.monotonic()
-        args = (ws, frames, fps, real_time, start, run, stop)
+        start, ready = time.monotonic(), threading.Event()
+        args = (ws, frames, fps, real_time, start, run, stop, ready)
         sender = threading.Thread(target=_send, args=args, daemon=True)
         sender.start()
         while True:
             try:
-                _receive(ws, start, run, on_message)
+                _receive(ws, start, run, on_message, ready)
                 break
             except KeyboardInterrupt:
                 stop.set()  # the sender ends the stream; its last final still comes
@@ -95,29 +99,41 @@ def stream_video(
     return run
 
 
-def _receive(ws, start: float, run: StreamRun, on_message) -> None:
+def _receive(ws, start: float, run: StreamRun, on_message, ready: threading.Event) -> None:
     for raw in ws:
         arrived, message = time.monotonic() - start, json.loads(raw)
         run.messages.append((arrived, message))
+        if message.get("type") == "ready":
+            ready.set()
         if on_message is not None:
             on_message(arrived, message)
 
 
-def _send(ws, frames, fps, real_time, start, run: StreamRun, stop: threading.Event) -> None:
+def _send(ws, frames, fps, real_time, start, run, stop, ready: threading.Event) -> None:
+    """Frames when due (real_time), else as fast as the server's `ready.limits.max_fps` allows:
+    faster, the server drops frames (`rate_limited`) and the text depends on the machine's load."""
     from websockets.exceptions import ConnectionClosed
 
     try:
         ws.send(json.dumps({"type": "start", "fps": fps}))
-        for t, rgb in frames:
+        ready.wait(READY_WAIT_S)
+        period = 1.0 / _max_fps(run) if not real_time else 0.0
+        for n, (t, rgb) in enumerate(frames):
             if stop.is_set():
                 break
-            if real_time:
-                time.sleep(max(0.0, start + t - time.monotonic()))
+            due = start + t if real_time else start + n * period
+            time.sleep(max(0.0, due - time.monotonic()))
             ws.send(encode_frame(t, rgb))
         run.end_sent_s = time.monotonic() - start
         ws.send(json.dumps({"type": "end"}))
     except ConnectionClosed:
         pass
+
+
+def _max_fps(run: StreamRun) -> float:
+    """The server's frame-rate limit from its `ready` message, with a margin for clock jitter."""
+    ready = next((m for _, m in run.messages if m.get("type") == "ready"), {})
+    return FAST_SHARE * float(ready.get("limits", {}).get("max_fps", DEFAULT_MAX_FPS))
 
 
 def _refusal(e) -> str:
