@@ -65,6 +65,7 @@ class Result:
     total_min: float  # on the budget's clock, tokenizer and final scoring included
     wall_min: float  # wall time, everything included
     clock: str
+    trained_here: bool = True  # False: --load (the load average is not the training's)
 
 
 class LoadMeter:
@@ -186,6 +187,7 @@ def load_result(args) -> tuple[Result, object]:
         budget_minutes(args.load),
         history[-1].get("elapsed_s", 0.0) / 60,
         cfg.training.clock,
+        trained_here=False,
     )
     return result, cfg
 
@@ -204,7 +206,8 @@ def print_table(cfg, results: list[Result], load: LoadMeter) -> None:
         minutes = f"{r.train_min:.1f} train, {r.total_min:.1f} total ({r.clock})"
         if r.clock != "wall":
             minutes += f"; {r.wall_min:.1f} wall"
-        rows.append([r.label, "dev", *fmt(r.dev), f"{r.dev['bp']:.3f}", minutes, device, str(load)])
+        shared = str(load) if r.trained_here else "n/a (not trained here)"
+        rows.append([r.label, "dev", *fmt(r.dev), f"{r.dev['bp']:.3f}", minutes, device, shared])
         if r.test is not None:
             rows.append([r.label, "test", *fmt(r.test), f"{r.test['bp']:.3f}", "", "", ""])
     is_phoenix = Path(cfg.data.root).resolve() == DATA.resolve()
