@@ -5,8 +5,9 @@
     mount(fastapi_app, translator, path="/demo")              # `slt serve BUNDLE --demo-ui`
 
 It shows what the HTTP API returns, for a person: the text, the glosses with the
-time each was signed (a table), the time spent per stage and, for a TwoStream bundle
-with a pose model, the video with the keypoints the pose model found drawn on it.
+time each was signed (a table), the time spent per stage, and the video with the
+glosses and the translation drawn as they are signed (`slt_serve.render`; for a
+TwoStream bundle with a pose model, the keypoints the translation read as well).
 The translation is `Translator.translate` on the uploaded file, after the same
 limits the API applies (`Settings`: bytes, seconds, frames, pixels); a user's
 mistake (not a video, too long, …) is shown as a Gradio error message, never a
@@ -17,23 +18,21 @@ than an hour.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import shutil
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
-import numpy as np
 
 from slt_serve.errors import SltError
 from slt_serve.limits import check_video
+from slt_serve.render import render_result
 from slt_serve.settings import Settings
 from slt_serve.uploads import Upload
 
@@ -44,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OVERLAY_SIDE = 480  # longest side of the keypoint overlay video, in pixels
-_KEEP_OVERLAYS = 16  # overlay files kept on disk until Gradio has copied them to its cache
+RENDER_SIDE = 480  # longest side of the translated video shown, in pixels
+_KEEP_RENDERS = 16  # rendered files kept on disk until Gradio has copied them to its cache
 _CACHE_CLEANUP = (600, 3600)  # every 10 min, delete uploads and outputs older than 1 h
 SPAN_HEADERS = ["gloss", "start (s)", "end (s)", "confidence"]
 TIMING_HEADERS = ["stage", "ms"]
@@ -56,16 +55,16 @@ class VideoTranslation:
     """What the demo shows for one video."""
 
     result: Result
-    overlay: Path | None  # MP4 with the keypoints drawn (TwoStream with a pose model)
-    overlay_ms: float  # time spent drawing it (a second pose pass, see `draw_overlay`)
+    rendered: Path | None  # MP4 with the glosses, translation (and keypoints) drawn as signed
+    render_ms: float  # time spent drawing it (`slt_serve.render`: no second pose pass)
 
     def spans(self) -> list[list]:
         return [[s.gloss, s.start_s, s.end_s, s.confidence] for s in self.result.gloss_spans]
 
     def timings(self) -> list[list]:
         rows = [[stage, ms] for stage, ms in self.result.timings_ms.items()]
-        if self.overlay is not None:
-            rows.append(["overlay (demo only)", round(self.overlay_ms, 2)])
+        if self.rendered is not None:
+            rows.append(["render (demo only)", round(self.render_ms, 2)])
         return rows
 
     def status(self, translator: Translator) -> str:
@@ -77,11 +76,11 @@ class VideoTranslation:
         )
 
 
-class _OverlayFiles:
-    """Per-call folders for overlay videos; only the latest few are kept (Gradio copies each
+class _RenderedFiles:
+    """Per-call folders for rendered videos; only the latest few are kept (Gradio copies each
     into its own cache once the call returns, so a file cannot be removed at once)."""
 
-    def __init__(self, keep: int = _KEEP_OVERLAYS) -> None:
+    def __init__(self, keep: int = _KEEP_RENDERS) -> None:
         self.keep, self.folders, self.lock = keep, deque(), threading.Lock()
 
     def new(self) -> Path:
@@ -97,10 +96,11 @@ def translate_video(
     translator: Translator,
     path: str | Path,
     settings: Settings | None = None,
-    overlay_dir: Path | None = None,
+    render_dir: Path | None = None,
 ) -> VideoTranslation:
-    """Check `path` against the limits, translate it, and draw the keypoint overlay when the
-    bundle is TwoStream with a pose model and `overlay_dir` is given. Raises `SltError`."""
+    """Check `path` against the limits, translate it, and, when `render_dir` is given, write
+    the video with the result drawn on it as signed (the keypoints the translation read, for
+    TwoStream with a pose model). Raises `SltError`."""
     settings = settings or Settings()
     path = Path(path)
     upload = Upload(path, path.name, path.stat().st_size if path.is_file() else 0)
@@ -114,48 +114,12 @@ def translate_video(
         result = translator.translate(path)
     except SltError as e:  # name the user's file, not where the upload was spooled
         raise SltError(str(e).replace(str(path), f"`{path.name}`")) from None
-    overlay, overlay_ms = None, 0.0
-    if overlay_dir is not None and translator.kind == "two_stream" and translator.pose is not None:
-        started = time.perf_counter()
-        overlay = draw_overlay(translator, path, overlay_dir / f"{path.stem}-keypoints.mp4")
-        overlay_ms = 1000.0 * (time.perf_counter() - started)
-    return VideoTranslation(result, overlay, overlay_ms)
-
-
-def draw_overlay(translator: Translator, video: str | Path, out: Path) -> Path:
-    """The video at the bundle's frame rate with the keypoints of the bundle's pose model drawn,
-    scaled to at most `OVERLAY_SIDE` pixels.
-
-    The `Translator` keeps the keypoints it computes to itself, so this runs its pose
-    model a second time over the same frames (the same frames, the same model: the same
-    keypoints); it doubles the pose time of a TwoStream translation in the demo only.
-    """
-    from slt_serve.overlay import draw_keypoints
-    from slt_serve.video import iter_frames, resize, write_video
-
-    spec = translator.spec
-    limit = int(math.ceil(translator.max_seconds * spec.fps)) + 1
-    shown: deque[np.ndarray] = deque()
-
-    def frames() -> Iterator[np.ndarray]:
-        for frame in iter_frames(video, fps=spec.fps, max_frames=limit):
-            shown.append(frame)
-            yield frame
-
-    def drawn() -> Iterator[np.ndarray]:
-        for points in translator.pose.estimate(frames()):
-            frame = shown.popleft()
-            h, w = frame.shape[:2]
-            scale = min(1.0, OVERLAY_SIDE / max(h, w))
-            size = (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
-            small = resize(frame, size) if size != (h, w) else frame[: h - h % 2, : w - w % 2]
-            kp = np.asarray(points, dtype=np.float32).copy()
-            kp[:, 0] *= small.shape[1] / w
-            kp[:, 1] *= small.shape[0] / h
-            yield draw_keypoints(small, kp)
-
-    write_video(out, drawn(), spec.fps)
-    return out
+    if render_dir is None:
+        return VideoTranslation(result, None, 0.0)
+    started = time.perf_counter()
+    out = render_dir / f"{path.stem}-translated.mp4"
+    render_result(translator, path, result, out, max_side=RENDER_SIDE)
+    return VideoTranslation(result, out, 1000.0 * (time.perf_counter() - started))
 
 
 def _user_error(e: SltError) -> gr.Error:
@@ -178,7 +142,7 @@ def _header(translator: Translator) -> str:
 def build_demo(translator: Translator, settings: Settings | None = None) -> gr.Blocks:
     """The demo's page for one loaded `Translator` (video input, or glosses for a G2T bundle)."""
     settings = settings or Settings()
-    overlays = _OverlayFiles()
+    renders = _RenderedFiles()
     with gr.Blocks(
         title=f"slt-serve · {translator.name}",
         analytics_enabled=False,
@@ -188,7 +152,7 @@ def build_demo(translator: Translator, settings: Settings | None = None) -> gr.B
         if translator.stage == "g2t":
             _gloss_page(translator)
         else:
-            _video_page(translator, settings, overlays)
+            _video_page(translator, settings, renders)
             if translator.kind == "single_stream":
                 from demo.live import live_section
 
@@ -197,8 +161,7 @@ def build_demo(translator: Translator, settings: Settings | None = None) -> gr.B
     return demo
 
 
-def _video_page(translator: Translator, settings: Settings, overlays: _OverlayFiles) -> None:
-    with_overlay = translator.kind == "two_stream" and translator.pose is not None
+def _video_page(translator: Translator, settings: Settings, renders: _RenderedFiles) -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(
@@ -212,16 +175,16 @@ def _video_page(translator: Translator, settings: Settings, overlays: _OverlayFi
             status = gr.Markdown(elem_id="slt-status")
         with gr.Column():
             results = _result_views()
-    overlay = gr.Video(
-        label="Keypoints found by the pose model",
+    rendered = gr.Video(
+        label="The video as translated: glosses as they are signed, the translation"
+        + (", the keypoints read" if translator.kind == "two_stream" else ""),
         interactive=False,
-        visible=with_overlay,
-        elem_id="slt-overlay",
+        elem_id="slt-rendered",
     )
     button.click(
-        _video_handler(translator, settings, overlays if with_overlay else None),
+        _video_handler(translator, settings, renders),
         inputs=video,
-        outputs=[*results, overlay, status],
+        outputs=[*results, rendered, status],
         api_name="translate",
     )
 
@@ -247,15 +210,15 @@ def _result_views() -> list:
     return [text, gloss, spans, timings]
 
 
-def _video_handler(translator: Translator, settings: Settings, overlays: _OverlayFiles | None):
-    """The button's handler: a video path in; text, glosses, spans, timings, overlay, status out."""
+def _video_handler(translator: Translator, settings: Settings, renders: _RenderedFiles | None):
+    """The button's handler: a video path in; text, glosses, spans, timings, video, status out."""
 
     def run(path: str | None):
         if not path:
             raise gr.Error("Upload a video or record one with the webcam first.", title="No video")
         try:
             done = translate_video(
-                translator, path, settings, overlays.new() if overlays is not None else None
+                translator, path, settings, renders.new() if renders is not None else None
             )
         except SltError as e:
             raise _user_error(e) from None
@@ -270,7 +233,7 @@ def _video_handler(translator: Translator, settings: Settings, overlays: _Overla
             r.gloss,
             done.spans(),
             done.timings(),
-            None if done.overlay is None else str(done.overlay),
+            None if done.rendered is None else str(done.rendered),
             done.status(translator),
         )
 

@@ -1,18 +1,19 @@
 """A translated video with its glosses and translation drawn on, as they are signed
-(`slt render`, `slt translate --burn-in`).
+(`slt render`, and the demo's video).
 
     result = render_video(translator, "clip.mp4", "clip.subtitled.mp4")
 
 The video is translated first (`Translator.translate`), then decoded again and drawn
-on frame by frame, and written by the project's H.264 writer (`video.write_video`):
+on frame by frame (`render_result` draws a translation already made), and written by
+the project's H.264 writer (`video.write_video`):
 
 * top: the glosses signed so far, the one being signed now highlighted; a gloss under
   the bundle's gloss threshold (`Thresholds.unsure_gloss`) in orange with a "?";
 * bottom: the translation, over the sentence cue's time (`subtitles.subtitle_cues`:
   from the first gloss to the last), wrapped to the width; "(unsure)" when the result
   is `low_confidence`;
-* TwoStream bundles with a pose model: the keypoints (`overlay.draw_keypoints`), from
-  the translator's pose model run again over the frames (as the demo's overlay).
+* TwoStream bundles with a pose model: the keypoints the translation read
+  (`Result.keypoints`, drawn by `overlay.draw_keypoints`): pose does not run twice.
 
 Frames are drawn at the video's own rate (TwoStream with keypoints: the bundle's rate,
 at which pose runs), at the video's size with an odd last row or column cut off (H.264
@@ -26,8 +27,6 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,29 +58,41 @@ def ascii_text(text: str) -> str:
 
 def render_video(translator, video: str | os.PathLike, out: str | os.PathLike) -> Rendered:
     """Translate `video` and write it to `out` (.mp4) with the result drawn as it is signed."""
-    result = translator.translate(video)
-    info = video_io.probe(video)
-    keypoints = translator.kind == "two_stream" and translator.pose is not None
-    fps = translator.spec.fps if keypoints else (info.fps or translator.spec.fps)
+    return render_result(translator, video, translator.translate(video), out)
+
+
+def render_result(
+    translator, video, result, out: str | os.PathLike, max_side: int | None = None
+) -> Rendered:
+    """Write `video` to `out` (.mp4) with `result` (`translator`'s translation of it) drawn as
+    it is signed, and the keypoints that translation read (`Result.keypoints`), if any;
+    max_side: scale frames down to at most this many pixels on their longest side."""
+    keypoints = result.keypoints
+    fps = translator.spec.fps if keypoints is not None else (video_io.probe(video).fps or translator.spec.fps)  # fmt: skip
     limit = int(math.ceil(translator.max_seconds * fps)) + 1
     frames = video_io.iter_frames(video, fps=fps, max_frames=limit)
-    points = _keypoints(translator, frames) if keypoints else ((f, None) for f in frames)
+    points = keypoints if keypoints is not None else ()
     painter = _Painter(result, translator.thresholds)
-    drawn = (painter.draw(frame, kp, i / fps) for i, (frame, kp) in enumerate(points))
+    drawn = (
+        painter.draw(*_scaled(frame, points[i] if i < len(points) else None, max_side), i / fps)
+        for i, frame in enumerate(frames)
+    )
     count = video_io.write_video(out, drawn, fps)
     return Rendered(Path(out), count, fps, result)
 
 
-def _keypoints(translator, frames: Iterator[np.ndarray]) -> Iterator[tuple]:
-    shown: deque[np.ndarray] = deque()
-
-    def remember() -> Iterator[np.ndarray]:
-        for frame in frames:
-            shown.append(frame)
-            yield frame
-
-    for points in translator.pose.estimate(remember()):
-        yield shown.popleft(), np.asarray(points, dtype=np.float32)
+def _scaled(frame: np.ndarray, keypoints: np.ndarray | None, max_side: int | None) -> tuple:
+    """The frame at most `max_side` on its longest side (even sides), its keypoints to match."""
+    h, w = frame.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return frame, keypoints
+    scale = max_side / max(h, w)
+    size = (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
+    if keypoints is not None:
+        keypoints = keypoints.copy()
+        keypoints[:, 0] *= size[1] / w
+        keypoints[:, 1] *= size[0] / h
+    return video_io.resize(frame, size), keypoints
 
 
 class _Painter:

@@ -123,16 +123,22 @@ class Result:
     confidence: float = 0.0  # exp(score) (S2G: the mean gloss confidence); calibrated
     # bundles: the dev accuracy of results that sure
     low_confidence: bool = False  # under the bundle's sentence threshold: likelier wrong
+    keypoints: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # (T, K, 3) the pose model's keypoints the recogniser read, one per frame at the bundle's
+    # fps, in pixels of the decoded frames (TwoStream with a pose model; else None); not in
+    # `to_dict`: drawing them (`render`) needs no second pose pass
 
     def to_dict(self) -> dict:
         """JSON-ready: plain dicts, lists, strings and floats."""
-        return asdict(self)
+        data = asdict(replace(self, keypoints=None))
+        del data["keypoints"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:
         """A `to_dict()` (a batch row, an API response) back as a `Result`; extra keys ignored."""
         spans = [GlossSpan(**s) for s in data.get("gloss_spans", [])]
-        names = {f for f in cls.__dataclass_fields__ if f != "gloss_spans"}
+        names = {f for f in cls.__dataclass_fields__ if f not in ("gloss_spans", "keypoints")}
         return cls(gloss_spans=spans, **{k: v for k, v in data.items() if k in names})
 
 
@@ -354,15 +360,19 @@ class Translator:
         self, frames: Iterator[np.ndarray], keypoints: Iterator | None, duration: float, clock
     ) -> Result:
         """Frames at the bundle's fps [+ their keypoints] → glosses, spans and text."""
+        estimated: list[np.ndarray] = []  # the pose model's keypoints, kept for the result
         if keypoints is not None:
             items = zip(frames, keypoints)
         elif self.kind == "two_stream":
-            items = self._with_pose(frames, clock)
+            items = self._with_pose(frames, clock, estimated)
         else:
             items = ((frame, None) for frame in frames)
         with clock.stage("s2g"):
             log_probs, features, _ = self.s2g.run(items)
-        return self._after_s2g(log_probs, features, duration, clock, text=True)
+        result = self._after_s2g(log_probs, features, duration, clock, text=True)
+        if not estimated:
+            return result
+        return replace(result, keypoints=np.stack(estimated).astype(np.float32, copy=False))
 
     def recognise_frames(self, frames: Iterator[np.ndarray], duration: float) -> Result:
         """Frames already at the bundle's fps (full-size RGB) → glosses and text, as
@@ -412,8 +422,9 @@ class Translator:
         text = " ".join(p for p in pieces if p)
         return text, float(np.average(scores, weights=weights))
 
-    def _with_pose(self, frames: Iterator[np.ndarray], clock: _Clock) -> Iterator:
-        """Full-size frames → (frame, its keypoints in frame pixels), pose timed as "pose"."""
+    def _with_pose(self, frames: Iterator[np.ndarray], clock: _Clock, estimated: list) -> Iterator:
+        """Full-size frames → (frame, its keypoints in frame pixels), pose timed as "pose";
+        each frame's keypoints also appended to `estimated`."""
         if self.pose is None:
             raise SltError(
                 f"bundle {self.name} is two_stream and holds no pose.onnx: pass "
@@ -427,6 +438,7 @@ class Translator:
                 yield frame
 
         for points in clock.timed("pose", self.pose.estimate(remember())):
+            estimated.append(np.asarray(points, dtype=np.float32))
             yield kept.popleft(), points
 
     def _gloss_spans(self, log_probs: np.ndarray, duration: float) -> list[GlossSpan]:

@@ -2,7 +2,7 @@
 
 - the translation step is `Translator.translate` after the API's limits, and a user's
   mistake names the user's file;
-- the keypoint overlay draws what a (hand-built, torch-free) pose model finds;
+- the video shown draws the keypoints a (hand-built, torch-free) pose model found;
 - Gradio's Python client against the demo mounted in the HTTP API: a non-video upload is
   an error message and the app goes on;
 - `slt demo` in a subprocess driven by headless Chromium (Debian's `chromium` through
@@ -36,7 +36,6 @@ pytest.importorskip(
 from demo.app import (  # noqa: E402 - after the skip: demo.app imports gradio
     SPAN_HEADERS,
     TIMING_HEADERS,
-    draw_overlay,
     mount,
     translate_video,
 )
@@ -92,7 +91,7 @@ def test_translate_video_gives_the_translators_result(s2t, clip):
     assert done.spans() == [[s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans]
     stages = [row[0] for row in done.timings()]
     assert stages == list(direct.timings_ms) and stages[-1] == "total"
-    assert done.overlay is None  # SingleStream: nothing to draw
+    assert done.rendered is None  # no folder given: nothing drawn
     assert "2.0 s of video" in done.status(s2t) and f"confidence {direct.confidence:.2f}" in done.status(s2t)
 
 
@@ -112,7 +111,7 @@ def test_translate_video_refusals_name_the_users_file(s2t, clip, not_a_video, tm
         translate_video(s2t, tmp_path / "gone.mp4")
 
 
-# --- the keypoint overlay ------------------------------------------------------------------
+# --- the video shown, with the keypoints -------------------------------------------------
 
 
 def brightness_pose_onnx(path: Path, input_size=(64, 48)) -> Path:
@@ -151,25 +150,30 @@ def brightness_pose_onnx(path: Path, input_size=(64, 48)) -> Path:
     return path
 
 
-def test_overlay_draws_the_pose_models_keypoints_at_the_bundles_frame_rate(tmp_path):
+def test_the_shown_video_draws_the_keypoints_the_translation_read_at_the_bundles_rate(tmp_path):
+    from slt_serve.confidence import DEFAULT_THRESHOLDS
     from slt_serve.pose import PoseEstimator
+    from slt_serve.render import render_result
+    from slt_serve.translator import Result
 
     video = tmp_path / "signer.mp4"
     write_video(video, moving_square(30, size=96), fps=30)
     estimator = PoseEstimator(brightness_pose_onnx(tmp_path / "pose.onnx"))
-    # what `draw_overlay` reads of a TwoStream Translator: its input spec, limit and pose model
+    plain = np.stack(list(iter_frames(video, fps=15.0)))
+    points = np.stack(list(estimator.estimate(plain)))
+    # a TwoStream translation keeps the keypoints it read (Result.keypoints): drawn, not re-estimated
+    result = Result("", "", [], 1.0, keypoints=points)
+    # what `render_result` reads of a Translator: its input spec, limit and thresholds
     translator = SimpleNamespace(
         spec=InputSpec(fps=15.0, frame_size=64, input_size=64, mean=(0.5,) * 3, std=(0.5,) * 3),
         max_seconds=10.0,
-        pose=estimator,
+        thresholds=DEFAULT_THRESHOLDS,
     )
-    out = draw_overlay(translator, video, tmp_path / "overlay.mp4")
+    out = render_result(translator, video, result, tmp_path / "overlay.mp4", max_side=480).path
     info = probe(out)
     assert (info.width, info.height, info.fps) == (96, 96, pytest.approx(15.0, abs=0.1))
     drawn = np.stack(list(iter_frames(out)))
-    plain = np.stack(list(iter_frames(video, fps=15.0)))
     assert len(drawn) == len(plain) == 15
-    points = np.stack(list(estimator.estimate(plain)))
     for t in (0, 7, 14):
         x, y = np.round(points[t, 0, :2]).astype(int)
         assert 12 <= y <= 44, "the brightest spot is the square (rows 20-36)"
@@ -197,7 +201,7 @@ def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
         with pytest.raises(AppError, match="`notes.mp4`: not a readable video"):
             client.predict(handle_file(str(not_a_video)), api_name="/translate")
         # the app went on: a real video translates, through the demo and the API alike
-        text, gloss, spans, timings, overlay, status = client.predict(
+        text, gloss, spans, timings, rendered, status = client.predict(
             handle_file(str(clip)), api_name="/translate"
         )
         direct = s2t.translate(clip)
@@ -206,7 +210,7 @@ def test_demo_mounted_in_the_api_answers_a_non_video_with_a_message(
         assert spans["data"] == [
             [s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans
         ]
-        assert overlay is None and "gloss(es) in" in status
+        assert rendered["orig_name"] == "signer-translated.mp4" and "gloss(es) in" in status
         with clip.open("rb") as f:
             r = httpx.post(f"{url}/v1/translate", files={"file": ("clip.mp4", f)}, timeout=60)
         assert r.status_code == 200 and r.json()["gloss"] == direct.gloss
@@ -336,6 +340,7 @@ def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, 
             text = page.locator("#slt-text textarea").input_value()
             gloss = page.locator("#slt-gloss textarea").input_value()
             rows, stages = shown_table(page, "slt-spans"), shown_table(page, "slt-timings")
+            expect(page.locator("#slt-rendered video")).to_be_attached(timeout=60_000)
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -345,7 +350,7 @@ def test_browser_upload_shows_what_the_translator_gives(demo_server, s2t, clip, 
     assert [[g, float(a), float(b), float(c)] for g, a, b, c in rows] == [
         [s.gloss, s.start_s, s.end_s, s.confidence] for s in direct.gloss_spans
     ]
-    assert [stage for stage, _ in stages] == list(direct.timings_ms)
+    assert [stage for stage, _ in stages] == [*direct.timings_ms, "render (demo only)"]
     assert shot.stat().st_size > 10_000
     assert not outside, f"the page requested outside loopback: {outside}"
     server_log = log.read_text()

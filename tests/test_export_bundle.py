@@ -197,6 +197,9 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     want = translator.translate_frames(frames, tb.FPS, keypoints=estimated)
     got = with_pose.translate_frames(frames, tb.FPS)
     assert (got.gloss, got.text) == (want.gloss, want.text) and got.timings_ms["pose"] > 0
+    # the keypoints the recogniser read stay with the result (render draws them), not its JSON
+    np.testing.assert_allclose(got.keypoints, estimated, atol=1e-4)
+    assert want.keypoints is None and "keypoints" not in got.to_dict()
     write_video(tmp_path / "clip.mp4", frames, tb.FPS)
     timings = with_pose.translate(tmp_path / "clip.mp4").timings_ms
     assert timings["decode"] > 0 and timings["pose"] > 0 and timings["s2g"] > 0

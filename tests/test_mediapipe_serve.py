@@ -94,8 +94,9 @@ def test_the_demo_translates_a_signer_with_its_keypoints_drawn_and_refuses_the_c
     pytest.importorskip("gradio", reason="pip install 'slt-serve[demo]'")
     from demo.app import translate_video
 
-    done = translate_video(translator, SIGNER, overlay_dir=tmp_path)
-    assert done.overlay is not None and done.overlay.stat().st_size > 0
+    done = translate_video(translator, SIGNER, render_dir=tmp_path)
+    assert done.rendered is not None and done.rendered.stat().st_size > 0
+    assert done.result.keypoints is not None  # what was drawn: the keypoints translated
     assert done.result.gloss_spans
     with pytest.raises(SltError, match="no signer in the video"):
-        translate_video(translator, CARTOON, overlay_dir=tmp_path)
+        translate_video(translator, CARTOON, render_dir=tmp_path)
