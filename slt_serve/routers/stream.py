@@ -72,7 +72,7 @@ async def stream(websocket: WebSocket):
         await websocket.accept()
         s = _Stream(websocket, session, svc, asyncio.Event(), asyncio.Lock())
         s.tokens, s.refilled = svc.settings.stream_max_fps, time.monotonic()
-        await s.send(_ready(svc))
+        await s.send(_ready(svc, session.limits))
         outcome = await _serve(s)
     finally:
         svc.streams.leave()
@@ -102,21 +102,22 @@ async def _deny(websocket: WebSocket, e: ApiError) -> None:
         await websocket.close(1013 if e.status == 503 else 1008, reason=e.code)
 
 
-def _ready(svc: Service) -> dict:
-    t, st = svc.translator, svc.settings
+def _ready(svc: Service, lim: StreamLimits) -> dict:
+    """The first message: the model and the limits this session enforces (its `StreamLimits`)."""
+    t = svc.translator
     return {
         "type": "ready",
         "model": t.name,
         "digest": t.digest,
         "fps": t.spec.fps,
         "limits": {
-            "max_fps": st.stream_max_fps,
-            "max_frame_bytes": st.stream_max_frame_bytes,
-            "max_pixels": st.max_pixels,
-            "max_session_s": st.stream_max_session_s,
-            "idle_timeout_s": st.stream_idle_timeout_s,
-            "pause_s": st.stream_pause_s,
-            "max_sentence_s": min(st.stream_max_sentence_s, st.max_seconds),
+            "max_fps": lim.max_fps,
+            "max_frame_bytes": lim.max_frame_bytes,
+            "max_pixels": lim.max_pixels,
+            "max_session_s": lim.max_session_s,
+            "idle_timeout_s": svc.settings.stream_idle_timeout_s,  # enforced here, not by the session
+            "pause_s": lim.pause_s,
+            "max_sentence_s": lim.max_sentence_s,
         },
     }
 
