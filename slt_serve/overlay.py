@@ -80,11 +80,21 @@ def overlay_frames(
     for t, frame in enumerate(frames):
         if t >= len(keypoints):
             raise SltError(f"more frames than keypoints ({len(keypoints)}): wrong clip?")
-        kp = keypoints[t].astype(np.float32, copy=True)
+        kp = keypoints[t]
         if keypoint_size is not None:
-            kp[:, 0] *= frame.shape[1] / keypoint_size[0]
-            kp[:, 1] *= frame.shape[0] / keypoint_size[1]
+            kp = scale_keypoints(kp, keypoint_size, (frame.shape[1], frame.shape[0]))
         yield draw_keypoints(frame, kp, options)
+
+
+def scale_keypoints(
+    keypoints: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]
+) -> np.ndarray:
+    """(K, 3) keypoints in pixels of a `from_size` (width, height) frame → of a `to_size` one
+    (a copy, float32; scores unchanged)."""
+    kp = keypoints.astype(np.float32, copy=True)
+    kp[:, 0] *= to_size[0] / from_size[0]
+    kp[:, 1] *= to_size[1] / from_size[1]
+    return kp
 
 
 def write_overlay(

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from slt_serve import video as video_io
+from slt_serve.overlay import draw_keypoints, scale_keypoints
 from slt_serve.subtitles import subtitle_cues
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -89,9 +90,7 @@ def _scaled(frame: np.ndarray, keypoints: np.ndarray | None, max_side: int | Non
     scale = max_side / max(h, w)
     size = (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
     if keypoints is not None:
-        keypoints = keypoints.copy()
-        keypoints[:, 0] *= size[1] / w
-        keypoints[:, 1] *= size[0] / h
+        keypoints = scale_keypoints(keypoints, (w, h), (size[1], size[0]))
     return video_io.resize(frame, size), keypoints
 
 
@@ -108,8 +107,6 @@ class _Painter:
         h, w = frame.shape[:2]
         out = np.ascontiguousarray(frame[: h - h % 2, : w - w % 2]).copy()
         if keypoints is not None and keypoints.shape == (133, 3):
-            from slt_serve.overlay import draw_keypoints
-
             out = draw_keypoints(out, keypoints)
         scale = max(0.35, min(out.shape[:2]) / 500)
         self._glosses(out, t, scale)
