@@ -83,24 +83,25 @@ def _dataset(root):
     return root
 
 
+def _s2g_checkpoint(path, golden_name="s2g_singlestream"):
+    """The reference's S2G checkpoint of a golden's seed procedure, written at `path`."""
+    return write_reference_checkpoint(path, procedure_state(golden_name), s2g=True)
+
+
+def _import_slrt(checkpoint, table, dataset, out, *s2t_options):
+    """`slt import slrt` as a user types it, at 25 fps."""
+    args = ["import", "slrt", str(checkpoint), *s2t_options, "--gloss2ids", str(table)]
+    args += ["--dataset", str(dataset), "--out", str(out), "--fps", "25"]
+    return CliRunner().invoke(app, args)
+
+
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("import")
-    ckpt = write_reference_checkpoint(
-        tmp / "best.ckpt", procedure_state("s2g_singlestream"), s2g=True
-    )
+    ckpt = _s2g_checkpoint(tmp / "best.ckpt")
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
-    args = [
-        "import",
-        "slrt",
-        str(ckpt),
-        "--gloss2ids",
-        str(table),
-        "--dataset",
-        str(_dataset(tmp / "ds")),
-    ]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp / "run"), "--fps", "25"])
+    result = _import_slrt(ckpt, table, _dataset(tmp / "ds"), tmp / "run")
     assert result.exit_code == 0, result.output
     return tmp, table
 
@@ -132,9 +133,7 @@ def test_imported_s2g_run_reproduces_the_golden(single_run):
 def test_import_refuses_a_wrong_table_and_another_dataset_vocabulary(single_run):
     tmp, table = single_run
     other = kit_dir("s2g_twostream") / "gloss_vocab.json"  # 1124 glosses for a 1094-class model
-    args = ["import", "slrt", str(tmp / "best.ckpt"), "--gloss2ids", str(other)]
-    args += ["--dataset", str(tmp / "ds"), "--out", str(tmp / "run2"), "--fps", "25"]
-    result = CliRunner().invoke(app, args)
+    result = _import_slrt(tmp / "best.ckpt", other, tmp / "ds", tmp / "run2")
     assert isinstance(result.exception, SltError) and "(1124 vs 1094)" in str(result.exception)
     assert not (tmp / "run2").exists()  # refused before anything is written
     theirs = s2g_vocab(read_gloss_table(other), other).vocab
@@ -151,21 +150,10 @@ def test_imported_s2t_runs_reproduce_the_golden(tmp_path, variant):
         state[info["key"]] = state[info["key"]].copy()
         state[info["key"]][tuple(info["index"])] = info["value"]
     s2t = write_reference_checkpoint(tmp_path / "s2t.ckpt", state, s2g=False)
-    s2g = write_reference_checkpoint(
-        tmp_path / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
-    )
+    s2g = _s2g_checkpoint(tmp_path / "s2g.ckpt")
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
-    args = [
-        "import",
-        "slrt",
-        str(s2t),
-        "--s2g",
-        str(s2g),
-        "--pretrained",
-        str(kit_dir("tiny_mbart_de")),
-    ]
-    args += ["--gloss2ids", str(table), "--dataset", str(_dataset(tmp_path / "ds"))]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "runs"), "--fps", "25"])
+    s2t_options = ["--s2g", str(s2g), "--pretrained", str(kit_dir("tiny_mbart_de"))]
+    result = _import_slrt(s2t, table, _dataset(tmp_path / "ds"), tmp_path / "runs", *s2t_options)
     assert result.exit_code == 0, result.output
     head = S2GRun.open(tmp_path / "runs" / "s2g").load_recognizer().head
     trained = TranslationRun.open(tmp_path / "runs" / "s2t").load()
@@ -215,9 +203,7 @@ def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run
 
 def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):
     torch.set_num_threads(1)
-    ckpt = write_reference_checkpoint(
-        tmp_path / "two.ckpt", procedure_state("s2g_twostream"), s2g=True
-    )
+    ckpt = _s2g_checkpoint(tmp_path / "two.ckpt", "s2g_twostream")
     root = _dataset(tmp_path / "ds")
     points = np.load(kit_dir() / "s2g_inputs.npz")["keypoints_133"]
     import_keypoints_pkl = tmp_path / "kp.pkl"
@@ -247,9 +233,7 @@ def test_s2t_import_refuses_a_pruned_folder_of_another_size(tmp_path):
     s2t = write_reference_checkpoint(
         tmp_path / "s2t.ckpt", procedure_state("s2t_tiny_mbart"), s2g=False
     )
-    s2g = write_reference_checkpoint(
-        tmp_path / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
-    )
+    s2g = _s2g_checkpoint(tmp_path / "s2g.ckpt")
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
     with pytest.raises(SltError, match=r"map_ids.json: 2000 pruned ids.*\(2000 vs 2498\)"):
         import_s2t(
