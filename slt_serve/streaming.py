@@ -34,7 +34,7 @@ import logging
 import math
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import cv2
 import numpy as np
@@ -73,15 +73,15 @@ class StreamLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamLimits:
-        return cls(
-            max_fps=settings.stream_max_fps,
-            max_frame_bytes=settings.stream_max_frame_bytes,
-            max_pixels=settings.max_pixels,
-            max_session_s=settings.stream_max_session_s,
-            pause_s=settings.stream_pause_s,
-            max_sentence_s=min(settings.stream_max_sentence_s, settings.max_seconds),
-            partial_interval_s=settings.stream_partial_interval_s,
-        )
+        """Each limit from its `stream_` setting, but the image size from `max_pixels`, the
+        uploads' own limit; no sentence longer than an upload may be (`max_seconds`)."""
+        own = {
+            f.name: getattr(settings, f"stream_{f.name}")
+            for f in fields(cls)
+            if f.name != "max_pixels"
+        }
+        limits = cls(**own, max_pixels=settings.max_pixels)
+        return replace(limits, max_sentence_s=min(limits.max_sentence_s, settings.max_seconds))
 
 
 @dataclass
