@@ -29,6 +29,7 @@ translated) the section stays empty and the runtime uses its documented defaults
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -93,6 +94,7 @@ DEFAULT_CONTEXT = 16  # frames of context either side of a window
 QUANTIZE = ("int8",)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
 DEFAULT_CALIBRATION_CLIPS = 200  # dev clips translated to calibrate confidence
+EXPORT_PACKAGES = ("torch", "transformers", "onnx", "onnxruntime", "onnxscript")  # in `versions`
 
 
 @dataclass(frozen=True)
@@ -324,20 +326,9 @@ def _opset(proto) -> int:
 
 
 def _versions(opset: int | None) -> Versions:
-    import onnx
-    import onnxruntime
-    import onnxscript
-    import transformers
-
-    return Versions(
-        slt_serve=slt_serve.__version__,
-        torch=torch.__version__,
-        transformers=transformers.__version__,
-        onnx=onnx.__version__,
-        onnxruntime=onnxruntime.__version__,
-        onnxscript=onnxscript.__version__,
-        opset=opset,
-    )
+    """The manifest's `versions`: slt_serve and each package of `EXPORT_PACKAGES`."""
+    found = {name: importlib.import_module(name).__version__ for name in EXPORT_PACKAGES}
+    return Versions(slt_serve=slt_serve.__version__, opset=opset, **found)
 
 
 def _input_spec(recognition: RecognitionPart, window: int, context: int) -> InputSpec:
@@ -442,7 +433,9 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
     graphs = sections.graphs.model_copy(
         update={
             "encoder": GraphIO(inputs=source, outputs=mbart_onnx.ENCODER_OUTPUTS),
-            "decoder": GraphIO(inputs=mbart_onnx.DECODER_INPUTS, outputs=mbart_onnx.DECODER_OUTPUTS),
+            "decoder": GraphIO(
+                inputs=mbart_onnx.DECODER_INPUTS, outputs=mbart_onnx.DECODER_OUTPUTS
+            ),
         }
     )
     translation = Translation(
@@ -754,5 +747,7 @@ def summary(result: BundleExport) -> str:
         else "confidence: not calibrated (no dev clips); the runtime uses its default thresholds"
     )
     if result.quantization:
-        parts.append("int8: " + json.dumps(result.quantization.model_dump(mode="json"), ensure_ascii=False))
+        parts.append(
+            "int8: " + json.dumps(result.quantization.model_dump(mode="json"), ensure_ascii=False)
+        )
     return "\n".join(parts)
