@@ -28,15 +28,21 @@ ATOL = 1e-4  # the kit's advice for S2G log-probs and features (observed ≤ 3e-
 POOLED_ATOL = 1e-5  # the 832-d pooled backbone features
 
 
+def _import_golden(tmp_path_factory, golden_name):
+    """A golden's checkpoint written from the seed procedure, then imported: the checkpoint's
+    path, its vocabulary and the recognizer built from both."""
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp(golden_name) / "best.ckpt"
+    write_reference_checkpoint(path, procedure_state(golden_name), s2g=True)
+    vocab_file = kit_dir(golden_name) / "gloss_vocab.json"
+    vocab = s2g_vocab(read_gloss_table(vocab_file), vocab_file)
+    return path, vocab, build_recognizer(read_checkpoint(path), vocab, str(vocab_file))
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """The SingleStream golden: checkpoint written from the seed procedure, imported."""
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("single") / "best.ckpt"
-    write_reference_checkpoint(path, procedure_state("s2g_singlestream"), s2g=True)
-    vocab_file = kit_dir("s2g_singlestream") / "gloss_vocab.json"
-    vocab = s2g_vocab(read_gloss_table(vocab_file), vocab_file)
-    return path, vocab, build_recognizer(read_checkpoint(path), vocab, str(vocab_file))
+    return _import_golden(tmp_path_factory, "s2g_singlestream")
 
 
 def test_s2g_checkpoint_needs_exactly_the_numpy_allow_list(single):
@@ -124,12 +130,7 @@ def test_keypoint_subset_is_the_kits():
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
     """The TwoStream golden: every head's output from raw frames and keypoints."""
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("two") / "best.ckpt"
-    write_reference_checkpoint(path, procedure_state("s2g_twostream"), s2g=True)
-    vocab_file = kit_dir("s2g_twostream") / "gloss_vocab.json"
-    vocab = s2g_vocab(read_gloss_table(vocab_file), vocab_file)
-    model = build_recognizer(read_checkpoint(path), vocab, str(vocab_file))
+    _, vocab, model = _import_golden(tmp_path_factory, "s2g_twostream")
     inputs = np.load(kit_dir() / "s2g_inputs.npz")
     frames, keypoints = inputs["frames"], inputs["keypoints_133"]
     video = reference_video(frames, ReferenceInputOptions(geometry="resize"))
