@@ -90,16 +90,21 @@ def test_g2t_inputs_encoder_and_first_step(g2t):
         )
 
 
-@pytest.mark.parametrize("search", ["greedy", "beam5"])
-def test_g2t_generated_token_ids(g2t, search):
-    variant, imported = g2t
-    generation = golden("g2t_tiny_mbart")["generation"]
-    options = GenerateOptions(
+def _golden_options(name: str, search: str) -> GenerateOptions:
+    """The golden's generation settings with the reference's search: greedy, or its beam."""
+    generation = golden(name)["generation"]
+    return GenerateOptions(
         num_beams=1 if search == "greedy" else generation["num_beams"],
         length_penalty=generation["length_penalty"],
         max_length=generation["max_length"],
         search="reference",
     )
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam5"])
+def test_g2t_generated_token_ids(g2t, search):
+    variant, imported = g2t
+    options = _golden_options("g2t_tiny_mbart", search)
     for record in golden("g2t_tiny_mbart")["records"][variant]:
         ids = _generate(imported.model, options, input_ids=torch.tensor([record["gloss_ids"]]))
         assert ids == record[search]["ids"], record["name"]
@@ -191,13 +196,7 @@ def test_s2t_head_mapper_inputs_and_encoder(s2t):
 def test_s2t_generated_token_ids(s2t, search):
     variant, imported, _ = s2t
     arrays = np.load(kit_dir("s2t_tiny_mbart") / "arrays.npz")
-    generation = golden("s2t_tiny_mbart")["generation"]
-    options = GenerateOptions(
-        num_beams=1 if search == "greedy" else generation["num_beams"],
-        length_penalty=generation["length_penalty"],
-        max_length=generation["max_length"],
-        search="reference",
-    )
+    options = _golden_options("s2t_tiny_mbart", search)
     for i, record in enumerate(golden("s2t_tiny_mbart")["records"][variant]):
         head, inputs = _s2t_clip(imported, arrays, i)
         mask = torch.ones(1, head.features.shape[1], dtype=torch.long)
