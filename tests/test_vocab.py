@@ -45,10 +45,10 @@ def test_save_load_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"<blank>": 0, "<pad>": 1, "<unk>": 2, "A": 5}', "no gaps"),
-        ('{"A": 0, "<pad>": 1, "<unk>": 2}', "must start with"),
-        ('["A"]', "gloss → integer id"),
-        ("{", "not a JSON"),
+        pytest.param('{"<blank>": 0, "<pad>": 1, "<unk>": 2, "A": 5}', "no gaps", id="id-gap"),
+        pytest.param('{"A": 0, "<pad>": 1, "<unk>": 2}', "must start with", id="specials-late"),
+        pytest.param('["A"]', "gloss → integer id", id="not-a-table"),
+        pytest.param("{", "not a JSON", id="not-json"),
     ],
 )
 def test_load_rejects_bad_tables(tmp_path, content, message):
@@ -73,8 +73,6 @@ def test_coverage_counts_oov():
     c = coverage(v, clips("A X", "X Y B"))
     assert (c.clips, c.tokens, c.oov_tokens, c.oov_types) == (2, 5, 3, 2)
     assert c.oov_rate == pytest.approx(60.0)
-
-
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder not present")
