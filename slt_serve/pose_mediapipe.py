@@ -30,7 +30,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -61,7 +61,8 @@ def is_named(pose_model: str | os.PathLike | None) -> bool:
 
 @dataclass(frozen=True)
 class MediaPipeOptions:
-    """How Holistic runs; defaults are MediaPipe's, with the one body model its wheel ships."""
+    """How Holistic runs; defaults are MediaPipe's, with the one body model its wheel ships.
+    Each field is the `Holistic` argument of its name."""
 
     model_complexity: int = 1  # 0 lite, 1 full, 2 heavy; only models present on disk run
     min_detection_confidence: float = 0.5
@@ -181,17 +182,9 @@ class MediaPipePose:
 
     def graph(self):
         """A fresh Holistic graph (it tracks across frames: one per video)."""
-        o = self.options
         with warnings.catch_warnings():  # protobuf 6 deprecates FieldDescriptor.label, read here
             warnings.simplefilter("ignore", DeprecationWarning)
-            return self.holistic.Holistic(
-                static_image_mode=False,
-                model_complexity=o.model_complexity,
-                smooth_landmarks=o.smooth_landmarks,
-                refine_face_landmarks=o.refine_face_landmarks,
-                min_detection_confidence=o.min_detection_confidence,
-                min_tracking_confidence=o.min_tracking_confidence,
-            )
+            return self.holistic.Holistic(static_image_mode=False, **asdict(self.options))
 
     def estimate_raw(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """(543, 3) x, y in pixels and score per (H, W, 3) uint8 RGB frame (see `_landmarks`)."""
