@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from slt_serve.errors import SltError
@@ -47,22 +48,14 @@ class Bundle:
     path: Path
     manifest: Manifest
 
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def kind(self) -> str:
-        return self.manifest.kind
-
-    @property
-    def stage(self) -> str:
-        return self.manifest.stage
-
-    @property
-    def digest(self) -> str:
-        """The manifest's digest: one value for the whole bundle (see `slt_serve.manifest`)."""
-        return self.manifest.digest
+    # read through from the manifest
+    name = property(attrgetter("manifest.name"))
+    kind = property(attrgetter("manifest.kind"))
+    stage = property(attrgetter("manifest.stage"))
+    digest = property(
+        attrgetter("manifest.digest"),
+        doc="The manifest's digest: one value for the whole bundle (see `slt_serve.manifest`).",
+    )
 
     def file(self, name: str) -> Path:
         return self.path / name
