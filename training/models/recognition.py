@@ -224,9 +224,13 @@ def _result(
 
 
 class CtcRecognizer(nn.Module):
-    """What both recognizers share: exact output lengths and decoding."""
+    """What both recognizers share: their options, vocabulary size, exact output lengths
+    and decoding."""
 
-    vocab_size: int
+    def __init__(self, options: SingleStreamOptions | TwoStreamOptions, vocab_size: int) -> None:
+        super().__init__()
+        self.options = options
+        self.vocab_size = vocab_size
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Valid feature steps of clips of `lengths` frames (works on tensors, traceable)."""
@@ -243,9 +247,7 @@ class SingleStreamRecognizer(CtcRecognizer):
     """RGB S3D (4 blocks) → spatial mean → visual head → CTC."""
 
     def __init__(self, options: SingleStreamOptions, vocab_size: int) -> None:
-        super().__init__()
-        self.options = options
-        self.vocab_size = vocab_size
+        super().__init__(options, vocab_size)
         self.backbone = S3DBackbone(
             options.in_channels, NUM_BLOCKS, options.frozen_blocks, options.width
         )
@@ -272,9 +274,7 @@ class TwoStreamRecognizer(CtcRecognizer):
     joint heads, optional sign pyramid heads and self-distillation."""
 
     def __init__(self, options: TwoStreamOptions, vocab_size: int) -> None:
-        super().__init__()
-        self.options = options
-        self.vocab_size = vocab_size
+        super().__init__(options, vocab_size)
         self.rgb_backbone = S3DBackbone(
             options.in_channels, NUM_BLOCKS, options.rgb_frozen_blocks, options.width
         )
