@@ -279,19 +279,21 @@ def pool_space(features: Tensor) -> Tensor:
 # The layer index <i> is the same in both: both are one flat Sequential.
 
 _SEP, _CBR, _INC = "sep", "cbr", "inception"
-_UNITS = (  # (block, ours, torchvision, reference, kind)
-    (0, "blocks.0.stem", "features.0", "base.0", _SEP),
-    (1, "blocks.1.reduce", "features.2", "base.2", _CBR),
-    (1, "blocks.1.conv", "features.3", "base.3", _SEP),
-    (2, "blocks.2.mixed_3b", "features.5", "base.5", _INC),
-    (2, "blocks.2.mixed_3c", "features.6", "base.6", _INC),
-    (3, "blocks.3.mixed_4b", "features.8", "base.8", _INC),
-    (3, "blocks.3.mixed_4c", "features.9", "base.9", _INC),
-    (3, "blocks.3.mixed_4d", "features.10", "base.10", _INC),
-    (3, "blocks.3.mixed_4e", "features.11", "base.11", _INC),
-    (3, "blocks.3.mixed_4f", "features.12", "base.12", _INC),
-    (4, "blocks.4.mixed_5b", "features.14", "base.14", _INC),
-    (4, "blocks.4.mixed_5c", "features.15", "base.15", _INC),
+_LAYERS = {"torchvision": "features", "reference": "base"}  # each layout's flat Sequential
+# Per block of ours, its units: (name in blocks.<block>, layer index <i>, kind). The
+# indices between blocks (1, 4, 7, 13) are max-pools, which hold no weights.
+_BLOCK_UNITS = (
+    (("stem", 0, _SEP),),
+    (("reduce", 2, _CBR), ("conv", 3, _SEP)),
+    (("mixed_3b", 5, _INC), ("mixed_3c", 6, _INC)),
+    (
+        ("mixed_4b", 8, _INC),
+        ("mixed_4c", 9, _INC),
+        ("mixed_4d", 10, _INC),
+        ("mixed_4e", 11, _INC),
+        ("mixed_4f", 12, _INC),
+    ),
+    (("mixed_5b", 14, _INC), ("mixed_5c", 15, _INC)),
 )
 # The Kinetics classifier: expected in the files, never part of the backbone.
 _HEADS = {"torchvision": ("classifier.1.",), "reference": ("fc.0.",)}
@@ -317,23 +319,17 @@ _SEP_LEAVES = {
         "temporal.bn.": "bn_t.",
     },
 }
-_INC_PARTS = {  # our branch → (theirs, kind)
-    "torchvision": {
-        "branch0.": ("branch0.", _CBR),
-        "branch1.reduce.": ("branch1.0.", _CBR),
-        "branch1.sep.": ("branch1.1.", _SEP),
-        "branch2.reduce.": ("branch2.0.", _CBR),
-        "branch2.sep.": ("branch2.1.", _SEP),
-        "branch3.proj.": ("branch3.1.", _CBR),
-    },
-    "reference": {
-        "branch0.": ("branch0.0.", _CBR),
-        "branch1.reduce.": ("branch1.0.", _CBR),
-        "branch1.sep.": ("branch1.1.", _SEP),
-        "branch2.reduce.": ("branch2.0.", _CBR),
-        "branch2.sep.": ("branch2.1.", _SEP),
-        "branch3.proj.": ("branch3.1.", _CBR),
-    },
+_TORCHVISION_INC = {  # our branch → (theirs, kind)
+    "branch0.": ("branch0.", _CBR),
+    "branch1.reduce.": ("branch1.0.", _CBR),
+    "branch1.sep.": ("branch1.1.", _SEP),
+    "branch2.reduce.": ("branch2.0.", _CBR),
+    "branch2.sep.": ("branch2.1.", _SEP),
+    "branch3.proj.": ("branch3.1.", _CBR),
+}
+_INC_PARTS = {  # the reference names the Inception units as torchvision, but for branch0
+    "torchvision": _TORCHVISION_INC,
+    "reference": {**_TORCHVISION_INC, "branch0.": ("branch0.0.", _CBR)},
 }
 LAYOUTS = ("torchvision", "reference")
 
@@ -360,10 +356,10 @@ def _unit_keys(ours: str, theirs: str, kind: str, layout: str) -> Iterator[tuple
 def checkpoint_keys(layout: str, num_blocks: int = MAX_BLOCKS) -> dict[str, str]:
     """Our state-dict key → the key holding it in a `layout` checkpoint, for `num_blocks`."""
     table = {}
-    for block, ours, tv, ref, kind in _UNITS:
-        if block < num_blocks:
-            theirs = tv if layout == "torchvision" else ref
-            table.update(_unit_keys(ours + ".", theirs + ".", kind, layout))
+    for block, units in enumerate(_BLOCK_UNITS[:num_blocks]):
+        for name, index, kind in units:
+            ours, theirs = f"blocks.{block}.{name}.", f"{_LAYERS[layout]}.{index}."
+            table.update(_unit_keys(ours, theirs, kind, layout))
     return table
 
 
@@ -413,7 +409,7 @@ def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def detect_layout(state: dict[str, Tensor]) -> str:
     firsts = {key.split(".", 1)[0] for key in state}
-    for layout, root in (("torchvision", "features"), ("reference", "base")):
+    for layout, root in _LAYERS.items():
         if root in firsts:
             return layout
     sample = ", ".join(sorted(state)[:3])
