@@ -31,7 +31,19 @@ app = typer.Typer(
 BundleArg = typer.Argument(None, help="Bundle folder (made by `slt export`).")
 BundleOpt = typer.Option(None, "--bundle", "-b", help="Bundle folder (made by `slt export`).")
 DeviceOpt = typer.Option("auto", help="auto (CUDA when onnxruntime has it), cpu or cuda.")
-MaxSecondsOpt = typer.Option(None, help="Longest video (SLT_MAX_SECONDS).")
+
+
+def setting_opt(field: str, what: str):
+    """An option that overrides the `Settings` field `field` (unset: its SLT_ variable)."""
+    return typer.Option(None, help=f"{what} (SLT_{field.upper()}).")
+
+
+MaxSecondsOpt = setting_opt("max_seconds", "Longest video")
+
+
+def sample_opt(verb: str):
+    """`--sample`: what a command does (`verb`) with the sample model instead of a bundle."""
+    return typer.Option(False, "--sample", help=f"{verb} the small sample model shipped with slt.")
 
 
 def _version(value: bool) -> None:
@@ -116,21 +128,18 @@ def _settings(**overrides):
 @app.command("serve")
 def serve(
     bundle: str = BundleArg,
-    sample: bool = typer.Option(
-        False, "--sample", help="Serve the small sample model shipped with slt."
+    sample: bool = sample_opt("Serve"),
+    host: str = setting_opt("host", "Address to bind"),
+    port: int = setting_opt("port", "Port"),
+    workers: int = setting_opt("workers", "Inferences at once"),
+    queue_size: int = setting_opt(
+        "queue_size", "Requests that may wait beyond the workers; then 503"
     ),
-    host: str = typer.Option(None, help="Address to bind (SLT_HOST)."),
-    port: int = typer.Option(None, help="Port (SLT_PORT)."),
-    workers: int = typer.Option(None, help="Inferences at once (SLT_WORKERS)."),
-    queue_size: int = typer.Option(
-        None,
-        help="Requests that may wait beyond the workers; then 503 (SLT_QUEUE_SIZE).",
-    ),
-    max_bytes: int = typer.Option(None, help="Largest upload (SLT_MAX_BYTES)."),
+    max_bytes: int = setting_opt("max_bytes", "Largest upload"),
     max_seconds: float = MaxSecondsOpt,
-    max_frames: int = typer.Option(None, help="Most frames (SLT_MAX_FRAMES)."),
-    max_pixels: int = typer.Option(None, help="Largest frame, width × height (SLT_MAX_PIXELS)."),
-    tmp_dir: str = typer.Option(None, help="Where uploads are spooled (SLT_TMP_DIR)."),
+    max_frames: int = setting_opt("max_frames", "Most frames"),
+    max_pixels: int = setting_opt("max_pixels", "Largest frame, width × height"),
+    tmp_dir: str = setting_opt("tmp_dir", "Where uploads are spooled"),
     device: str = DeviceOpt,
     threads: int = typer.Option(
         0,
@@ -143,14 +152,16 @@ def serve(
         "fewer bound the memory of a long clip; glosses may change at the windows' seams.",
     ),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
-    log_format: str = typer.Option(
-        None, help="text or json: log lines as JSON objects, each with its request id (SLT_LOG_FORMAT)."
+    log_format: str = setting_opt(
+        "log_format", "text or json: log lines as JSON objects, each with its request id"
     ),
     digest: str = typer.Option(
         None, help="Serve only the bundle with this digest (printed at start, in /v1/model)."
     ),
     demo_ui: bool = typer.Option(
-        False, "--demo-ui", help='Also serve the Gradio demo at /demo (pip install "slt-serve\\[demo]").'
+        False,
+        "--demo-ui",
+        help='Also serve the Gradio demo at /demo (pip install "slt-serve\\[demo]").',
     ),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/translate (video), /v1/translate/gloss, GET /v1/model, /docs.
@@ -345,7 +356,8 @@ def translate(
         0, help="onnxruntime intra-op threads per graph (0: its default); see slt serve --threads."
     ),
     window_frames: int = typer.Option(
-        None, help="Frames per recogniser run (default: the bundle's); see slt serve --window-frames."
+        None,
+        help="Frames per recogniser run (default: the bundle's); see slt serve --window-frames.",
     ),
     api_limits: bool = typer.Option(
         False,
@@ -441,7 +453,9 @@ def render(
         raise SltError(f"--out {out}: give an .mp4 file to write")
     if not video.exists():
         raise SltError(f"{video}: no such file or folder")
-    translator = Translator.from_bundle(choose_bundle(bundle, sample), TranslateOptions(device=device))
+    translator = Translator.from_bundle(
+        choose_bundle(bundle, sample), TranslateOptions(device=device)
+    )
     if translator.stage == "g2t":
         raise SltError("a G2T bundle translates glosses, not videos; give an S2T or S2G bundle")
     done = render_video(translator, video, out)
@@ -479,9 +493,7 @@ class _TranslateHooks:
         from slt_serve.subtitles import SubtitleFolder
 
         if self.subtitle_fmt:
-            self.subtitles = SubtitleFolder(
-                self.folder, self.subtitle_fmt, inputs, self.gloss_cues
-            )
+            self.subtitles = SubtitleFolder(self.folder, self.subtitle_fmt, inputs, self.gloss_cues)
         if self.review_below is not None:
             self.review = ReviewList(self.review_below)
             if self.results is not None:
@@ -491,7 +503,9 @@ class _TranslateHooks:
 
     def finish(self) -> None:
         if self.subtitles is not None:
-            typer.echo(f"wrote {self.subtitles.written} {self.subtitle_fmt} file(s) to {self.folder}")
+            typer.echo(
+                f"wrote {self.subtitles.written} {self.subtitle_fmt} file(s) to {self.folder}"
+            )
         if self.review is not None:
             n = self.review.write(self.review_out)
             typer.echo(
@@ -536,9 +550,7 @@ def _login_note(settings) -> str:
 @app.command("demo")
 def demo(
     bundle: str = BundleArg,
-    sample: bool = typer.Option(
-        False, "--sample", help="Open the small sample model shipped with slt."
-    ),
+    sample: bool = sample_opt("Open"),
     host: str = typer.Option(None, help="Address to bind (SLT_HOST; default 127.0.0.1)."),
     port: int = typer.Option(7860, help="Port."),
     share: bool = typer.Option(
