@@ -12,39 +12,16 @@ import numpy as np
 
 RGB = tuple[int, int, int]
 
-SKINS: tuple[RGB, ...] = (
-    (255, 219, 190),
-    (241, 194, 160),
-    (224, 172, 125),
-    (198, 134, 95),
-    (160, 105, 70),
-    (120, 78, 50),
-    (92, 58, 38),
-)
-HAIRS: tuple[RGB, ...] = ((30, 25, 20), (60, 40, 25), (110, 75, 40), (20, 20, 25), (150, 150, 150))
-CLOTHES: tuple[RGB, ...] = (
-    (30, 40, 90),
-    (25, 25, 30),
-    (110, 25, 35),
-    (20, 85, 50),
-    (0, 95, 110),
-    (70, 40, 100),
-    (200, 200, 205),
-    (225, 225, 215),
-    (215, 180, 60),
-    (140, 180, 225),
-    (200, 90, 40),
-)
-BACKGROUNDS: tuple[RGB, ...] = (
-    (190, 200, 210),
-    (215, 205, 185),
-    (170, 190, 170),
-    (120, 130, 150),
-    (60, 70, 90),
-    (200, 185, 200),
-    (95, 110, 95),
-    (232, 232, 228),
-)
+
+def _colours(codes: str) -> tuple[RGB, ...]:
+    """RGB colours from their hex codes ("rrggbb"), separated by spaces."""
+    return tuple(tuple(bytes.fromhex(code)) for code in codes.split())
+
+
+SKINS = _colours("ffdbbe f1c2a0 e0ac7d c6865f a06946 784e32 5c3a26")
+HAIRS = _colours("1e1914 3c2819 6e4b28 141419 969696")
+CLOTHES = _colours("1e285a 19191e 6e1923 145532 005f6e 462864 c8c8cd e1e1d7 d7b43c 8cb4e1 c85a28")
+BACKGROUNDS = _colours("bec8d2 d7cdb9 aabeaa 788296 3c465a c8b9c8 5f6e5f e8e8e4")
 MIN_SKIN_CLOTHES = 70.0  # luminance difference, 0..255
 MIN_CLOTHES_BACKGROUND = 45.0
 MIN_SKIN_BACKGROUND = 30.0
