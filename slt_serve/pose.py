@@ -101,15 +101,14 @@ class PoseOptions:
     threads: int = 0  # onnxruntime intra-op threads (0: its default)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise SltError(f"batch_size={self.batch_size}: must be at least 1")
-        if self.box_padding < 1:
-            raise SltError(f"box_padding={self.box_padding}: must be at least 1")
-        if self.blur_kernel is not None and self.blur_kernel and self.blur_kernel % 2 == 0:
+        for name in ("batch_size", "box_padding"):
+            if getattr(self, name) < 1:
+                raise SltError(f"{name}={getattr(self, name)}: must be at least 1")
+        if self.blur_kernel and self.blur_kernel % 2 == 0:  # None and 0 are allowed
             raise SltError(f"blur_kernel={self.blur_kernel}: must be odd (or 0 for no DARK)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per frame estimated
 class Box:
     """A crop region in frame pixels, with the model's aspect ratio."""
 
