@@ -146,10 +146,10 @@ print(json.dumps({"loaded_mb": loaded, "peak_mb": mb("VmHWM"), "torch": "torch" 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the clip")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the clip")
+    parser.add_argument("--threads", type=int, default=2, help="for PyTorch and onnxruntime alike")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs a row, best one shown")
     args = parser.parse_args()
     import torch
 
@@ -163,7 +163,9 @@ def main() -> None:
         video = folder / "clip.mp4"
         clip(video, args.seconds, args.fps)
         bundle = exported.path
-        translator = Translator.from_bundle(bundle, TranslateOptions(device="cpu", threads=args.threads))
+        translator = Translator.from_bundle(
+            bundle, TranslateOptions(device="cpu", threads=args.threads)
+        )
         frames = read_frames(video, size=64, fps=args.fps)  # what translate() decodes
 
         # recognizer alone
