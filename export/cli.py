@@ -40,13 +40,18 @@ def export_pose(
     if blur_kernel < 0 or (blur_kernel and blur_kernel % 2 == 0):
         raise SltError(f"--blur-kernel {blur_kernel}: must be odd, or 0 for no refinement")
     result = run_export(checkpoint, out, size, blur_kernel)
+    typer.echo(_pose_summary(result))
+    echo_next(f"slt data keypoints DATASET --pose {result.path}")
+
+
+def _pose_summary(result) -> str:
+    """What `slt export pose` wrote and how it compares with PyTorch."""
     h, w = result.spec.input_size
-    typer.echo(
+    return (
         f"wrote {result.path}: {result.megabytes:.1f} MB, {result.spec.num_keypoints} keypoints, "
         f"input {h}x{w}; parity with PyTorch: max |diff| {result.max_abs_diff:.2g} "
         f"(heatmap max {result.max_abs_value:.2g}), {result.seconds:.1f} s"
     )
-    echo_next(f"slt data keypoints DATASET --pose {result.path}")
 
 
 @app.command("model")
