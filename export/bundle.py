@@ -448,6 +448,7 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
         d_model=config.d_model,
         vocab_size=config.vocab_size,
         max_source_positions=config.max_position_embeddings,
+        source_suffix=mbart_onnx.source_suffix(model),
     )
     return replace(
         sections,
@@ -468,6 +469,7 @@ def _generation(part: TranslationPart) -> Generation:
         eos_token_id=model.eos_id,
         pad_token_id=model.pad_id,
         forced_eos=model.mbart.generation_config.forced_eos_token_id == model.eos_id,
+        search=g.search,
     )
 
 
@@ -551,6 +553,8 @@ class _Parity:
             return sources
         tok = self.translation.tokenizer
         ids = np.arange(4, len(tok))
+        if model.gloss_embedding is not None:  # imported G2T: rows of its own gloss table
+            ids = np.arange(4, model.gloss_embedding.num_embeddings)
         ids = ids[ids != tok.lang_id]
         return [
             np.asarray([[*rng.choice(ids, n).tolist(), tok.eos_id, tok.lang_id]], dtype=np.int64)
@@ -590,13 +594,13 @@ class _Parity:
         mask = torch.ones(source.shape[:2], dtype=torch.long)
         kw = {"features": x} if model.mapper is not None else {"input_ids": x}
         with torch.no_grad():
-            enc = model.mbart.get_encoder()(
-                **model.encoder_inputs(kw.get("input_ids"), kw.get("features")),
-                attention_mask=mask,
-            ).last_hidden_state
+            inputs = model.encoder_batch(mask, kw.get("input_ids"), kw.get("features"))
+            enc = model.mbart.get_encoder()(**inputs).last_hidden_state
             start = torch.full((source.shape[0], 1), model.decoder_start_id)
             logits = model.mbart(
-                encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start
+                encoder_outputs=(enc,),
+                attention_mask=inputs["attention_mask"],
+                decoder_input_ids=start,
             ).logits[:, -1]
             tokens = model.generate(mask, self.translation.generation, **kw)[0].tolist()
         return enc.numpy(), logits.numpy(), tokens
@@ -623,7 +627,8 @@ class _Parity:
             want_hidden, want_logits, want_tokens = self._torch_translate(source)
             mask = np.ones(source.shape[:2], dtype=np.int64)
             encoded = seq.encode(source, mask)
-            logits = self._first_step_logits(seq, encoded, mask, settings.decoder_start_id)
+            decoder_mask = seq.source_mask(mask)
+            logits = self._first_step_logits(seq, encoded, decoder_mask, settings.decoder_start_id)
             diffs += [_rel(encoded[0], want_hidden), _rel(logits, want_logits)]
             tokens = seq.generate(source, mask, settings, encoded=encoded)[0]
             same += tokens == want_tokens

@@ -3,7 +3,10 @@
 encoder.onnx: the source (G2T: gloss token ids; S2T: visual features through the
 V-L mapper) → mBART encoder → the encoder states, and the cross-attention keys and
 values of every decoder layer, computed once per source (they do not change while
-decoding).
+decoding). The encoder input is `TranslationModel.encoder_batch`'s, so an imported
+TwoStream-SLT model reads its gloss embedding (G2T) or gets the `</s>` and sign
+language rows appended after each source's valid steps, ×√d_model (S2T); the
+manifest's `translation.source_suffix` tells the runtime how many rows that adds.
 
 decoder.onnx: one decoding step for N hypotheses: the last token of each, the
 source mask, the cross keys/values and the self-attention keys/values of the
@@ -68,17 +71,17 @@ class EncoderGraph(nn.Module):
 
     def __init__(self, model: TranslationModel) -> None:
         super().__init__()
-        self.mapper = model.mapper
+        self.model = model
         self.encoder = model.mbart.get_encoder()
         self.layers = model.mbart.model.decoder.layers
         self.heads = model.mbart.config.decoder_attention_heads
 
     def forward(self, source: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self.mapper is None:
-            out = self.encoder(input_ids=source, attention_mask=attention_mask)
+        if self.model.mapper is None:
+            inputs = self.model.encoder_batch(attention_mask, source, None)
         else:
-            out = self.encoder(inputs_embeds=self.mapper(source), attention_mask=attention_mask)
-        hidden = out.last_hidden_state
+            inputs = self.model.encoder_batch(attention_mask, None, source)
+        hidden = self.encoder(**inputs).last_hidden_state
         keys = [_heads(layer.encoder_attn.k_proj(hidden), self.heads) for layer in self.layers]
         values = [_heads(layer.encoder_attn.v_proj(hidden), self.heads) for layer in self.layers]
         return hidden, torch.stack(keys), torch.stack(values)
@@ -133,6 +136,12 @@ class DecoderStep(nn.Module):
         return logits, torch.stack(new_keys), torch.stack(new_values)
 
 
+def source_suffix(model: TranslationModel) -> int:
+    """Rows the encoder graph appends after each source (`translation.source_suffix`)."""
+    reference_s2t = model.mapper is not None and model.gloss_embedding is not None
+    return len(model.options.suffix_ids) if reference_s2t else 0
+
+
 def cache_shape(mbart: MBartForConditionalGeneration, n: int, steps: int) -> tuple[int, ...]:
     """(layers, n, heads, steps, head_dim) of a keys/values stack."""
     c = mbart.config
@@ -149,6 +158,8 @@ def export_encoder(model: TranslationModel, opset: int | None = None):
     )
     if model.mapper is None:
         source = torch.full((2, 5), model.eos_id, dtype=torch.long)
+        if model.gloss_embedding is not None:  # ids of its own gloss table
+            source = torch.full((2, 5), model.gloss_embedding.num_embeddings - 1)
         names = ENCODER_INPUTS_G2T
     else:
         source = torch.randn(2, 5, model.options.feature_dim)

@@ -1,8 +1,9 @@
 """Beam search over a one-step decoder with a key/value cache, in numpy.
 
-It reproduces transformers' (5.x) `GenerationMixin._beam_search` with its
-defaults for mBART, so a bundle translates to the same tokens as
-`TranslationModel.generate`:
+`BeamSettings.search` picks the rule a bundle's model was scored with, so a bundle
+translates to the same tokens as `TranslationModel.generate`. "transformers" (our
+own runs) reproduces transformers' (5.x) `GenerationMixin._beam_search` with its
+defaults for mBART:
 
 * each step keeps the 2·beams best continuations of all beams (scores are summed
   token log-probs); those ending in EOS, or reaching `max_length`, are candidates
@@ -13,6 +14,20 @@ defaults for mBART, so a bundle translates to the same tokens as
 * it stops when every beam of every source is finished and the best running
   score, normalised by the current length, cannot beat the worst finished one
   (`early_stopping=False`), or at `max_length`.
+
+"reference" reproduces transformers 4.11.3's `BeamSearchScorer`, the version the
+reference code (TwoStream-SLT) pins, for models imported from it
+(`slt_training.models.beam_search` is the same rule in PyTorch). Where it differs:
+
+* only candidates ending in EOS are finished during the search; a source is done
+  once `beams` hypotheses are finished and the worst of them scores at least the
+  best candidate of this step (EOS ones included, not only the best running beam),
+  normalised by the current length (`length ** length_penalty`, start token included);
+* at `max_length` the beams still running are added to the finished ones, scored
+  by their full length (start token included), and returned without EOS. With
+  `forced_eos` they can only lose (their last token was not EOS: log-prob −inf).
+
+Greedy search (`num_beams` 1) is the same under both rules.
 
 `step(tokens, past_keys, past_values)` runs the decoder on the last token of each
 hypothesis (N = sources × beams) and returns (logits (N, V), keys, values) with
@@ -29,6 +44,7 @@ import numpy as np
 from slt_serve.errors import SltError
 
 NEG = np.float32(-1.0e9)  # transformers' "very large negative" for excluded beams
+SEARCHES = ("transformers", "reference")  # BeamSettings.search, see the module docstring
 
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
@@ -44,12 +60,19 @@ class BeamSettings:
     eos_id: int = 2
     pad_id: int = 1
     forced_eos: bool = True  # only EOS at the last position (mBART's forced_eos_token_id)
+    search: str = "transformers"  # the rule, one of SEARCHES (module docstring)
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
             raise SltError(f"beam size must be at least 1, got {self.num_beams}")
         if self.max_length < 2:
             raise SltError(f"max_length must be at least 2, got {self.max_length}")
+        if self.search not in SEARCHES:
+            raise SltError(f"search must be one of {SEARCHES}, got {self.search!r}")
+
+    @property
+    def reference(self) -> bool:
+        return self.search == "reference"
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -74,6 +97,7 @@ class _Beams:
     finished_seqs: np.ndarray  # (B, nb, max_len) the best finished hypotheses
     finished_lens: np.ndarray  # (B, nb) their lengths, start token included
     finished_scores: np.ndarray  # (B, nb) length-normalised; NEG where none yet
+    finished_sums: np.ndarray  # (B, nb) their summed log-probs
     is_finished: np.ndarray  # (B, nb) a finished slot holds a real hypothesis
     improvable: np.ndarray  # (B, 1) a running beam may still beat the worst finished one
 
@@ -90,6 +114,7 @@ class _Beams:
             finished_seqs=running.copy(),
             finished_lens=np.ones((b, nb), dtype=np.int64),
             finished_scores=np.full((b, nb), NEG, dtype=np.float32),
+            finished_sums=np.zeros((b, nb), dtype=np.float32),
             is_finished=np.zeros((b, nb), dtype=bool),
             improvable=np.ones((b, 1), dtype=bool),
         )
@@ -120,17 +145,23 @@ def beam_search_scored(
         logits, keys, values = step(beams.running[:, :, cur - 1].reshape(-1, 1), keys, values)
         cand, cand_scores, origin, ends = _candidates(beams, logits, cur, s)
         origin = _run_on(beams, cand, cand_scores, origin, ends, nb)
-        _finish(beams, cand, cand_scores, ends, cur, s)
+        just = ends & (np.arange(2 * nb) < nb)[None, :]  # among the first `beams` only
+        _finish(beams, cand, cand_scores, just, cur, cur + 1, s)
         flat = (origin + offsets).reshape(-1)  # the cache follows the beams that run on
         keys, values = keys[:, flat], values[:, flat]
-        cur += 1
-        best_running = beams.running_scores[:, :1] / np.float32(float(cur - 1) ** s.length_penalty)
+        # 4.11.3 bounds by the best candidate (EOS ones too), 5.x by the best running beam
+        best = cand_scores[:, :1] if s.reference else beams.running_scores[:, :1]
+        best = best / np.float32(float(cur) ** s.length_penalty)
         worst = np.where(beams.is_finished, beams.finished_scores.min(axis=1, keepdims=True), NEG)
-        beams.improvable &= (best_running > worst).any(axis=1, keepdims=True)
+        beams.improvable &= (best > worst).any(axis=1, keepdims=True)
+        cur += 1
         if not beams.improvable.any() or ends.all() or cur >= s.max_length:
             break
+    if s.reference and cur >= s.max_length:  # 4.11.3 adds the open beams, full length
+        running = np.ones(beams.running_scores.shape, dtype=bool)
+        _finish(beams, beams.running, beams.running_scores, running, cur, cur, s)
     generated = (beams.finished_lens[:, 0] - 1).astype(np.float64)  # EOS counted, start not
-    means = beams.finished_scores[:, 0] * generated**s.length_penalty / generated
+    means = beams.finished_sums[:, 0] / generated
     return [
         (beams.finished_seqs[i, 0, : beams.finished_lens[i, 0]].tolist(), float(means[i]))
         for i in range(b)
@@ -151,7 +182,9 @@ def _candidates(beams: _Beams, logits: np.ndarray, cur: int, s: BeamSettings):
     origin, tokens = idx // vocab, idx % vocab
     cand = np.take_along_axis(beams.running, origin[:, :, None], axis=1)
     cand[:, :, cur] = tokens
-    ends = (tokens == s.eos_id) | (cur + 1 >= s.max_length)
+    ends = tokens == s.eos_id
+    if not s.reference:  # 5.x: every candidate of the last position is finished
+        ends |= cur + 1 >= s.max_length
     return cand, cand_scores, origin, ends
 
 
@@ -164,19 +197,22 @@ def _run_on(beams: _Beams, cand, cand_scores, origin, ends, nb: int) -> np.ndarr
     return np.take_along_axis(origin, nxt, axis=1)
 
 
-def _finish(beams: _Beams, cand, cand_scores, ends, cur: int, s: BeamSettings) -> None:
-    """Merge the candidates that just ended (among the first `beams`) into the finished list."""
+def _finish(beams: _Beams, seqs, sums, just, length: int, seq_len: int, s: BeamSettings) -> None:
+    """Merge the sequences marked `just` (finished now, `seq_len` tokens each) into the
+    finished list, scored `sums / length ** length_penalty`; sources no longer
+    improvable take none."""
     nb = s.num_beams
-    just = ends & (np.arange(2 * nb) < nb)[None, :]
-    scored = cand_scores / np.float32(float(cur) ** s.length_penalty)
+    scored = sums / np.float32(float(length) ** s.length_penalty)
     scored = scored + (~beams.improvable).astype(np.float32) * NEG
     scored = scored + (~just).astype(np.float32) * NEG
     merged_scores = np.concatenate([beams.finished_scores, scored], axis=1)
     best = _topk(merged_scores, nb)
     beams.finished_scores = np.take_along_axis(merged_scores, best, axis=1)
-    merged_seqs = np.concatenate([beams.finished_seqs, cand], axis=1)
+    merged_sums = np.concatenate([beams.finished_sums, sums], axis=1)
+    beams.finished_sums = np.take_along_axis(merged_sums, best, axis=1)
+    merged_seqs = np.concatenate([beams.finished_seqs, seqs], axis=1)
     beams.finished_seqs = np.take_along_axis(merged_seqs, best[:, :, None], axis=1)
-    lens = np.concatenate([beams.finished_lens, np.full(just.shape, cur + 1)], axis=1)
+    lens = np.concatenate([beams.finished_lens, np.full(just.shape, seq_len)], axis=1)
     beams.finished_lens = np.take_along_axis(lens, best, axis=1)
     merged = np.concatenate([beams.is_finished, just], axis=1)
     beams.is_finished = np.take_along_axis(merged, best, axis=1)

@@ -109,6 +109,9 @@ class Translation(_Section):
     d_model: int
     vocab_size: int
     max_source_positions: int  # longest source the encoder takes; longer ones are cut
+    # rows encoder.onnx appends after each source's valid steps (imported TwoStream-SLT S2T:
+    # `</s>` and the sign language token); the decoder's source mask covers them too
+    source_suffix: int = Field(0, ge=0)
 
 
 class Generation(_Section):
@@ -121,6 +124,9 @@ class Generation(_Section):
     eos_token_id: int
     pad_token_id: int
     forced_eos: bool = True  # only EOS at the last position (mBART's forced_eos_token_id)
+    # the beam search rule (`slt_serve.beam_search`): "transformers" (5.x, our own runs) or
+    # "reference" (4.11.3's, models imported from TwoStream-SLT were scored with it)
+    search: Literal["transformers", "reference"] = "transformers"
 
     def beam_settings(self, num_beams: int | None = None) -> BeamSettings:
         """These settings for `beam_search`; `num_beams` overrides the width."""
@@ -132,6 +138,7 @@ class Generation(_Section):
             eos_id=self.eos_token_id,
             pad_id=self.pad_token_id,
             forced_eos=self.forced_eos,
+            search=self.search,
         )
 
 

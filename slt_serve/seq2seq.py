@@ -2,6 +2,8 @@
 
 `Seq2Seq.generate` encodes a batch of sources, repeats the encoder's cross-attention
 keys/values for every beam, and runs `beam_search` with decoder.onnx as its step.
+Where the encoder appends rows after each source (`Translation.source_suffix`), the
+decoder's source mask is the source's, extended by them (`source_mask`).
 The export's parity check runs this same code against `TranslationModel.generate`.
 """
 
@@ -33,10 +35,13 @@ class CacheShape:
 class Seq2Seq:
     """encoder.onnx + decoder.onnx sessions; `source` names the encoder's first input."""
 
-    def __init__(self, encoder, decoder, cache: CacheShape, max_source: int) -> None:
+    def __init__(
+        self, encoder, decoder, cache: CacheShape, max_source: int, suffix: int = 0
+    ) -> None:
         self.encoder, self.decoder, self.cache = encoder, decoder, cache
         self.source_name = encoder.get_inputs()[0].name  # "features" (S2T) or "input_ids" (G2T)
-        self.max_source = max_source
+        self.max_source = max_source  # longest source, the suffix rows not counted
+        self.suffix = suffix  # rows the encoder appends after each source's valid steps
 
     @classmethod
     def open(
@@ -53,8 +58,18 @@ class Seq2Seq:
             open_session(encoder, providers, threads),
             open_session(decoder, providers, threads),
             CacheShape(t.decoder_layers, t.heads, t.head_dim),
-            t.max_source_positions,
+            t.max_source_positions - t.source_suffix,
+            t.source_suffix,
         )
+
+    def source_mask(self, mask: np.ndarray) -> np.ndarray:
+        """(B, S) source mask → (B, S + suffix) mask of the encoder states: each source's
+        valid steps, then its suffix rows."""
+        mask = mask.astype(np.int64)
+        if not self.suffix:
+            return mask
+        steps = np.arange(mask.shape[1] + self.suffix)[None, :]
+        return (steps < mask.sum(axis=1, keepdims=True) + self.suffix).astype(np.int64)
 
     def encode(self, source: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """(B, S[, D]) sources and (B, S) masks → encoder states, cross keys, cross values."""
@@ -79,7 +94,7 @@ class Seq2Seq:
         _, keys, values = encoded if encoded is not None else self.encode(source, mask)
         beams = settings.num_beams
         cross = {
-            "encoder_attention_mask": np.repeat(mask.astype(np.int64), beams, axis=0),
+            "encoder_attention_mask": np.repeat(self.source_mask(mask), beams, axis=0),
             "cross_keys": np.repeat(keys, beams, axis=1),
             "cross_values": np.repeat(values, beams, axis=1),
         }

@@ -62,10 +62,11 @@ def _toy_step(vocab: int, seed: int):
     return step, table
 
 
+@pytest.mark.parametrize("search", ["transformers", "reference"])
 @pytest.mark.parametrize("penalty", [1.0, 0.6, 1.5])
-def test_beam_score_is_the_mean_token_log_prob_of_the_chosen_beam(penalty):
+def test_beam_score_is_the_mean_token_log_prob_of_the_chosen_beam(penalty, search):
     step, table = _toy_step(9, 3)
-    s = BeamSettings(num_beams=3, length_penalty=penalty, max_length=7, eos_id=2, pad_id=1)
+    s = BeamSettings(3, penalty, 7, eos_id=2, pad_id=1, search=search)
     empty = np.zeros((1, 2 * 3, 1, 0, 1), dtype=np.float32)
     scored = beam_search_scored(step, 2, (empty, empty.copy()), s)
     assert [t for t, _ in scored] == beam_search(step, 2, (empty, empty.copy()), s)

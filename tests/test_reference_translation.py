@@ -5,14 +5,19 @@ encoder states, first-step log-probs, and generated token ids (beam 5 and greedy
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
 
+from slt_serve.beam_search import BeamSettings
+from slt_serve.beam_search import beam_search as runtime_beam_search
 from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
+from slt_training.models.beam_search import SearchSpec
+from slt_training.models.beam_search import beam_search as reference_beam_search
 from slt_training.models.translation import GenerateOptions
 from slt_training.reference.checkpoint import read_checkpoint
 from slt_training.reference.text import pruned_tokenizer, read_map_ids, reference_text
@@ -248,3 +253,53 @@ def test_g2t_padded_batch_gives_the_batched_goldens(g2t):
     for row, expected in zip(out.tolist(), golden("g2t_tiny_mbart")["batched_padded"][variant]):
         assert row[: len(expected["ids"])] == expected["ids"]
         assert all(t == imported.model.pad_id for t in row[len(expected["ids"]) :])
+
+
+class _ToyCache:
+    def reorder_cache(self, order):
+        pass
+
+
+class _ToyDecoder:
+    """A decoder whose logits depend on the position and the last token (few exact ties),
+    shaped as `slt_training.models.beam_search` calls mBART."""
+
+    def __init__(self, table: np.ndarray):
+        self.table, self.position = torch.from_numpy(table), 0
+
+    def get_encoder(self):
+        return lambda attention_mask, **_: SimpleNamespace(
+            last_hidden_state=torch.zeros(attention_mask.shape[0], 1, 1)
+        )
+
+    def forward(self, encoder_outputs, attention_mask, decoder_input_ids, use_cache, **_):
+        self.position += 1
+        logits = self.table[self.position - 1][decoder_input_ids[:, -1]][:, None]
+        return SimpleNamespace(logits=logits, past_key_values=_ToyCache())
+
+    __call__ = forward
+
+
+@pytest.mark.parametrize("forced_eos", [True, False])
+@pytest.mark.parametrize("penalty", [1.0, 0.6, 1.5])
+def test_runtime_reference_search_is_the_pytorch_one(forced_eos, penalty):
+    """slt_serve's numpy beam search with search="reference" (what bundles of imported runs
+    use) gives the tokens of the PyTorch 4.11.3 search on 40 random decoders."""
+    beams, max_length, sources, vocab = 3, 8, 2, 7
+    settings = BeamSettings(
+        beams, penalty, max_length, 0, 2, 1, forced_eos=forced_eos, search="reference"
+    )
+    spec = SearchSpec(0, 2, 1, beams, max_length, penalty, 2 if forced_eos else None)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        table = rng.normal(0, 2, (max_length, vocab, vocab)).astype(np.float32)
+        table[..., 2] += rng.uniform(-2, 2)  # EOS more or less likely
+
+        def step(tokens, keys, values, table=table):
+            grown = np.zeros(keys.shape[:3] + (keys.shape[3] + 1, 1), np.float32)
+            return table[keys.shape[3]][tokens[:, -1]], grown, values
+
+        empty = np.zeros((1, sources * beams, 1, 0, 1), np.float32)
+        ours = runtime_beam_search(step, sources, (empty, empty.copy()), settings)
+        mask = {"attention_mask": torch.ones(sources, 3, dtype=torch.long)}
+        assert ours == reference_beam_search(_ToyDecoder(table), mask, spec), seed
