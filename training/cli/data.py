@@ -214,6 +214,7 @@ def _print_gloss_comparison(result, shown) -> None:
 
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     out: Path = typer.Argument(..., help="Folder to write (new or empty; or a run to resume)."),
     preset: str = typer.Option(
         "cpu", help="Sizes: 'cpu' (1500 clips, 48 glosses, 128²) or 'gpu' (5000, 300, 256²)."
@@ -247,20 +248,12 @@ def synth(
     Rerunning with the same settings resumes (finished clips are skipped).
     """
     import os
+    from dataclasses import fields
 
-    from slt_training.data.synth.corpus import generate, options_for
+    from slt_training.data.synth.corpus import SynthOptions, generate, options_for
 
-    opts = options_for(
-        preset,
-        clips=clips,
-        glosses=glosses,
-        size=size,
-        signers=signers,
-        seed=seed,
-        fps=fps,
-        lang=lang,
-        layout=layout,
-    )
+    # each of the corpus's settings is an option of the same name (None: the preset's)
+    opts = options_for(preset, **{f.name: ctx.params[f.name] for f in fields(SynthOptions)})
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
     if workers < 1:
@@ -418,12 +411,11 @@ def keypoints(
     dataset: Path = DatasetArg,
     pose: Path = typer.Option(
         None,
-        "--pose",
         help="pose.onnx from `slt export pose` (HRNet), or 'mediapipe' (MediaPipe Holistic, "
         "the `pose` extra).",
     ),
     from_pose: Path = typer.Option(
-        None, "--from-pose", help="Folder of <clip name>.pose files (MediaPipe, OpenPose)."
+        None, help="Folder of <clip name>.pose files (MediaPipe, OpenPose)."
     ),
     splits: str = typer.Option("all", help="Splits to do, e.g. 'train,dev'; 'all': present."),
     workers: int = typer.Option(
