@@ -5,15 +5,18 @@ encoder states, first-step log-probs, and generated token ids (beam 5 and greedy
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
+from typer.testing import CliRunner
 
 from slt_serve.beam_search import BeamSettings
 from slt_serve.beam_search import beam_search as runtime_beam_search
+from slt_serve.cli import app
 from slt_serve.decoding import ctc_greedy_decode
 from slt_serve.errors import SltError
 from slt_training.models.beam_search import SearchSpec
@@ -303,3 +306,62 @@ def test_runtime_reference_search_is_the_pytorch_one(forced_eos, penalty):
         ours = runtime_beam_search(step, sources, (empty, empty.copy()), settings)
         mask = {"attention_mask": torch.ones(sources, 3, dtype=torch.long)}
         assert ours == reference_beam_search(_ToyDecoder(table), mask, spec), seed
+
+
+def _run_dataset(root):
+    """A dataset folder with the splits a run needs (no videos: nothing to calibrate on)."""
+    root.mkdir()
+    clip = {"name": "dev/c1", "signer": "s", "gloss": "REGEN", "text": "regen .", "num_frames": 48}
+    for split in ("train", "dev"):
+        (root / f"{split}.jsonl").write_text(json.dumps(clip) + "\n")
+    return root
+
+
+def _cli(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _bundle_generates(translator, sources, search: str) -> list[list[int]]:
+    """Token ids of each (1, S[, D]) source through the bundle's own Seq2Seq."""
+    settings = translator.generation
+    settings = replace(settings, num_beams=1 if search == "greedy" else settings.num_beams)
+    mask = [np.ones(s.shape[:2], dtype=np.int64) for s in sources]
+    return [translator.seq2seq.generate(s, m, settings)[0] for s, m in zip(sources, mask)]
+
+
+@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
+def s2t_bundle(request, tmp_path_factory):
+    """`slt import slrt` of the S2T golden's checkpoint, then `slt export model` of OUT/s2t."""
+    from slt_serve.translator import TranslateOptions, Translator
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("s2t_bundle")
+    s2t = write_reference_checkpoint(
+        tmp / "s2t.ckpt", _variant_state("s2t_tiny_mbart", request.param), s2g=False
+    )
+    s2g = write_reference_checkpoint(
+        tmp / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
+    )
+    table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
+    _cli("import", "slrt", s2t, "--s2g", s2g, "--pretrained", kit_dir("tiny_mbart_de"),
+         "--gloss2ids", table, "--dataset", _run_dataset(tmp / "ds"), "--out", tmp / "runs",
+         "--fps", "25")  # fmt: skip
+    _cli("export", "model", tmp / "runs" / "s2t", "--out", tmp / "bundle")
+    return request.param, Translator.from_bundle(tmp / "bundle", TranslateOptions())
+
+
+@pytest.mark.slow  # exports the S2G network's full-size S3D too (~1 min on one thread)
+@pytest.mark.parametrize("search", ["greedy", "beam5"])
+def test_s2t_bundle_of_an_imported_run_generates_the_golden_tokens(s2t_bundle, search):
+    """import → export → the runtime's Seq2Seq on the golden's gloss features (the S2T
+    head's output, which the bundle's s2g.onnx computes from video)."""
+    variant, translator = s2t_bundle
+    m = translator.manifest
+    assert (m.generation.search, m.translation.source_suffix) == ("reference", 2)
+    arrays = np.load(kit_dir("s2t_tiny_mbart") / "arrays.npz")
+    records = golden("s2t_tiny_mbart")["records"][variant]
+    sources = [arrays[f"clip{i}/gloss_feature"][None] for i in range(len(records))]
+    got = _bundle_generates(translator, sources, search)
+    assert got == [record[search]["ids"] for record in records], variant
