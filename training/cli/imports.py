@@ -10,6 +10,7 @@ import typer
 from .common import echo_next
 
 app = typer.Typer(help="Import models and data made with the reference code (TwoStream-SLT).")
+S2T_PANEL = "Options for S2T checkpoints"  # `slt import slrt --help` shows them apart
 
 
 @app.command("slrt-keypoints")
@@ -47,16 +48,27 @@ def slrt(
     ),
     out: Path = typer.Option(..., help="The run folder to write (S2T: OUT/s2g and OUT/s2t)."),
     s2g: Path = typer.Option(
-        None, help="S2T: the S2G checkpoint whose backbone made its features."
+        None,
+        help="S2T: the S2G checkpoint whose backbone made its features.",
+        rich_help_panel=S2T_PANEL,
     ),
     pretrained: Path = typer.Option(
         None,
         help="S2T: the pruned mBART folder (config.json, tokenizer.json, map_ids.pkl, "
         "gloss2ids.pkl).",
+        rich_help_panel=S2T_PANEL,
     ),
-    text_lang: str = typer.Option("de_DE", help="S2T: the spoken language token (tgt_lang)."),
-    sign_lang: str = typer.Option("de_DGS", help="S2T: the sign language code (src_lang)."),
-    lang: str = typer.Option("de", help="S2T: ISO code of the text (zh: scored on characters)."),
+    text_lang: str = typer.Option(
+        "de_DE", help="S2T: the spoken language token (tgt_lang).", rich_help_panel=S2T_PANEL
+    ),
+    sign_lang: str = typer.Option(
+        "de_DGS", help="S2T: the sign language code (src_lang).", rich_help_panel=S2T_PANEL
+    ),
+    lang: str = typer.Option(
+        "de",
+        help="S2T: ISO code of the text (zh: scored on characters).",
+        rich_help_panel=S2T_PANEL,
+    ),
     fps: float = typer.Option(None, help="Frame rate of the clips (default: the dataset's)."),
 ) -> None:
     """Import a checkpoint trained with the reference code into run folders (loaded with
