@@ -212,6 +212,12 @@ def _print_gloss_comparison(result, shown) -> None:
         typer.echo(f"{ex.name}: {ex.text}\n  human:   {ex.human}\n  derived: {ex.derived}")
 
 
+def _corpus_option(text: str):
+    """An option of `slt data synth` that replaces the --preset's value of the corpus setting
+    (`SynthOptions` field) of its name; None keeps the preset's."""
+    return typer.Option(None, help=text, rich_help_panel="Corpus settings (override --preset)")
+
+
 @app.command("synth")
 def synth(
     ctx: typer.Context,
@@ -219,23 +225,16 @@ def synth(
     preset: str = typer.Option(
         "cpu", help="Sizes: 'cpu' (1500 clips, 48 glosses, 128²) or 'gpu' (5000, 300, 256²)."
     ),
-    clips: int = typer.Option(
-        None, help="Clips over all splits (80/10/10). Default: from --preset."
-    ),
-    glosses: int = typer.Option(None, help="Lexicon size, 16..304. Default: from --preset."),
-    size: int = typer.Option(
-        None, help="Frame width = height in pixels, even. Default: from --preset."
-    ),
-    signers: int = typer.Option(None, help="Distinct signers. Default: 6."),
-    seed: int = typer.Option(
-        None, help="Random seed: same seed + settings, same corpus. Default: 0."
-    ),
-    fps: float = typer.Option(None, help="Frame rate of the videos. Default: 25."),
-    lang: str = typer.Option(None, help="Text language: en or vi. Default: en."),
-    layout: str = typer.Option(
-        None,
-        help="'splits': dataset root (videos, keypoints, train/dev/test.jsonl); 'folder': "
-        "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. Default: splits.",
+    clips: int = _corpus_option("Clips over all splits (80/10/10). Default: from --preset."),
+    glosses: int = _corpus_option("Lexicon size, 16..304. Default: from --preset."),
+    size: int = _corpus_option("Frame width = height in pixels, even. Default: from --preset."),
+    signers: int = _corpus_option("Distinct signers. Default: 6."),
+    seed: int = _corpus_option("Random seed: same seed + settings, same corpus. Default: 0."),
+    fps: float = _corpus_option("Frame rate of the videos. Default: 25."),
+    lang: str = _corpus_option("Text language: en or vi. Default: en."),
+    layout: str = _corpus_option(
+        "'splits': dataset root (videos, keypoints, train/dev/test.jsonl); 'folder': "
+        "videos + sentences.csv (name,text,signer; no glosses) + ground_truth.jsonl. Default: splits."
     ),
     workers: int = typer.Option(
         None, help="Processes rendering clips. Default: min(4, CPU cores)."
@@ -252,7 +251,7 @@ def synth(
 
     from slt_training.data.synth.corpus import SynthOptions, generate, options_for
 
-    # each of the corpus's settings is an option of the same name (None: the preset's)
+    # each corpus setting is a _corpus_option of the same name (None: the preset's)
     opts = options_for(preset, **{f.name: ctx.params[f.name] for f in fields(SynthOptions)})
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
