@@ -47,7 +47,7 @@ def build(folder: Path, args) -> tuple:
     """Random recognizer + S2T model of the synthetic configs' size, exported to a bundle."""
     import torch
 
-    from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
+    from slt_export.bundle import ExportOptions, RecognitionPart, TranslationPart, export_bundle
     from slt_serve.vocab import GlossVocab
     from slt_training.models.recognition import SingleStreamOptions, SingleStreamRecognizer
     from slt_training.models.translation import (
@@ -86,7 +86,7 @@ def build(folder: Path, args) -> tuple:
         folder / "bundle",
         RecognitionPart(recognizer, spec, vocab, fps=args.fps, ctc_beam_size=5),
         TranslationPart(model, tok, generation),
-        name="bench-single-s2t",
+        ExportOptions(name="bench-single-s2t"),
     )
     return result, recognizer, model, tok, vocab, generation, time.perf_counter() - started
 

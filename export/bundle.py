@@ -150,30 +150,41 @@ class BundleExport:
 
 
 @dataclass(frozen=True)
+class ExportOptions:
+    """How `export_bundle` (and `export_run`) write a bundle; checked before anything is
+    exported."""
+
+    name: str | None = None  # bundle name in the manifest (default: the folder's name)
+    pose: str | os.PathLike | None = None  # pose.onnx or "mediapipe" (two_stream bundles)
+    quantize: str | None = None  # one of QUANTIZE (None: float graphs)
+    tolerance: float = DEFAULT_TOLERANCE  # parity: largest relative difference accepted
+    window_frames: int = DEFAULT_WINDOW  # frames per s2g run at serving time
+    context_frames: int = DEFAULT_CONTEXT  # frames of context either side of a window
+    overwrite: bool = False  # replace what is at `out`
+
+
+@dataclass(frozen=True)
 class _Plan:
-    """One export's parts and settings (`check` refuses what cannot be exported)."""
+    """One export's parts and options (`check` refuses what cannot be exported)."""
 
     stage: str  # s2t | g2t | s2g
     kind: str  # single_stream | two_stream | g2t
     recognition: RecognitionPart | None
     translation: TranslationPart | None
-    pose: Path | None
-    quantize: str | None
-    tolerance: float
-    window_frames: int
-    context_frames: int
+    options: ExportOptions
 
     def check(self) -> None:
         """Refuse settings that cannot make a bundle, before anything is exported."""
-        if self.quantize is not None and self.quantize not in QUANTIZE:
-            raise SltError(f"--quantize {self.quantize}: choose one of {', '.join(QUANTIZE)}")
+        o = self.options
+        if o.quantize is not None and o.quantize not in QUANTIZE:
+            raise SltError(f"--quantize {o.quantize}: choose one of {', '.join(QUANTIZE)}")
         for label, value in (
-            ("window_frames", self.window_frames),
-            ("context_frames", self.context_frames),
+            ("window_frames", o.window_frames),
+            ("context_frames", o.context_frames),
         ):
             if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
                 raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
-        if self.pose is not None and self.kind != "two_stream":
+        if o.pose is not None and self.kind != "two_stream":
             raise SltError("a pose model goes only into two_stream bundles")
 
 
@@ -193,35 +204,25 @@ def export_bundle(
     out: str | os.PathLike,
     recognition: RecognitionPart | None = None,
     translation: TranslationPart | None = None,
+    options: ExportOptions = ExportOptions(),
     *,
-    name: str | None = None,
     metrics: dict | None = None,
-    pose: str | os.PathLike | None = None,
-    quantize: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    window_frames: int = DEFAULT_WINDOW,
-    context_frames: int = DEFAULT_CONTEXT,
-    overwrite: bool = False,
     dev: DevSet | None = None,
 ) -> BundleExport:
-    """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`;
-    with `dev`, its confidence thresholds calibrated on those clips."""
+    """Write a bundle of `recognition` (S2G), `translation` (G2T) or both (S2T) to `out`,
+    with the run's `metrics`; with `dev`, its confidence thresholds calibrated on those clips."""
     started = time.perf_counter()
     out = Path(out)
     stage, kind = _stage_and_kind(recognition, translation)
-    pose = None if pose is None else Path(pose)
-    plan = _Plan(
-        stage, kind, recognition, translation, pose, quantize, tolerance, window_frames,
-        context_frames,
-    )  # fmt: skip
+    plan = _Plan(stage, kind, recognition, translation, options)
     plan.check()
-    _check_out(out, overwrite)
+    _check_out(out, options.overwrite)
     tmp = out.parent / f".{out.name}.partial"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        manifest = _write(tmp, plan, name or out.name, metrics or {})
+        manifest = _write(tmp, plan, options.name or out.name, metrics or {})
         if dev is not None:
             manifest = _calibrate(tmp, manifest, dev)
         load_bundle(tmp)  # what the runtime will check, checked now
@@ -237,34 +238,19 @@ def export_bundle(
 def export_run(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
     *,
-    quantize: str | None = None,
     fps: float | None = None,
-    pose: str | os.PathLike | None = None,
-    name: str | None = None,
-    overwrite: bool = False,
     calibrate_clips: int = DEFAULT_CALIBRATION_CLIPS,
-    window_frames: int = DEFAULT_WINDOW,
 ) -> BundleExport:
     """A G2T, S2T or S2G run folder as a bundle (`slt export model RUN_DIR`); see `runs`.
-    Confidence is calibrated on the first `calibrate_clips` of the run's dev split (0: not);
-    `window_frames`: the recogniser's serving window (`export_bundle`)."""
+    `fps`: the clips' frame rate when the S2G run did not save it. Confidence is calibrated
+    on the first `calibrate_clips` of the run's dev split (0: not)."""
     from .runs import dev_set, parts_from_run
 
     recognition, translation, metrics = parts_from_run(run_dir, fps)
     dev = dev_set(run_dir, calibrate_clips) if calibrate_clips > 0 else None
-    return export_bundle(
-        out,
-        recognition,
-        translation,
-        name=name,
-        metrics=metrics,
-        pose=pose,
-        quantize=quantize,
-        overwrite=overwrite,
-        dev=dev,
-        window_frames=window_frames,
-    )
+    return export_bundle(out, recognition, translation, options, metrics=metrics, dev=dev)
 
 
 def _stage_and_kind(recognition, translation) -> tuple[str, str]:
@@ -361,7 +347,7 @@ def _write(tmp: Path, plan: _Plan, name: str, metrics: dict) -> Manifest:
     if plan.translation is not None:
         sections = _write_translation(tmp, plan.translation, sections)
     parity = _check_parity(tmp, plan, sections)
-    quantization = _quantize(tmp, plan, sections, parity) if plan.quantize else None
+    quantization = _quantize(tmp, plan, sections, parity) if plan.options.quantize else None
     names = [p.name for p in tmp.iterdir() if p.name != MANIFEST]
     manifest = Manifest(
         name=name,
@@ -385,16 +371,16 @@ def _write(tmp: Path, plan: _Plan, name: str, metrics: dict) -> Manifest:
 
 def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections:
     """s2g.onnx, gloss_vocab.json and pose.onnx if given; the input and recognition sections."""
-    part = plan.recognition
+    part, pose = plan.recognition, plan.options.pose
     model = part.model.eval()
-    spec = _input_spec(part, plan.window_frames, plan.context_frames)
+    spec = _input_spec(part, plan.options.window_frames, plan.options.context_frames)
     proto = s2g_onnx.export_s2g(model, spec.input_size)
     _save(proto, tmp / S2G)
     part.vocab.save(tmp / GLOSS_VOCAB)
-    if plan.pose is not None and is_mediapipe(plan.pose):  # run at serve time, nothing to copy
+    if pose is not None and is_mediapipe(pose):  # run at serve time, nothing to copy
         spec = spec.model_copy(update={"pose_model": MEDIAPIPE})
-    elif plan.pose is not None:
-        _copy_pose(plan.pose, tmp / POSE)
+    elif pose is not None:
+        _copy_pose(Path(pose), tmp / POSE)
     inputs = s2g_onnx.INPUTS_TWO if plan.kind == "two_stream" else s2g_onnx.INPUTS_SINGLE
     return replace(
         sections,
@@ -477,16 +463,16 @@ def _check_parity(tmp: Path, plan: _Plan, sections: _Sections) -> Parity:
     """The graphs in `tmp` against PyTorch; refuses the export when they disagree."""
     report = _Parity(tmp, sections, plan.recognition, plan.translation).run()
     failures = report.failures
-    if failures or not report.max_rel_diff <= plan.tolerance:
+    if failures or not report.max_rel_diff <= plan.options.tolerance:
         raise SltError(
             "the ONNX graphs disagree with PyTorch "
-            f"(max relative diff {report.max_rel_diff:.3g}, tolerance {plan.tolerance:g}"
+            f"(max relative diff {report.max_rel_diff:.3g}, tolerance {plan.options.tolerance:g}"
             + (f"; {'; '.join(failures)}" if failures else "")
             + "); nothing written. Report this with your torch, onnxscript and onnxruntime versions"
         )
     return Parity(
         max_rel_diff=report.max_rel_diff,
-        tolerance=plan.tolerance,
+        tolerance=plan.options.tolerance,
         s2g=report.s2g,
         translation=report.translation,
     )

@@ -87,7 +87,7 @@ def export_model(
     ),
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""
-    from slt_export.bundle import export_run, summary
+    from slt_export.bundle import DEFAULT_WINDOW, ExportOptions, export_run, summary
 
     if calibrate_clips < 0:
         raise SltError(f"--calibrate-clips {calibrate_clips}: give 0 (none) or more")
@@ -98,11 +98,14 @@ def export_model(
         )
     if fps is not None and not 0 < fps <= 1000:
         raise SltError(f"--fps {fps}: the frame rate must be in (0, 1000]")
-    result = export_run(
-        run_dir, out, quantize=quantize, fps=fps, pose=pose, name=name, overwrite=overwrite,
-        calibrate_clips=calibrate_clips,
-        **({} if window_frames is None else {"window_frames": window_frames}),
-    )  # fmt: skip
+    options = ExportOptions(
+        name=name,
+        pose=pose,
+        quantize=quantize,
+        overwrite=overwrite,
+        window_frames=DEFAULT_WINDOW if window_frames is None else window_frames,
+    )
+    result = export_run(run_dir, out, options, fps=fps, calibrate_clips=calibrate_clips)
     typer.echo(summary(result))
     if result.manifest.stage == "g2t":
         api = f"Translator.from_bundle('{out}').translate_gloss('GLOSS GLOSS')"

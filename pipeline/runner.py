@@ -202,7 +202,7 @@ class Pipeline:
         if not cfg.enabled:
             self._report("export", "off", 0.0, "export.enabled is false")
             return
-        from slt_export.bundle import export_run
+        from slt_export.bundle import ExportOptions, export_run
         from slt_serve.fileio import files_sha256
 
         s2t_dir = Path(self.plan.s2t.run_dir)
@@ -218,7 +218,8 @@ class Pipeline:
         def work(resume: bool) -> str:
             if out.exists():
                 shutil.rmtree(out)
-            export_run(s2t_dir, out, quantize=cfg.quantize, pose=cfg.pose, name=self.plan.name)
+            options = ExportOptions(name=self.plan.name, pose=cfg.pose, quantize=cfg.quantize)
+            export_run(s2t_dir, out, options)
             return f"wrote {out}"
 
         if not state.finished("export", inputs):

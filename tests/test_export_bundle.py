@@ -157,7 +157,7 @@ def test_export_fails_loudly_when_onnx_disagrees_and_writes_nothing(tmp_path):
 def test_export_refuses_bad_requests(tmp_path, single):
     tok = tb.tokenizer()
     s2t = tb.translation(tok, "features")
-    from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
+    from slt_export.bundle import ExportOptions, RecognitionPart, TranslationPart, export_bundle
 
     with pytest.raises(SltError, match="recognizer"):
         export_bundle(tmp_path / "x", translation=TranslationPart(s2t, tok))
@@ -167,7 +167,7 @@ def test_export_refuses_bad_requests(tmp_path, single):
         tb.g2t_bundle(tmp_path / "y", quantize="int4")
     part = RecognitionPart(tb.single_stream(), tb.SPEC, tb.vocab())
     with pytest.raises(SltError, match="pose model goes only into two_stream"):
-        export_bundle(tmp_path / "z", part, pose=tmp_path / "pose.onnx")
+        export_bundle(tmp_path / "z", part, options=ExportOptions(pose=tmp_path / "pose.onnx"))
 
 
 def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_path):

@@ -17,7 +17,7 @@ import tiny_mbart
 import torch
 from tiny_mbart import SENTENCES, tokenizer  # tb.SENTENCES, tb.tokenizer() for the tests
 
-from slt_export.bundle import RecognitionPart, TranslationPart, export_bundle
+from slt_export.bundle import ExportOptions, RecognitionPart, TranslationPart, export_bundle
 from slt_serve.vocab import GlossVocab
 from slt_training.models.fusion import LateralOptions
 from slt_training.models.heatmaps import HeatmapOptions
@@ -73,8 +73,9 @@ def translation(tok, source: str, seed: int = 0) -> TranslationModel:
     return tiny_mbart.translation(tok, seed, input=source, feature_dim=HIDDEN).eval()
 
 
-def s2t_bundle(out: Path, kind: str = "single_stream", **kw):
-    """Export a random recognizer + S2T model of `kind`; returns (export, recognizer, model, tok)."""
+def s2t_bundle(out: Path, kind: str = "single_stream", **options):
+    """Export a random recognizer + S2T model of `kind` with `ExportOptions(**options)`; returns
+    (export, recognizer, model, tok)."""
     tok = tokenizer()
     recognizer = single_stream() if kind == "single_stream" else two_stream()
     spec = dict(SPEC, keypoints=list(KEYPOINTS) if kind == "two_stream" else None)
@@ -83,17 +84,19 @@ def s2t_bundle(out: Path, kind: str = "single_stream", **kw):
         out,
         RecognitionPart(recognizer, spec, vocab(), fps=FPS, ctc_beam_size=5),
         TranslationPart(model, tok, GENERATION),
+        ExportOptions(**options),
         metrics={"dev": {"bleu4": 1.5}},
-        **kw,
     )
     return result, recognizer, model, tok
 
 
-def g2t_bundle(out: Path, **kw):
-    """Export a random G2T model; returns (export, model, tok)."""
+def g2t_bundle(out: Path, dev=None, **options):
+    """Export a random G2T model with `ExportOptions(**options)`, calibrated on `dev` if given;
+    returns (export, model, tok)."""
     tok = tokenizer()
     model = translation(tok, "gloss")
-    return export_bundle(out, translation=TranslationPart(model, tok, GENERATION), **kw), model, tok
+    part = TranslationPart(model, tok, GENERATION)
+    return export_bundle(out, None, part, ExportOptions(**options), dev=dev), model, tok
 
 
 def small_hrnet(input_size: tuple[int, int] = (96, 64)):
