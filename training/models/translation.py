@@ -235,14 +235,21 @@ class TranslationModel(nn.Module):
             return self._reference_beam_search(attention_mask, o, input_ids, features)
         return self.mbart.generate(
             **self.encoder_batch(attention_mask, input_ids, features),
-            num_beams=o.num_beams,
-            length_penalty=o.length_penalty,
-            max_length=o.max_length,
-            decoder_start_token_id=self.decoder_start_id,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.eos_id,
+            **self.generation_settings(o),
             do_sample=False,
         )
+
+    def generation_settings(self, options: GenerateOptions) -> dict[str, int | float]:
+        """The search's settings and this model's special ids, by the names transformers'
+        `generate()` and the bundle manifest's `generation` section both use."""
+        return {
+            "num_beams": options.num_beams,
+            "length_penalty": options.length_penalty,
+            "max_length": options.max_length,
+            "decoder_start_token_id": self.decoder_start_id,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_id,
+        }
 
     def _reference_beam_search(
         self,
