@@ -10,7 +10,9 @@ from slt_serve.errors import SltError
 
 from .common import ConfigArg, OverrideOpt, ResumeOpt, echo_next
 
-app = typer.Typer(help="Train a stage from a YAML config (configs/): s2g, g2t, s2t.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train a stage from a YAML config (configs/): s2g, g2t, s2t.", no_args_is_help=True
+)
 
 
 def _train(config_type: type, train, config: Path, override: list[str], resume: bool):
@@ -31,7 +33,9 @@ def _echo_best(result, scores: str, beam: int) -> None:
     from slt_training.runs import METRICS_FILE
 
     typer.echo(f"{result.run_dir}: best epoch {result.best_epoch}, {scores} (beam {beam})")
-    typer.echo(f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir / METRICS_FILE}")
+    typer.echo(
+        f"best checkpoint {result.best_checkpoint}; scores in {result.run_dir / METRICS_FILE}"
+    )
     if result.stopped_early:
         typer.echo("stopped by training.max_minutes / max_steps; --resume continues it")
 
