@@ -60,7 +60,8 @@ def center_crop_pad(frame: np.ndarray, size: int) -> np.ndarray:
 def normalise(
     rgb: np.ndarray, spec: Normalisation, previous: np.ndarray | None = None
 ) -> np.ndarray:
-    """(T, H, W, 3) uint8 → (T, C, H, W) float32 network input.
+    """(T, H, W, 3) uint8 (or float32 on the same 0–255 scale, as `reference_resize` gives)
+    → (T, C, H, W) float32 network input.
 
     previous: the normalised RGB (3, H, W) of the frame before `rgb[0]` when this is a
     window inside a longer video, so its first motion difference is the true one.
@@ -87,9 +88,12 @@ def network_keypoints(
     keypoints: np.ndarray, width: int, height: int, spec: InputSpec
 ) -> np.ndarray:
     """(T, K_all, 3) keypoints in pixels of a (width, height) frame → (T, K, 3) in input pixels,
-    the bundle's subset."""
+    the bundle's subset, through the spec's geometry."""
     points = keypoints if spec.keypoints is None else keypoints[:, list(spec.keypoints)]
-    return box_keypoints(points, width, height, spec.crop_box(), spec.frame_size, spec.input_size)
+    side = spec.input_size
+    if spec.geometry == "reference_resize":  # the whole frame straight to side²
+        return box_keypoints(points, width, height, (0.0, 0.0, side, side), side, side)
+    return box_keypoints(points, width, height, spec.crop_box(), spec.frame_size, side)
 
 
 def box_keypoints(

@@ -73,8 +73,10 @@ class InputSpec(_Section):
     frame_stride: int = 1  # training kept every frame_stride-th frame of the source
     # "square": resize to frame_size, the centre eval_crop, resize to input_size (ours);
     # "reference_center_crop": the raw frame's centre input_size² window, zero-padded where
-    # the frame is smaller, never resized (TwoStream-SLT's SingleStream eval; imported runs)
-    geometry: Literal["square", "reference_center_crop"] = "square"
+    # the frame is smaller, never resized (TwoStream-SLT's SingleStream eval; imported runs);
+    # "reference_resize": the raw frame resized straight to input_size² bilinearly on float
+    # values, no antialiasing, keypoints scaled with it (TwoStream-SLT's TwoStream eval)
+    geometry: Literal["square", "reference_center_crop", "reference_resize"] = "square"
 
     @property
     def channels(self) -> int:

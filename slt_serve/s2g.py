@@ -5,7 +5,11 @@ clip (`clip_input`): each frame is resized to the square `frame_size` (a no-op f
 frames decoded at that size), cut to the eval centre crop, resized to `input_size`,
 and normalised per window (with motion channels, the difference to the frame
 before the window); keypoints in pixels of the frame they came with go through the
-same geometry.
+same geometry. Models imported from TwoStream-SLT are served with the reference's
+eval geometry instead (the manifest's `input.geometry`): SingleStream's zero-padded
+centre crop, or TwoStream's resize of the whole frame to `input_size`² (bilinear on
+float values without antialiasing, kept as float32: rounding to uint8 would move
+every value by up to half a level).
 
 A clip of up to `window_frames` frames runs whole, exactly as the export's
 parity check ran it. A longer one is cut into cores of `window_frames` frames
@@ -30,7 +34,7 @@ from slt_serve.clip_input import center_crop_pad, network_frames, network_keypoi
 from slt_serve.errors import SltError
 from slt_serve.manifest import InputSpec
 from slt_serve.onnx_session import open_session
-from slt_serve.video import resize
+from slt_serve.video import resize, resize_linear
 
 FEATURE_STRIDE = 4  # frames per output step of the 4-block S3D
 
@@ -60,7 +64,8 @@ class S2GRunner:
         self, frame: np.ndarray, keypoints: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """One (H, W, 3) uint8 RGB frame [+ (K_all, 3) keypoints in its pixels] → the
-        input_size uint8 frame [+ (K, 3) keypoints in input pixels, the bundle's subset]."""
+        input_size frame [+ (K, 3) keypoints in input pixels, the bundle's subset], by the
+        spec's geometry: uint8, or float32 unrounded for "reference_resize"."""
         spec = self.spec
         if spec.geometry == "reference_center_crop":
             if keypoints is not None:
@@ -70,6 +75,8 @@ class S2GRunner:
         if keypoints is not None:
             height, width = frame.shape[:2]
             points = network_keypoints(np.asarray(keypoints)[None], width, height, spec)[0]
+        if spec.geometry == "reference_resize":
+            return resize_linear(frame, spec.input_size), points
         square = resize(frame, spec.frame_size)
         return network_frames(square[None], spec)[0], points
 

@@ -586,6 +586,21 @@ def resize(rgb: np.ndarray, size: Size) -> np.ndarray:
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def resize_linear(rgb: np.ndarray, size: Size) -> np.ndarray:
+    """Resize one (H, W, 3) frame bilinearly on float values → float32 on the same 0–255 scale,
+    never rounded back to uint8: pixel centres aligned (align_corners=False) and no
+    antialiasing even when shrinking, as torchvision 0.10 resizes tensors (TwoStream-SLT's
+    eval; `InputSpec.geometry` "reference_resize"). OpenCV places the samples in double
+    precision, torch in float32: they differ by up to ~4e-3 on this scale."""
+    import cv2
+
+    h, w = _target_size(size)
+    values = rgb.astype(np.float32)
+    if (h, w) == rgb.shape[:2]:
+        return values
+    return cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 # --- checks -------------------------------------------------------------------------------
 
 

@@ -201,17 +201,25 @@ def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run
     assert vocab.reference_ids(decoded) == expected_ids
 
 
-def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):
+@pytest.fixture(scope="module")
+def two_run(tmp_path_factory):
+    """The TwoStream golden's checkpoint imported into a run folder; (run, gloss table)."""
     torch.set_num_threads(1)
-    ckpt = _s2g_checkpoint(tmp_path / "two.ckpt", "s2g_twostream")
-    root = _dataset(tmp_path / "ds")
+    tmp = tmp_path_factory.mktemp("import_two")
+    ckpt = _s2g_checkpoint(tmp / "two.ckpt", "s2g_twostream")
+    root = _dataset(tmp / "ds")
     points = np.load(kit_dir() / "s2g_inputs.npz")["keypoints_133"]
-    import_keypoints_pkl = tmp_path / "kp.pkl"
+    import_keypoints_pkl = tmp / "kp.pkl"
     import_keypoints_pkl.write_bytes(pickle.dumps({"dev/c1": {"keypoints": points}}))
     import_keypoints(import_keypoints_pkl, root, 210, 260, 25.0)  # TwoStream runs check them
     table = kit_dir("s2g_twostream") / "gloss_vocab.json"
-    run = import_s2g(ckpt, table, root, tmp_path / "run", 25.0)  # reloads and compares itself
+    return import_s2g(ckpt, table, root, tmp / "run", 25.0), table  # reloads, compares itself
+
+
+def test_imported_two_stream_run_rebuilds_the_reference_options(two_run):
+    run, _ = two_run
     assert run.input_spec().keypoints == KEYPOINTS_79  # the reference's order, not ours
+    assert run.input_spec().geometry == "reference_resize"  # the whole frame to 224², bilinear
     model = run.load_recognizer()
     heatmaps = model.options.heatmaps
     assert (heatmaps.style, heatmaps.sigma, heatmaps.grid, heatmaps.size) == (
@@ -221,6 +229,32 @@ def test_imported_two_stream_run_rebuilds_the_reference_options(tmp_path):
         (112, 112),
     )
     assert model.options.decode_head == "ensemble" and model.options.pyramid.enabled
+
+
+@pytest.mark.slow  # exports the full-size TwoStream network to ONNX (~1.5 min on one thread)
+def test_imported_two_stream_bundle_reproduces_the_golden_from_raw_frames(two_run, tmp_path):
+    from slt_serve.decoding import ctc_greedy_decode
+    from slt_serve.translator import TranslateOptions, Translator
+
+    run, table = two_run
+    bundle = tmp_path / "b"
+    result = CliRunner().invoke(app, ["export", "model", str(run.run_dir), "--out", str(bundle)])
+    assert result.exit_code == 0, result.output
+    translator = Translator.from_bundle(bundle, TranslateOptions(ctc_beam_size=1))
+    assert translator.spec.geometry == "reference_resize"
+    inputs = np.load(kit_dir() / "s2g_inputs.npz")
+    frames, points = inputs["frames"], inputs["keypoints_133"]  # raw: 210×260 RGB, its pixels
+    vocab = s2g_vocab(read_gloss_table(table), table)
+    outputs = np.load(kit_dir("s2g_twostream") / "outputs.npz")
+    expected = outputs["ensemble_last_gloss_probabilities_log"][:, list(vocab.order)]
+    log_probs, _, _ = translator.s2g.run(zip(frames, points))  # the Translator's recognizer
+    np.testing.assert_allclose(log_probs, expected, atol=1e-4, rtol=0)
+    decode = golden("s2g_twostream")["decodes"]["ensemble_last_greedy"]
+    assert vocab.reference_ids(ctc_greedy_decode(log_probs)) == decode["ids"]
+    # the served glosses: the same decode, less the <pad> class the runtime never serves
+    served = translator.translate_frames(frames, fps=25.0, keypoints=points).gloss.split()
+    theirs = [g for g in decode["glosses"].split() if g != "<PAD>"]
+    assert [g.upper() for g in served] == theirs and len(theirs) < len(decode["ids"])
 
 
 def test_s2t_import_refuses_a_pruned_folder_of_another_size(tmp_path):

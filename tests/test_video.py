@@ -207,6 +207,25 @@ def test_real_webcam_clip():
     assert len(read_frames(WEBCAM, fps=15)) == 29
 
 
+def test_resize_linear_is_bilinear_on_float_values_without_antialiasing():
+    """TwoStream-SLT's eval resize (torchvision 0.10 on tensors), checked against torch's in
+    float64 (float32 torch places its samples in float32: up to 4e-3 off on this 0-255 scale)."""
+    import torch
+    import torch.nn.functional as F
+
+    from slt_serve.video import resize, resize_linear
+
+    rgb = np.random.default_rng(0).integers(0, 256, (260, 210, 3), dtype=np.uint8)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].double()
+    for h, w in ((224, 224), (130, 105), (300, 420), (97, 61)):  # mixed, halved, grown, shrunk
+        expected = F.interpolate(x, (h, w), mode="bilinear", align_corners=False, antialias=False)
+        out = resize_linear(rgb, (h, w))
+        assert out.dtype == np.float32 and out.shape == (h, w, 3)
+        np.testing.assert_allclose(out, expected[0].permute(1, 2, 0).numpy(), atol=1e-4, rtol=0)
+    assert np.abs(resize_linear(rgb, 224) - resize(rgb, 224)).max() > 1  # not the area average
+    assert np.array_equal(resize_linear(rgb, (260, 210)), rgb)
+
+
 def test_import_does_not_pull_torch():
     code = "import sys, slt_serve.video; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

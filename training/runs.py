@@ -266,7 +266,7 @@ class S2GInputSpec:
     eval_crop: float  # centre crop side fraction at evaluation
     fps: float | None  # frame rate of the source clips (None: a run from before it was saved)
     # serving's frame geometry (the manifest's `input.geometry`): "square" (ours), or
-    # "reference_center_crop" (imported TwoStream-SLT SingleStream runs)
+    # "reference_center_crop" / "reference_resize" (imported TwoStream-SLT Single/TwoStream runs)
     geometry: str = "square"
 
     def to_json(self) -> dict[str, Any]:

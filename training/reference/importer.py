@@ -136,7 +136,7 @@ def write_s2g_run(
         frame_size=INPUT_SIZE, input_size=INPUT_SIZE, mean=REFERENCE_MEAN, std=REFERENCE_STD,
         motion_channels=False, frame_stride=1, keypoints=keypoints, eval_crop=1.0,
         fps=fps if fps is not None else dataset_fps(root, cfg.data.train_split),
-        geometry="square" if keypoints else "reference_center_crop",  # SingleStream's crop
+        geometry="reference_resize" if keypoints else "reference_center_crop",  # its eval
     )  # fmt: skip
     run.write_input_spec(spec)
     write_checkpoint(run_dir, CHECKPOINT_TAG, model, source=source)
