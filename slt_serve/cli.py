@@ -111,14 +111,16 @@ _register_plugins()
 # --- serving: the HTTP API and offline batch translation ---------------------------------
 
 
-def _settings(**overrides):
-    """Settings from SLT_* environment variables, the options given on the command line win."""
+def _settings(**options):
+    """Settings from SLT_* environment variables; of a command's `options`, those named after a
+    Settings field and given on the command line win."""
     from pydantic import ValidationError
 
     from slt_serve.settings import Settings
 
+    given = {k: v for k, v in options.items() if k in Settings.model_fields and v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**given)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
@@ -127,6 +129,7 @@ def _settings(**overrides):
 
 @app.command("serve")
 def serve(
+    ctx: typer.Context,
     bundle: str = BundleArg,
     sample: bool = sample_opt("Serve"),
     host: str = setting_opt("host", "Address to bind"),
@@ -172,18 +175,7 @@ def serve(
     from slt_serve.api import create_app
     from slt_serve.translator import TranslateOptions, Translator
 
-    settings = _settings(
-        host=host,
-        port=port,
-        workers=workers,
-        queue_size=queue_size,
-        max_bytes=max_bytes,
-        max_seconds=max_seconds,
-        max_frames=max_frames,
-        max_pixels=max_pixels,
-        tmp_dir=tmp_dir,
-        log_format=log_format,
-    )
+    settings = _settings(**ctx.params)  # the options named after Settings fields (host, port, …)
     from slt_serve.observability import configure_logging
 
     configure_logging(settings.log_format, getattr(logging, log_level.upper(), logging.INFO))
