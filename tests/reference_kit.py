@@ -116,3 +116,13 @@ def write_reference_checkpoint(path: Path, state: dict[str, np.ndarray], s2g: bo
     }
     torch.save(checkpoint, path, pickle_protocol=2)
     return path
+
+
+def import_dataset(root: Path) -> Path:
+    """A dataset folder with the splits `slt import slrt` needs (its clip is never read)."""
+    from slt_training.data.annotations import Clip, split_path, write_jsonl
+
+    clip = Clip(name="dev/c1", signer="s", gloss="REGEN", text="regen .", num_frames=48)
+    for split in ("train", "dev"):
+        write_jsonl(split_path(root, split), [clip])
+    return root

@@ -10,7 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
+from reference_kit import (
+    golden,
+    import_dataset,
+    kit_dir,
+    procedure_state,
+    write_reference_checkpoint,
+)
 from typer.testing import CliRunner
 
 from slt_serve.cli import app
@@ -74,15 +80,6 @@ def test_slrt_keypoints_refuse_code_and_wrong_shapes(tmp_path):
         import_keypoints(bad, tmp_path / "ds", 210, 260, 25.0)
 
 
-def _dataset(root):
-    """A dataset folder with the splits a run needs (the clips are never read here)."""
-    root.mkdir()
-    clip = {"name": "dev/c1", "signer": "s", "gloss": "REGEN", "text": "regen .", "num_frames": 48}
-    for split in ("train", "dev"):
-        (root / f"{split}.jsonl").write_text(json.dumps(clip) + "\n")
-    return root
-
-
 def _s2g_checkpoint(path, golden_name="s2g_singlestream"):
     """The reference's S2G checkpoint of a golden's seed procedure, written at `path`."""
     return write_reference_checkpoint(path, procedure_state(golden_name), s2g=True)
@@ -101,7 +98,7 @@ def single_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("import")
     ckpt = _s2g_checkpoint(tmp / "best.ckpt")
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
-    result = _import_slrt(ckpt, table, _dataset(tmp / "ds"), tmp / "run")
+    result = _import_slrt(ckpt, table, import_dataset(tmp / "ds"), tmp / "run")
     assert result.exit_code == 0, result.output
     return tmp, table
 
@@ -153,7 +150,9 @@ def test_imported_s2t_runs_reproduce_the_golden(tmp_path, variant):
     s2g = _s2g_checkpoint(tmp_path / "s2g.ckpt")
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
     s2t_options = ["--s2g", str(s2g), "--pretrained", str(kit_dir("tiny_mbart_de"))]
-    result = _import_slrt(s2t, table, _dataset(tmp_path / "ds"), tmp_path / "runs", *s2t_options)
+    result = _import_slrt(
+        s2t, table, import_dataset(tmp_path / "ds"), tmp_path / "runs", *s2t_options
+    )
     assert result.exit_code == 0, result.output
     head = S2GRun.open(tmp_path / "runs" / "s2g").load_recognizer().head
     trained = TranslationRun.open(tmp_path / "runs" / "s2t").load()
@@ -207,7 +206,7 @@ def two_run(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("import_two")
     ckpt = _s2g_checkpoint(tmp / "two.ckpt", "s2g_twostream")
-    root = _dataset(tmp / "ds")
+    root = import_dataset(tmp / "ds")
     points = np.load(kit_dir() / "s2g_inputs.npz")["keypoints_133"]
     import_keypoints_pkl = tmp / "kp.pkl"
     import_keypoints_pkl.write_bytes(pickle.dumps({"dev/c1": {"keypoints": points}}))
@@ -275,7 +274,7 @@ def test_s2t_import_refuses_a_pruned_folder_of_another_size(tmp_path):
             s2g,
             table,
             folder,
-            _dataset(tmp_path / "ds"),
+            import_dataset(tmp_path / "ds"),
             tmp_path / "runs",
             S2TImportOptions(),
         )
