@@ -61,6 +61,7 @@ from slt_serve.fileio import write_json
 from slt_serve.manifest import (
     Confidence,
     Generation,
+    GlossTable,
     GraphIO,
     Graphs,
     InputSpec,
@@ -115,6 +116,7 @@ class TranslationPart:
     model: TranslationModel
     tokenizer: TextTokenizer
     generation: GenerateOptions = GenerateOptions()
+    gloss_table: GlossTable | None = None  # G2T reading its own gloss table (imported runs)
 
 
 @dataclass(frozen=True)
@@ -410,6 +412,12 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
                 f"the S2T model reads {model.options.feature_dim}-d features, the "
                 f"recognizer gives {dim}-d; export the pair that was trained together"
             )
+    rows = model.gloss_embedding.num_embeddings if model.gloss_embedding is not None else 0
+    if part.gloss_table is not None and (reads_features or len(part.gloss_table.glosses) != rows):
+        raise SltError(
+            f"a gloss table of {len(part.gloss_table.glosses)} glosses, but the model has "
+            f"{rows} gloss embedding rows; export the table the G2T model was imported with"
+        )
     encoder = mbart_onnx.export_encoder(model)
     _save(encoder, tmp / ENCODER)
     _save(mbart_onnx.export_decoder(model), tmp / DECODER)
@@ -435,6 +443,7 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
         vocab_size=config.vocab_size,
         max_source_positions=config.max_position_embeddings,
         source_suffix=mbart_onnx.source_suffix(model),
+        gloss_table=part.gloss_table,
     )
     return replace(
         sections,

@@ -32,7 +32,9 @@ def parts_from_run(
     if isinstance(run, S2GRun):
         return recognition_part(run, run.load_recognizer(), fps), None, {"s2g": s2g_metrics(run)}
     trained = run.load()
-    translation = TranslationPart(trained.model, trained.tokenizer, trained.generation)
+    translation = TranslationPart(
+        trained.model, trained.tokenizer, trained.generation, run.spec.gloss_table
+    )
     metrics = {run.stage: trained.metrics}
     if run.stage == "g2t":
         return None, translation, metrics

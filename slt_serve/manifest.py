@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slt_serve.beam_search import BeamSettings
 from slt_serve.errors import SltError
@@ -99,6 +100,29 @@ class Recognition(_Section):
     feature_dim: int
 
 
+class GlossTable(_Section):
+    """A G2T model's own gloss vocabulary (`translation.gloss_table`; models imported from
+    TwoStream-SLT, whose gloss embedding is not the text vocabulary): each gloss of a
+    sequence is looked up lower-cased (unknown: `<unk>`), then `</s>` and `sign_lang`
+    follow (the reference's `GlossTokenizer_G2T`)."""
+
+    glosses: tuple[str, ...]  # in id order (the pretrained folder's gloss2ids)
+    sign_lang: str  # the sign language's token, e.g. de_DGS
+
+    @model_validator(mode="after")
+    def _has_specials(self) -> GlossTable:
+        missing = [g for g in ("<unk>", "</s>", self.sign_lang) if g not in self.glosses]
+        if missing:
+            raise ValueError(f"the gloss table has no {missing}")
+        return self
+
+    def source_ids(self, glosses: Sequence[str]) -> list[int]:
+        """Encoder input ids of a gloss sequence."""
+        ids = {g: i for i, g in enumerate(self.glosses)}
+        tail = [ids["</s>"], ids[self.sign_lang]]
+        return [ids.get(g.lower(), ids["<unk>"]) for g in glosses] + tail
+
+
 class Translation(_Section):
     """The mBART graphs' shapes (`translation`)."""
 
@@ -114,6 +138,7 @@ class Translation(_Section):
     # rows encoder.onnx appends after each source's valid steps (imported TwoStream-SLT S2T:
     # `</s>` and the sign language token); the decoder's source mask covers them too
     source_suffix: int = Field(0, ge=0)
+    gloss_table: GlossTable | None = None  # G2T with its own gloss table; None: the tokenizer's
 
 
 class Generation(_Section):

@@ -330,7 +330,9 @@ class Translator:
         if not glosses:
             raise SltError("no glosses to translate; give a space-separated gloss sequence")
         clock = _Clock()
-        ids = np.asarray([self.tokenizer.source_ids(glosses)], dtype=np.int64)
+        table = self.manifest.translation.gloss_table  # imported TwoStream-SLT G2T
+        source = table.source_ids(glosses) if table else self.tokenizer.source_ids(glosses)
+        ids = np.asarray([source], dtype=np.int64)
         text, score = self._translate_source(ids, clock)
         return self._result("", text, [], 0.0, clock, score)
 

@@ -11,7 +11,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from reference_kit import golden, kit_dir, procedure_state, write_reference_checkpoint
+from reference_kit import (
+    golden,
+    import_dataset,
+    kit_dir,
+    procedure_state,
+    write_reference_checkpoint,
+)
 from typer.testing import CliRunner
 
 from slt_serve.beam_search import BeamSettings
@@ -308,15 +314,6 @@ def test_runtime_reference_search_is_the_pytorch_one(forced_eos, penalty):
         assert ours == reference_beam_search(_ToyDecoder(table), mask, spec), seed
 
 
-def _run_dataset(root):
-    """A dataset folder with the splits a run needs (no videos: nothing to calibrate on)."""
-    root.mkdir()
-    clip = {"name": "dev/c1", "signer": "s", "gloss": "REGEN", "text": "regen .", "num_frames": 48}
-    for split in ("train", "dev"):
-        (root / f"{split}.jsonl").write_text(json.dumps(clip) + "\n")
-    return root
-
-
 def _cli(*args):
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -346,7 +343,7 @@ def s2t_bundle(request, tmp_path_factory):
     )
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
     _cli("import", "slrt", s2t, "--s2g", s2g, "--pretrained", kit_dir("tiny_mbart_de"),
-         "--gloss2ids", table, "--dataset", _run_dataset(tmp / "ds"), "--out", tmp / "runs",
+         "--gloss2ids", table, "--dataset", import_dataset(tmp / "ds"), "--out", tmp / "runs",
          "--fps", "25")  # fmt: skip
     _cli("export", "model", tmp / "runs" / "s2t", "--out", tmp / "bundle")
     return request.param, Translator.from_bundle(tmp / "bundle", TranslateOptions())
@@ -365,3 +362,53 @@ def test_s2t_bundle_of_an_imported_run_generates_the_golden_tokens(s2t_bundle, s
     sources = [arrays[f"clip{i}/gloss_feature"][None] for i in range(len(records))]
     got = _bundle_generates(translator, sources, search)
     assert got == [record[search]["ids"] for record in records], variant
+
+
+@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
+def g2t_bundle(request, tmp_path_factory):
+    """`slt import slrt` of the G2T golden's checkpoint, then `slt export model` of the run."""
+    from slt_serve.translator import TranslateOptions, Translator
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("g2t_bundle")
+    ckpt = write_reference_checkpoint(
+        tmp / "g2t.ckpt", _variant_state("g2t_tiny_mbart", request.param), s2g=False
+    )
+    _cli("import", "slrt", ckpt, "--pretrained", kit_dir("tiny_mbart_de"), "--out", tmp / "run")
+    _cli("export", "model", tmp / "run", "--out", tmp / "bundle")
+    return request.param, Translator.from_bundle(tmp / "bundle", TranslateOptions())
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam5"])
+def test_g2t_bundle_of_an_imported_run_generates_the_golden_tokens(g2t_bundle, search):
+    """import → export → the runtime: the bundle's gloss table turns each record's glosses
+    into the reference's ids, its Seq2Seq gives the golden's tokens, and translate_gloss
+    (the served path, beam 5) the text of the golden's beam."""
+    variant, translator = g2t_bundle
+    m = translator.manifest
+    assert (m.generation.search, m.translation.source_suffix) == ("reference", 0)
+    records = golden("g2t_tiny_mbart")["records"][variant]
+    table = m.translation.gloss_table
+    sources = [np.asarray([table.source_ids(r["gloss_input"].split())]) for r in records]
+    assert [s[0].tolist() for s in sources] == [r["gloss_ids"] for r in records]
+    got = _bundle_generates(translator, sources, search)
+    assert got == [record[search]["ids"] for record in records], variant
+    if search == "beam5":
+        for record in records:
+            text = translator.translate_gloss(record["gloss_input"]).text
+            assert text == translator.tokenizer.decode(record["beam5"]["ids"]), record["name"]
+
+
+def test_g2t_import_needs_the_pretrained_folder_and_a_new_run_folder(tmp_path):
+    ckpt = write_reference_checkpoint(
+        tmp_path / "g2t.ckpt", procedure_state("g2t_tiny_mbart"), s2g=False
+    )
+    result = CliRunner().invoke(app, ["import", "slrt", str(ckpt), "--out", str(tmp_path / "r")])
+    assert isinstance(result.exception, SltError)
+    assert "a G2T checkpoint needs --pretrained FOLDER" in str(result.exception)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "model.json").write_text("{}")
+    args = ["import", "slrt", str(ckpt), "--pretrained", str(kit_dir("tiny_mbart_de"))]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r")])
+    assert isinstance(result.exception, SltError)
+    assert "already holds a run (model.json); give another --out" in str(result.exception)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from slt_serve.errors import SltError
 from slt_serve.fileio import atomic_write, file_sha256, write_json
+from slt_serve.manifest import GlossTable
 from slt_serve.tokenizer import TOKENIZER_FILE
 from slt_training.config import CONFIG_COPY, S2GConfig, load_config, save_config
 
@@ -440,6 +441,7 @@ class ModelSpec:
     s2g_run: str | None = None  # S2T: the S2G run it reads features from
     s2g_checkpoint_sha256: str | None = None  # S2T: the weights that made those features
     finetune_s2g: bool = False  # S2T: the checkpoint holds the fine-tuned recognizer too
+    gloss_table: GlossTable | None = None  # G2T imported from TwoStream-SLT: its source glosses
 
     def to_json(self) -> dict:
         return {
@@ -451,6 +453,7 @@ class ModelSpec:
             "s2g_checkpoint_sha256": self.s2g_checkpoint_sha256,
             "finetune_s2g": self.finetune_s2g,
             "lang": self.lang,
+            "gloss_table": self.gloss_table.model_dump(mode="json") if self.gloss_table else None,
         }
 
     @classmethod
@@ -467,8 +470,11 @@ class ModelSpec:
                 s2g_run=obj.get("s2g_run"),
                 s2g_checkpoint_sha256=obj.get("s2g_checkpoint_sha256"),
                 finetune_s2g=bool(obj.get("finetune_s2g", False)),
+                gloss_table=GlossTable.model_validate(obj["gloss_table"])
+                if obj.get("gloss_table")
+                else None,
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise SltError(f"{source}: not a translation model.json ({e})") from None
         if spec.stage not in TRANSLATION_STAGES:
             raise SltError(f"{source}: stage {spec.stage!r}, expected one of {TRANSLATION_STAGES}")

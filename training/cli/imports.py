@@ -10,7 +10,7 @@ import typer
 from .common import echo_next
 
 app = typer.Typer(help="Import models and data made with the reference code (TwoStream-SLT).")
-S2T_PANEL = "Options for S2T checkpoints"  # `slt import slrt --help` shows them apart
+S2T_PANEL = "Options for S2T and G2T checkpoints"  # `slt import slrt --help` shows them apart
 
 
 @app.command("slrt-keypoints")
@@ -36,15 +36,16 @@ def slrt_keypoints(
 @app.command("slrt")
 def slrt(
     checkpoint: Path = typer.Argument(
-        ..., help="A reference checkpoint (ckpts/best.ckpt): S2G or S2T."
+        ..., help="A reference checkpoint (ckpts/best.ckpt): S2G, S2T or G2T."
     ),
     gloss2ids: Path = typer.Option(
-        ...,
-        help="The S2G gloss table it was trained with (gloss2ids.pkl; SingleStream: "
-        "gloss2ids_old.pkl).",
+        None,
+        help="S2G, S2T: the S2G gloss table it was trained with (gloss2ids.pkl; SingleStream: "
+        "gloss2ids_old.pkl). G2T reads the pretrained folder's.",
     ),
     dataset: Path = typer.Option(
-        ..., help="Dataset root (train/dev splits); its gloss_vocab.json becomes the table's."
+        None,
+        help="S2G, S2T: dataset root (train/dev splits); its gloss_vocab.json becomes the table's.",
     ),
     out: Path = typer.Option(..., help="The run folder to write (S2T: OUT/s2g and OUT/s2t)."),
     s2g: Path = typer.Option(
@@ -54,19 +55,19 @@ def slrt(
     ),
     pretrained: Path = typer.Option(
         None,
-        help="S2T: the pruned mBART folder (config.json, tokenizer.json, map_ids.pkl, "
+        help="S2T, G2T: the pruned mBART folder (config.json, tokenizer.json, map_ids.pkl, "
         "gloss2ids.pkl).",
         rich_help_panel=S2T_PANEL,
     ),
     text_lang: str = typer.Option(
-        "de_DE", help="S2T: the spoken language token (tgt_lang).", rich_help_panel=S2T_PANEL
+        "de_DE", help="S2T, G2T: the spoken language token (tgt_lang).", rich_help_panel=S2T_PANEL
     ),
     sign_lang: str = typer.Option(
-        "de_DGS", help="S2T: the sign language code (src_lang).", rich_help_panel=S2T_PANEL
+        "de_DGS", help="S2T, G2T: the sign language code (src_lang).", rich_help_panel=S2T_PANEL
     ),
     lang: str = typer.Option(
         "de",
-        help="S2T: ISO code of the text (zh: scored on characters).",
+        help="S2T, G2T: ISO code of the text (zh: scored on characters).",
         rich_help_panel=S2T_PANEL,
     ),
     fps: float = typer.Option(None, help="Frame rate of the clips (default: the dataset's)."),
@@ -78,12 +79,14 @@ def slrt(
     from slt_training.reference.checkpoint import read_checkpoint
 
     kind = read_checkpoint(checkpoint).kind
+    if kind != "g2t" and (gloss2ids is None or dataset is None):
+        raise SltError(f"{checkpoint}: an {kind} checkpoint needs --gloss2ids and --dataset")
     if kind == "g2t":
-        raise SltError(
-            f"{checkpoint}: a G2T checkpoint; importing G2T into a run folder is not supported "
-            "yet (slt_training.reference.translation.build_translation loads it in Python)"
-        )
-    if kind == "s2t":
+        if pretrained is None:
+            raise SltError(f"{checkpoint}: a G2T checkpoint needs --pretrained FOLDER")
+        options = importer.S2TImportOptions(text_lang, sign_lang, lang)
+        run = importer.import_g2t(checkpoint, pretrained, out, options)
+    elif kind == "s2t":
         if s2g is None or pretrained is None:
             raise SltError(
                 f"{checkpoint}: an S2T checkpoint needs --s2g CKPT and --pretrained FOLDER"

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from slt_serve.errors import SltError
+from slt_serve.manifest import GlossTable
 from slt_serve.tokenizer import TextTokenizer
 from slt_serve.vocab import GlossVocab
 from slt_training.config import S2GConfig, validate_config
@@ -27,6 +28,7 @@ from slt_training.models.s3d import REFERENCE_MEAN, REFERENCE_STD
 from slt_training.models.translation import GenerateOptions, TranslationModel
 from slt_training.models.visual_head import VisualHead
 from slt_training.runs import (
+    MODEL_FILE,
     ModelSpec,
     S2GInputSpec,
     S2GRun,
@@ -184,23 +186,55 @@ def import_s2t(
     return s2g, run
 
 
+def import_g2t(
+    checkpoint_path: str | os.PathLike,
+    pretrained: str | os.PathLike,
+    out: str | os.PathLike,
+    options: S2TImportOptions,
+) -> TranslationRun:
+    """A G2T run folder (mBART and its gloss embedding, whose glosses are the pretrained
+    folder's gloss2ids: the run's `gloss_table`, also served; transformers 4.11.3's beam
+    search)."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    if checkpoint.kind != "g2t":
+        raise SltError(f"{checkpoint_path}: a {checkpoint.kind} checkpoint, not G2T")
+    if (Path(out) / MODEL_FILE).exists():
+        raise SltError(f"{out}: already holds a run ({MODEL_FILE}); give another --out")
+    translation = _translation(checkpoint, pretrained, options, None)
+    spec = ModelSpec(
+        mbart_config=translation.model.mbart.config.to_dict(),
+        translation_options=translation.model.options,
+        generation=GenerateOptions(options.num_beams, 1.0, options.max_length, search="reference"),
+        stage="g2t",
+        lang=options.lang,
+        gloss_table=GlossTable(glosses=translation.gloss_table, sign_lang=options.sign_lang),
+    )
+    run = TranslationRun.create(out, spec)
+    translation.tokenizer.save(run.tokenizer_path)
+    write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(checkpoint_path))
+    _check_translation_reload(run, translation.model)
+    log.info("imported %s into %s", checkpoint_path, run.run_dir)
+    return run
+
+
 @dataclass(frozen=True)
 class S2TImportOptions:
-    """What the pretrained folder does not say."""
+    """What the pretrained folder does not say (S2T and G2T)."""
 
     text_lang: str = "de_DE"  # the spoken language token (tgt_lang), the decoder's start
     sign_lang: str = "de_DGS"  # the sign language code appended to every input (src_lang)
     lang: str = "de"  # ISO code of the text (zh is scored on characters)
     num_beams: int = 5  # ref: testing.cfg.translation.num_beams
     max_length: int = 100  # ref: testing.cfg.translation.max_length
-    fps: float | None = None  # the clips' frame rate (None: the dataset's)
+    fps: float | None = None  # the clips' frame rate (None: the dataset's); S2T only
 
 
 @dataclass(frozen=True)
 class _Translation:
     model: TranslationModel
-    head: VisualHead
+    head: VisualHead | None  # S2T only
     tokenizer: TextTokenizer
+    gloss_table: tuple[str, ...]  # the gloss embedding's rows
 
 
 def _folder_file(folder: Path, *names: str) -> Path:
@@ -228,7 +262,7 @@ def _translation(checkpoint, pretrained, options: S2TImportOptions, head_vocab) 
         checkpoint, read_config(folder), read_gloss_table(table_file), str(table_file),
         tokenizer.lang_id, options.sign_lang, head_vocab=head_vocab,
     )  # fmt: skip
-    return _Translation(imported.model, imported.head, tokenizer)
+    return _Translation(imported.model, imported.head, tokenizer, imported.gloss_table)
 
 
 def _check_translation_reload(run: TranslationRun, model: TranslationModel) -> None:

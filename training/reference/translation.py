@@ -25,6 +25,7 @@ from torch import Tensor
 from transformers import MBartConfig, MBartForConditionalGeneration
 
 from slt_serve.errors import SltError
+from slt_serve.manifest import GlossTable
 from slt_training.models.translation import TranslationModel, TranslationOptions
 from slt_training.models.visual_head import VisualHead
 
@@ -71,10 +72,8 @@ def gloss_suffix_ids(table: tuple[str, ...], sign_lang: str, source: str) -> tup
 
 def reference_gloss_ids(glosses: list[str], table: tuple[str, ...], sign_lang: str) -> list[int]:
     """The reference's G2T source: each gloss lower-cased and looked up (unknown → <unk>),
-    then `</s>` and the sign language's code (`GlossTokenizer_G2T`)."""
-    ids = {g: i for i, g in enumerate(table)}
-    unk = ids["<unk>"]
-    return [ids.get(g.lower(), unk) for g in glosses] + [ids["</s>"], ids[sign_lang]]
+    then `</s>` and the sign language's code (`GlossTokenizer_G2T`; `GlossTable`, as served)."""
+    return GlossTable(glosses=table, sign_lang=sign_lang).source_ids(glosses)
 
 
 def _translation_pairs(state: dict[str, Tensor]) -> list[tuple[str, str]]:
