@@ -328,25 +328,31 @@ def _bundle_generates(translator, sources, search: str) -> list[list[int]]:
     return [translator.seq2seq.generate(s, m, settings)[0] for s, m in zip(sources, mask)]
 
 
-@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
-def s2t_bundle(request, tmp_path_factory):
-    """`slt import slrt` of the S2T golden's checkpoint, then `slt export model` of OUT/s2t."""
+def _bundle_of_import(tmp, name: str, variant: str, run, *import_options):
+    """`slt import slrt` of the `name` golden's `variant` checkpoint with `import_options`
+    (--out among them), then `slt export model` of the run folder `run`: its Translator."""
     from slt_serve.translator import TranslateOptions, Translator
 
     torch.set_num_threads(1)
+    state = _variant_state(name, variant)
+    checkpoint = write_reference_checkpoint(tmp / f"{name}.ckpt", state, s2g=False)
+    _cli("import", "slrt", checkpoint, "--pretrained", kit_dir("tiny_mbart_de"), *import_options)
+    _cli("export", "model", run, "--out", tmp / "bundle")
+    return Translator.from_bundle(tmp / "bundle", TranslateOptions())
+
+
+@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
+def s2t_bundle(request, tmp_path_factory):
+    """`slt import slrt` of the S2T golden's checkpoint, then `slt export model` of OUT/s2t."""
     tmp = tmp_path_factory.mktemp("s2t_bundle")
-    s2t = write_reference_checkpoint(
-        tmp / "s2t.ckpt", _variant_state("s2t_tiny_mbart", request.param), s2g=False
-    )
     s2g = write_reference_checkpoint(
         tmp / "s2g.ckpt", procedure_state("s2g_singlestream"), s2g=True
     )
     table = kit_dir("s2g_singlestream") / "gloss_vocab.json"
-    _cli("import", "slrt", s2t, "--s2g", s2g, "--pretrained", kit_dir("tiny_mbart_de"),
-         "--gloss2ids", table, "--dataset", import_dataset(tmp / "ds"), "--out", tmp / "runs",
-         "--fps", "25")  # fmt: skip
-    _cli("export", "model", tmp / "runs" / "s2t", "--out", tmp / "bundle")
-    return request.param, Translator.from_bundle(tmp / "bundle", TranslateOptions())
+    options = ["--s2g", s2g, "--gloss2ids", table, "--dataset", import_dataset(tmp / "ds")]
+    options += ["--out", tmp / "runs", "--fps", "25"]
+    run = tmp / "runs" / "s2t"
+    return request.param, _bundle_of_import(tmp, "s2t_tiny_mbart", request.param, run, *options)
 
 
 @pytest.mark.slow  # exports the S2G network's full-size S3D too (~1 min on one thread)
@@ -367,16 +373,9 @@ def test_s2t_bundle_of_an_imported_run_generates_the_golden_tokens(s2t_bundle, s
 @pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
 def g2t_bundle(request, tmp_path_factory):
     """`slt import slrt` of the G2T golden's checkpoint, then `slt export model` of the run."""
-    from slt_serve.translator import TranslateOptions, Translator
-
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("g2t_bundle")
-    ckpt = write_reference_checkpoint(
-        tmp / "g2t.ckpt", _variant_state("g2t_tiny_mbart", request.param), s2g=False
-    )
-    _cli("import", "slrt", ckpt, "--pretrained", kit_dir("tiny_mbart_de"), "--out", tmp / "run")
-    _cli("export", "model", tmp / "run", "--out", tmp / "bundle")
-    return request.param, Translator.from_bundle(tmp / "bundle", TranslateOptions())
+    run = tmp / "run"
+    return request.param, _bundle_of_import(tmp, "g2t_tiny_mbart", request.param, run, "--out", run)
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam5"])
