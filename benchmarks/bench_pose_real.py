@@ -4,9 +4,10 @@ Two tables, one run:
 
 1. Speed on decoded frames of the ASL sentence clip (320×240): MediaPipe Holistic at
    each model complexity its wheel ships, on all 107 frames (it runs frame by frame,
-   tracking: batch 1 only; a new graph per clip, as the runtime does) vs HRNet-W32
-   whole-body 384×288 as pose.onnx (random weights, `slt_export.pose.export_model`;
-   speed does not depend on them) through `slt_serve.pose.PoseEstimator` at batch 1
+   tracking: batch 1 only; a new graph per clip, as the runtime does) vs HRNet-W32 and
+   HRNet-W48 (`--widths`; W48 is TwoStream-SLT's) whole-body 384×288 as pose.onnx
+   (random weights, `slt_export.pose.export_model`; speed does not depend on them)
+   through `slt_serve.pose.PoseEstimator` at batch 1
    and 16, on the first `--hrnet-frames` (its cost per frame does not depend on the
    content: one fixed-size crop per frame). Both are the whole pose path after
    decoding: MediaPipe's detectors, crops and landmark models; HRNet's signer box,
@@ -17,19 +18,19 @@ Two tables, one run:
    the share of frames where MediaPipe (complexity 1) finds the body, each hand and
    the face, the share with a person (body and face agreeing) and the verdict of
    the no-signer rule (`slt_serve.signer`).
-3. The drawn signer of `slt data synth` (`--synth-clips` clips at 128², 6 signers; 0
-   skips it): how often Holistic finds it, how far its wrists land from the ground
-   truth, and how many clips the no-signer rule would refuse.
-4. With `--controls` (2-3 CPU-minutes more): the no-signer rule on clips derived from
+3. With `--controls` (2-3 CPU-minutes more): the no-signer rule on clips derived from
    the real ones, more negatives and positives than the one cartoon: noise and black
    frames; the left fifth (background only) of three signer clips and of the cartoon;
    those clips and the cartoon mirrored, upside down and at half size.
 
     python benchmarks/bench_pose_real.py [--hrnet-frames 16] [--repeats 1] [--threads 1]
-        [--width 32] [--synth-clips 12] [--controls]
+        [--widths 32,48] [--speed-only] [--controls]
 
-About 2.5 CPU-minutes (most of it exporting HRNet with its parity check, running it, and
-MediaPipe on the synthetic clips); 7 minutes wall on 2 CPU cores shared with other work.
+The drawn signer of `slt data synth` is measured by benchmarks/bench_pose_synth.py.
+
+Most of the cost is exporting the HRNets (with their parity checks) and running them;
+W48 costs twice W32 per frame. `--speed-only` took 16 minutes wall on 2 CPU cores shared
+with about ten other busy processes; the per-clip tables add MediaPipe on 762 frames.
 """
 
 from __future__ import annotations
@@ -92,14 +93,15 @@ def speed_rows(frames: list[np.ndarray], args) -> list[tuple[str, str, int, floa
         wall, cpu = timed(lambda f, p=pose: list(p.estimate(f)), frames, args.repeats)
         rows.append((f"MediaPipe Holistic, complexity {complexity}", "1", len(frames), wall, cpu))
     few = frames[: args.hrnet_frames]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = hrnet_onnx(args.width, Path(tmp))
-        for batch in BATCHES:
-            options = PoseOptions(batch_size=batch, threads=args.threads)
-            estimator = PoseEstimator(path, options)
-            wall, cpu = timed(lambda f, e=estimator: list(e.estimate(f)), few, args.repeats)
-            what = f"HRNet-W{args.width} pose.onnx (random weights)"
-            rows.append((what, str(batch), len(few), wall, cpu))
+    for width in args.widths:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = hrnet_onnx(width, Path(tmp))
+            for batch in BATCHES:
+                options = PoseOptions(batch_size=batch, threads=args.threads)
+                estimator = PoseEstimator(path, options)
+                wall, cpu = timed(lambda f, e=estimator: list(e.estimate(f)), few, args.repeats)
+                what = f"HRNet-W{width} pose.onnx (random weights)"
+                rows.append((what, str(batch), len(few), wall, cpu))
     return [(what, batch, n, n / wall, cpu / n) for what, batch, n, wall, cpu in rows]
 
 
@@ -112,36 +114,6 @@ def presence_rows() -> list[tuple]:
         body = (kp[:, :17, 2] > 0).any(axis=1).mean()  # Holistic returned body landmarks
         rows.append((clip.name, presence, float(body), no_signer_reason(presence)))
     return rows
-
-
-def synth_row(clips: int) -> tuple:
-    """MediaPipe on a fresh synthetic corpus: frame shares over all clips, the mean wrist
-    error in pixels where a hand was found, and the clips the no-signer rule refuses."""
-    from slt_training.data.annotations import available_splits, load_split
-    from slt_training.data.keypoints import keypoints_path
-    from slt_training.data.pose_files import read_npz
-    from slt_training.data.synth.corpus import generate, options_for
-
-    pose = MediaPipePose()
-    presences, errors, refused = [], [], 0
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "synth"
-        generate(root, options_for("cpu", clips=clips, size=128), workers=1)
-        for clip in (c for s in available_splits(root) for c in load_split(root, s)):
-            kp = np.stack(list(pose.estimate(iter_frames(root / clip.video))))
-            truth = read_npz(keypoints_path(root, clip.name)).keypoints
-            presence = signer_presence(kp)
-            presences.append(presence)
-            refused += no_signer_reason(presence) is not None
-            for wrist in (91, 112):  # the hands' wrists
-                both = (kp[:, wrist, 2] > 0) & (truth[:, wrist, 2] > 0)
-                errors += list(np.linalg.norm(kp[both, wrist, :2] - truth[both, wrist, :2], axis=1))
-    n = sum(p.frames for p in presences)
-    share = {
-        k: sum(getattr(p, k) * p.frames for p in presences) / n
-        for k in ("body", "face", "person", "left_hand", "right_hand")
-    }
-    return len(presences), n, share, float(np.mean(errors)), refused
 
 
 CONTROL_CLIPS = (
@@ -193,10 +165,17 @@ def main() -> None:
     parser.add_argument("--hrnet-frames", type=int, default=16, help="frames HRNet is timed on")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    parser.add_argument("--width", type=int, default=32, choices=(32, 48), help="HRNet width")
-    parser.add_argument("--synth-clips", type=int, default=12, help="0: no synthetic table")
+    parser.add_argument(
+        "--widths", default="32,48", help="HRNet widths to time, comma-separated (32, 48)"
+    )
+    parser.add_argument(
+        "--speed-only", action="store_true", help="the speed table only (no per-clip tables)"
+    )
     parser.add_argument("--controls", action="store_true", help="the derived-clip table too")
     args = parser.parse_args()
+    args.widths = [int(w) for w in args.widths.split(",")]
+    if not set(args.widths) <= {32, 48}:
+        parser.error(f"--widths {args.widths}: HRNet whole-body comes in widths 32 and 48")
     frames = list(iter_frames(SPEED_CLIP))
     speed = Table(
         "pose model",
@@ -210,6 +189,8 @@ def main() -> None:
     for what, batch, n, fps, cpu in speed_rows(frames, args):
         speed.add_row(what, batch, str(n), f"{fps:.2f}", f"{cpu:.3f}")
     Console(width=120).print(speed)
+    if args.speed_only:
+        return
     found = Table(
         "clip",
         "frames",
@@ -233,24 +214,6 @@ def main() -> None:
             reason or "signer",
         )
     Console(width=160).print(found)
-    if args.synth_clips:
-        clips, frames, share, wrist, refused = synth_row(args.synth_clips)
-        synth = Table(
-            "clips",
-            "frames",
-            *share,
-            "wrist error px",
-            "refused as no signer",
-            title="MediaPipe Holistic on the drawn signer of `slt data synth` (128², 6 signers)",
-        )
-        synth.add_row(
-            str(clips),
-            str(frames),
-            *(f"{v:.2f}" for v in share.values()),
-            f"{wrist:.1f}",
-            str(refused),
-        )
-        Console(width=160).print(synth)
     if args.controls:
         Console(width=160).print(control_table())
 
