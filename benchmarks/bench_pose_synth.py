@@ -57,6 +57,7 @@ class Tally:
     """Running totals over the clips of one corpus."""
 
     size: int = 0
+    source: str = "MediaPipe"
     clips: int = 0
     frames: int = 0
     refused: int = 0
@@ -118,8 +119,9 @@ def mediapipe_keypoints(root: Path, name: str, video: Path, cached: Path | None)
     return np.stack(list(MediaPipePose().estimate(iter_frames(root / video))))
 
 
-def measure(root: Path, split: str, clips: int, cached: Path | None = None) -> Tally:
-    """MediaPipe against the ground truth on the first `clips` clips of a split."""
+def measure(root: Path, split: str, clips: int, cached: Path | None = None) -> list[Tally]:
+    """MediaPipe against the ground truth on the first `clips` clips of a split, and the
+    ground truth's own found shares beside it (what there was to find)."""
     import json
 
     from slt_training.data.annotations import load_split
@@ -128,10 +130,12 @@ def measure(root: Path, split: str, clips: int, cached: Path | None = None) -> T
 
     settings = json.loads((root / "synth.json").read_text())["settings"]
     tally = Tally(size=settings["size"])
+    reference = Tally(size=settings["size"], source="ground truth")
     for clip in load_split(root, split)[:clips]:
         truth = read_npz(keypoints_path(root, clip.name)).keypoints
         tally.add(mediapipe_keypoints(root, clip.name, clip.video, cached), truth)
-    return tally
+        reference.add(truth, truth)
+    return [tally, reference]
 
 
 def generated(size: int, clips: int, split: str, folder: Path) -> Path:
@@ -146,6 +150,7 @@ def generated(size: int, clips: int, split: str, folder: Path) -> Path:
 
 def table(tallies: list[Tally], split: str) -> Table:
     t = Table(
+        "keypoints",
         "frame",
         "clips",
         "frames",
@@ -160,16 +165,21 @@ def table(tallies: list[Tally], split: str) -> Table:
     )
     for tally in tallies:
         hand = np.nanmean([tally.error(p)[0] for p in ("left hand", "right hand")])
+        errors = (
+            *("{:.1f} / {:.1f}".format(*tally.error(p)) for p in PARTS),
+            f"{100 * hand / tally.size:.1f} %",
+            f"{np.median(np.concatenate(tally.relative)):.2f}" if tally.relative else "-",
+            f"{tally.swapped} of {tally.hands}",
+        )
         t.add_row(
+            tally.source,
             f"{tally.size}²",
             str(tally.clips),
             str(tally.frames),
             *(f"{tally.found[k] / max(tally.frames, 1):.2f}" for k in SHARES),
             str(tally.refused),
-            *("{:.1f} / {:.1f}".format(*tally.error(p)) for p in PARTS),
-            f"{100 * hand / tally.size:.1f} %",
-            f"{np.median(np.concatenate(tally.relative)):.2f}" if tally.relative else "-",
-            f"{tally.swapped} of {tally.hands}",
+            *(errors if tally.source == "MediaPipe" else ["-"] * len(errors)),
+            end_section=tally.source != "MediaPipe",
         )
     return t
 
@@ -183,12 +193,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=30)
     args = parser.parse_args()
     if args.data is not None:
-        tallies = [measure(args.data, args.split, args.clips, args.keypoints)]
+        tallies = measure(args.data, args.split, args.clips, args.keypoints)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             sizes = [int(s) for s in args.sizes.split(",")]
             roots = [generated(s, args.clips, args.split, Path(tmp)) for s in sizes]
-            tallies = [measure(root, args.split, args.clips) for root in roots]
+            tallies = [t for root in roots for t in measure(root, args.split, args.clips)]
     Console(width=220).print(table(tallies, args.split))
 
 
