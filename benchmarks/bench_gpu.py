@@ -292,7 +292,7 @@ def serve_level(translator, frames: np.ndarray, fps: float, clients: int, rounds
         return time.perf_counter() - started, result
 
     clips = clients * rounds
-    with ThreadPoolExecutor(clients) as pool:
+    with GpuUtilisation() as gpu, ThreadPoolExecutor(clients) as pool:
         started = time.perf_counter()
         done = list(pool.map(one, range(clips)))
         wall = time.perf_counter() - started
@@ -305,7 +305,16 @@ def serve_level(translator, frames: np.ndarray, fps: float, clients: int, rounds
         "video_s": clips * seconds / wall,
         "timings": first.timings_ms,
         "output": (first.gloss, first.text),
+        "util": gpu.mean,
     }
+
+
+def providers_of(translator) -> str:
+    """The provider each graph runs on first (onnxruntime falls back to the CPU silently where
+    the CUDA provider's libraries do not load), e.g. "CUDA" or "CPU/CUDA"."""
+    sessions = (translator.s2g.session, translator.seq2seq.encoder, translator.seq2seq.decoder)
+    names = {s.get_providers()[0].replace("ExecutionProvider", "") for s in sessions}
+    return "/".join(sorted(names))
 
 
 def serve(args, plan: Plan) -> list[dict]:
@@ -313,6 +322,10 @@ def serve(args, plan: Plan) -> list[dict]:
     from slt_serve.translator import TranslateOptions, Translator
 
     bundle = serving_bundle(args.size, args.cache)
+    if args.device == "cuda":  # onnxruntime-gpu's CUDA/cuDNN from the nvidia-* wheels torch uses
+        import onnxruntime as ort
+
+        getattr(ort, "preload_dlls", lambda: None)()
     options = TranslateOptions(device=args.device, threads=args.threads)
     plain = Translator.from_bundle(bundle, options)
     variants = ["plain", "io-binding"] + (["fp16 + io-binding"] * (args.device == "cuda"))
@@ -324,7 +337,7 @@ def serve(args, plan: Plan) -> list[dict]:
             t.translate_frames(frames[: int(t.spec.fps)], t.spec.fps)  # warm-up: 1 s
             for clients in plan.concurrency:
                 row = serve_level(t, frames, t.spec.fps, clients, plan.rounds)
-                rows.append({"variant": variant, "provider": t.provider, **row})
+                rows.append({"variant": variant, "provider": providers_of(t), **row})
                 console.print(f"  {variant}, {clients} client(s): RTF {row['rtf']:.3f}")
         except Exception as e:  # a variant that fails (e.g. an op without fp16) is a row too
             rows.append({"variant": variant, "error": f"{type(e).__name__}: {e}"[:200]})
@@ -336,26 +349,27 @@ def serve(args, plan: Plan) -> list[dict]:
 def serving_table(rows: list[dict], seconds: float) -> Table:
     table = Table(title=f"Serving a {seconds:g} s clip (frames given, decoding not timed)")
     for name in ("variant", "clients", "RTF", "clips/s", "video s/s", "× plain@1",
-                 "s2g / enc / dec ms @1", "same output"):  # fmt: skip
+                 "s2g / enc / dec ms @1", "GPU util %", "same output"):  # fmt: skip
         table.add_column(name, justify="left" if name == "variant" else "right")
     ok = [r for r in rows if "error" not in r]
     base = ok[0] if ok else None
     stages = {}
     for r in rows:
         if "error" in r:
-            table.add_row(r["variant"], "", "failed: " + r["error"], *[""] * 5)
+            table.add_row(r["variant"], "", "failed: " + r["error"], *[""] * 6)
             continue
         if r["clients"] == min(x["clients"] for x in ok):
             s = r["timings"]
             stages[r["variant"]] = f"{s['s2g']:.0f} / {s['encoder']:.0f} / {s['decoder']:.0f}"
         table.add_row(
-            f"{r['variant']} ({r['provider'].replace('ExecutionProvider', '')})",
+            f"{r['variant']} ({r['provider']})",
             str(r["clients"]),
             f"{r['rtf']:.3f}",
             f"{r['clips_s']:.2f}",
             f"{r['video_s']:.1f}",
             f"{r['clips_s'] / base['clips_s']:.2f}",
             stages.pop(r["variant"], ""),
+            "n/a" if r["util"] is None else f"{r['util']:.0f}",
             "yes" if r["output"] == base["output"] else "no",
         )
     return table
@@ -379,18 +393,29 @@ def corpus(cache: Path, plan: Plan, workers: int) -> Path:
     return root
 
 
-def training_setup(model_name: str, root: Path, plan: Plan, device: str, run_dir: Path):
-    """The config's model (on `device`, train mode), its train set and optimizer."""
+def s2g_config(model_name: str, root: Path, plan: Plan, run_dir: Path):
+    """The phoenix-2014t config of `model_name` on the corpus at `root`, its frame cache made
+    if missing."""
     from slt_training.config import S2GConfig, load_config
     from slt_training.data.frames import cache_frames
-    from slt_training.data.s2g_data import SignClips, load_vocab
-    from slt_training.stages.s2g import build_model
-    from slt_training.trainer import make_optimizer
 
     overrides = [f"data.root={root}", f"run_dir={run_dir}", *plan.overrides]
     cfg = load_config(CONFIGS[model_name], S2GConfig, overrides)
     if not (root / "frames" / str(cfg.data.frame_size) / "cache.json").is_file():
+        started = time.perf_counter()
         cache_frames(root, size=cfg.data.frame_size, workers=os.cpu_count(), progress=False)
+        seconds = time.perf_counter() - started
+        console.print(f"frame cache {cfg.data.frame_size}² in {root}: {seconds:.0f} s")
+    return cfg
+
+
+def training_setup(model_name: str, root: Path, plan: Plan, device: str, run_dir: Path):
+    """The config, its model (on `device`, train mode), train set and optimizer."""
+    from slt_training.data.s2g_data import SignClips, load_vocab
+    from slt_training.stages.s2g import build_model
+    from slt_training.trainer import make_optimizer
+
+    cfg = s2g_config(model_name, root, plan, run_dir)
     vocab = load_vocab(root)
     model, options = build_model(cfg, len(vocab), pretrained=False)
     model = model.to(device).train()
@@ -544,6 +569,22 @@ def training_table(rows: list[dict], precision: str) -> Table:
     return table
 
 
+def prepare(args, plan: Plan) -> None:
+    """Everything the measurements read, made on the CPU and kept in `--cache`: the corpus,
+    its frame caches, the bundle(s) and (CUDA) the fp16 graphs; one call of its own on a
+    lent machine, so that the measuring call fits in its time."""
+    if args.part in ("all", "train"):
+        root = corpus(args.cache, plan, os.cpu_count() or 1)
+        for name in CONFIGS:
+            s2g_config(name, root, plan, args.cache / "runs")
+    if args.part in ("all", "serve"):
+        bundle = serving_bundle(args.size, args.cache)
+        if args.device == "cuda":
+            started = time.perf_counter()
+            fp16_graphs(bundle, args.cache / "fp16")
+            console.print(f"fp16 graphs in {time.perf_counter() - started:.0f} s")
+
+
 # --- the command --------------------------------------------------------------------------
 
 
@@ -561,10 +602,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", help="loader worker counts, e.g. 4,16 (default: config's, cores)")
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--json", type=Path, help="also write the rows here, as JSON")
+    p.add_argument("--prepare", action="store_true",
+                   help="only make the corpus, bundles and fp16 graphs in --cache (CPU work)")  # fmt: skip
     args = p.parse_args(argv)
     if args.workers:
         args.workers = [int(w) for w in args.workers.split(",")]
     return args
+
+
+def measure(args, plan: Plan, machine: str) -> None:
+    """Training first (no export to wait for), then serving; each table printed when done,
+    then all of them again together, and the rows as JSON where asked."""
+    tables, found = [], {"device": machine, "size": args.size}
+    if args.part in ("all", "train"):
+        found["training"] = train(args, plan)
+        tables.append(training_table(found["training"], args.precision))
+        console.print(tables[-1])
+        if args.device == "cuda":  # torch's cached blocks back to the GPU, for onnxruntime
+            import torch
+
+            torch.cuda.empty_cache()
+    if args.part in ("all", "serve"):
+        found["serving"] = serve(args, plan)
+        tables.append(serving_table(found["serving"], plan.seconds))
+    for table in tables:
+        console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(found, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -585,17 +649,10 @@ def main(argv: list[str] | None = None) -> None:
     machine = describe_machine(args.device)
     console.print(f"device: {machine}")
     started = time.perf_counter()
-    tables, found = [], {"device": machine, "size": args.size}
-    if args.part in ("all", "serve"):
-        found["serving"] = serve(args, plan)
-        tables.append(serving_table(found["serving"], plan.seconds))
-    if args.part in ("all", "train"):
-        found["training"] = train(args, plan)
-        tables.append(training_table(found["training"], args.precision))
-    for table in tables:
-        console.print(table)
-    if args.json:
-        args.json.write_text(json.dumps(found, indent=1))
+    if args.prepare:
+        prepare(args, plan)
+    else:
+        measure(args, plan, machine)
     console.print(f"size {args.size}, {time.perf_counter() - started:.0f} s in all")
 
 
