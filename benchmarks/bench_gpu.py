@@ -21,9 +21,10 @@ once (`--concurrency`), each translating `--rounds` clips. Variants, each on `--
   bound once per clip in device memory (onnxruntime I/O binding) instead of copied in at
   each of the beam search's steps; the cache still goes through the host, where the beam
   search reorders it;
-* fp16 + io-binding (CUDA only): the three graphs converted to float16 with float32 inputs
-  and outputs (onnxruntime.transformers.float16, cached in `--cache`/fp16). The bundle has
-  no fp16 export of its own: this conversion stands in for one, to show what it would give.
+* fp16 + io-binding: the three graphs converted to float16 with float32 inputs and outputs
+  (onnxruntime.transformers.float16; an int8 bundle's quantised operators stay as they
+  are), cached in `--cache`. There is no fp16 export (`slt export model` writes fp32
+  or int8): this conversion stands in for one, to show what it would give.
 
 Columns: real-time factor (a clip's latency over its duration, mean), clips/s and seconds
 of video per second (throughput), the stage times at one client, the ratio of throughput to
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -76,6 +78,8 @@ CONFIGS = {
     "TwoStream": REPO / "configs" / "phoenix-2014t" / "s2g_two.yaml",
 }
 console = Console(width=160)
+# operators of an int8 bundle (dynamic quantisation) that stay float32 in `fp16_graphs`
+INT8_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -191,17 +195,23 @@ def serving_bundle(size: str, cache: Path) -> Path:
     return bundles["fp32"]
 
 
-def fp16_graphs(bundle: Path, out: Path) -> Path:
-    """float16 copies of the bundle's graphs (float32 inputs and outputs kept), in `out`."""
+def fp16_graphs(bundle: Path, cache: Path) -> Path:
+    """float16 copies of the bundle's graphs (float32 inputs and outputs kept), in a folder of
+    `cache` named after the bundle's manifest."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     from slt_serve.bundle import DECODER, ENCODER, S2G
 
+    out = cache / f"fp16-{hashlib.sha256((bundle / 'manifest.json').read_bytes()).hexdigest()[:12]}"
     out.mkdir(parents=True, exist_ok=True)
     for name in (S2G, ENCODER, DECODER):
         if not (out / name).is_file():
-            model = convert_float_to_float16(onnx.load(str(bundle / name)), keep_io_types=True)
+            model = convert_float_to_float16(
+                onnx.load(str(bundle / name)),
+                keep_io_types=True,
+                op_block_list=[*DEFAULT_OP_BLOCK_LIST, *INT8_OPS],
+            )
             onnx.save(model, str(out / f"{name}.part"))
             os.replace(out / f"{name}.part", out / name)
     return out
@@ -258,7 +268,7 @@ def open_variant(plain, variant: str, device: str, threads: int, cache: Path):
 
     t = copy.copy(plain)
     if variant.startswith("fp16"):
-        graphs, providers = fp16_graphs(plain.bundle.path, cache / "fp16"), providers_for(device)
+        graphs, providers = fp16_graphs(plain.bundle.path, cache), providers_for(device)
         t.s2g = S2GRunner(open_session(graphs / "s2g.onnx", providers, threads), t.spec)
         s = t.seq2seq
         t.seq2seq = Seq2Seq(
@@ -328,7 +338,7 @@ def serve(args, plan: Plan) -> list[dict]:
         getattr(ort, "preload_dlls", lambda: None)()
     options = TranslateOptions(device=args.device, threads=args.threads)
     plain = Translator.from_bundle(bundle, options)
-    variants = ["plain", "io-binding"] + (["fp16 + io-binding"] * (args.device == "cuda"))
+    variants = ["plain", "io-binding", "fp16 + io-binding"]
     rows = []
     for variant in variants:
         try:
@@ -571,7 +581,7 @@ def training_table(rows: list[dict], precision: str) -> Table:
 
 def prepare(args, plan: Plan) -> None:
     """Everything the measurements read, made on the CPU and kept in `--cache`: the corpus,
-    its frame caches, the bundle(s) and (CUDA) the fp16 graphs; one call of its own on a
+    its frame caches, the bundle(s) and the fp16 graphs; one call of its own on a
     lent machine, so that the measuring call fits in its time."""
     if args.part in ("all", "train"):
         root = corpus(args.cache, plan, os.cpu_count() or 1)
@@ -579,10 +589,9 @@ def prepare(args, plan: Plan) -> None:
             s2g_config(name, root, plan, args.cache / "runs")
     if args.part in ("all", "serve"):
         bundle = serving_bundle(args.size, args.cache)
-        if args.device == "cuda":
-            started = time.perf_counter()
-            fp16_graphs(bundle, args.cache / "fp16")
-            console.print(f"fp16 graphs in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        fp16_graphs(bundle, args.cache)
+        console.print(f"fp16 graphs in {time.perf_counter() - started:.0f} s")
 
 
 # --- the command --------------------------------------------------------------------------
