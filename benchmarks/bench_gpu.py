@@ -599,8 +599,8 @@ def prepare(args, plan: Plan) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", choices=sorted(PLANS), default="real")
-    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    p.add_argument("--size", choices=sorted(PLANS), help="default: real on a GPU, else toy")
+    p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda where torch sees one")
     p.add_argument("--part", choices=("all", "serve", "train"), default="all")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-gpu",
                    help="bundles, fp16 graphs and the synthetic corpus, reused by a later run")  # fmt: skip
@@ -614,6 +614,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prepare", action="store_true",
                    help="only make the corpus, bundles and fp16 graphs in --cache (CPU work)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.size = args.size or ("real" if args.device == "cuda" else "toy")
     if args.workers:
         args.workers = [int(w) for w in args.workers.split(",")]
     return args

@@ -45,6 +45,7 @@ def test_cuda_refused_without_a_gpu(tmp_path):
 
     if torch.cuda.is_available():
         return
-    command = [sys.executable, str(SCRIPT), "--size", "toy", "--cache", str(tmp_path)]
+    command = [sys.executable, str(SCRIPT), "--size", "toy", "--device", "cuda"]
+    command += ["--cache", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "use --device cpu" in done.stderr
