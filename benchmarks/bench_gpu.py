@@ -97,7 +97,8 @@ class Plan:
 
 
 PLANS = {
-    "real": Plan(10.0, (1, 4, 16), 2, dict(clips=80, glosses=300, size=256, signers=6), (), 12, 3),
+    # ~40 steps: a few seconds of GPU work, several NVML periods (1/6 s) sampled
+    "real": Plan(10.0, (1, 4, 16), 2, dict(clips=80, glosses=300, size=256, signers=6), (), 40, 5),
     "toy": Plan(
         2.0,
         (1, 2),
@@ -335,16 +336,26 @@ def serve(args, plan: Plan) -> list[dict]:
     if args.device == "cuda":  # onnxruntime-gpu's CUDA/cuDNN from the nvidia-* wheels torch uses
         import onnxruntime as ort
 
-        getattr(ort, "preload_dlls", lambda: None)()
+        try:
+            getattr(ort, "preload_dlls", lambda: None)()
+        except Exception as e:  # torch has loaded them already where it runs on the GPU
+            console.print(f"onnxruntime.preload_dlls: {e}")
     options = TranslateOptions(device=args.device, threads=args.threads)
     plain = Translator.from_bundle(bundle, options)
+    if args.device == "cuda" and providers_of(plain) != "CUDA":
+        raise SystemExit(
+            f"error: the graphs run on {providers_of(plain)}, not CUDA: onnxruntime-gpu's CUDA "
+            "provider did not load (its CUDA 13 / cuDNN 9 libraries); nothing served"
+        )
     variants = ["plain", "io-binding", "fp16 + io-binding"]
     rows = []
     for variant in variants:
         try:
             t = open_variant(plain, variant, args.device, args.threads, args.cache)
+            if variant == variants[-1]:
+                plain = None  # its sessions (and their GPU memory) go once no variant needs them
             frames = moving_square(plan.seconds, t.spec.fps, t.spec.frame_size)
-            t.translate_frames(frames[: int(t.spec.fps)], t.spec.fps)  # warm-up: 1 s
+            t.translate_frames(frames, t.spec.fps)  # warm-up at the clip's shapes (cuDNN search)
             for clients in plan.concurrency:
                 row = serve_level(t, frames, t.spec.fps, clients, plan.rounds)
                 rows.append({"variant": variant, "provider": providers_of(t), **row})
@@ -625,24 +636,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def measure(args, plan: Plan, machine: str) -> None:
-    """Training first (no export to wait for), then serving; each table printed when done,
-    then all of them again together, and the rows as JSON where asked."""
+    """Training first (no export to wait for), then serving; each table printed when its part
+    ends, then all again together; the rows as JSON (where asked) after each part."""
     tables, found = [], {"device": machine, "size": args.size}
-    if args.part in ("all", "train"):
-        found["training"] = train(args, plan)
-        tables.append(training_table(found["training"], args.precision))
+    parts = [("training", train, lambda rows: training_table(rows, args.precision))]
+    parts.append(("serving", serve, lambda rows: serving_table(rows, plan.seconds)))
+    for name, run, table in parts:
+        if args.part not in ("all", "serve" if name == "serving" else "train"):
+            continue
+        found[name] = run(args, plan)
+        tables.append(table(found[name]))
         console.print(tables[-1])
-        if args.device == "cuda":  # torch's cached blocks back to the GPU, for onnxruntime
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=1))
+        if name == "training" and args.device == "cuda":  # torch's cached GPU memory back
             import torch
 
             torch.cuda.empty_cache()
-    if args.part in ("all", "serve"):
-        found["serving"] = serve(args, plan)
-        tables.append(serving_table(found["serving"], plan.seconds))
-    for table in tables:
-        console.print(table)
-    if args.json:
-        args.json.write_text(json.dumps(found, indent=1))
+    if len(tables) > 1:  # together at the end, where a log's tail shows them
+        for table in tables:
+            console.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
