@@ -4,9 +4,12 @@
     python benchmarks/bench_gpu.py --part serve|train        # one half
     python benchmarks/bench_gpu.py --size toy --device cpu   # seconds, on any CPU (its test)
 
-On the lent GPU machine (no network there: onnxruntime-gpu and the other missing packages
-travel as wheels, in parts, since the onnxruntime-gpu wheel alone is 4× the 64 MiB a call
-carries): docs/benchmarks.md, "On a GPU", gives the calls one by one.
+On the lent GPU machine (no network there): onnxruntime-gpu and the other missing packages
+travel as wheels made here by `bash benchmarks/gpu_wheels.sh`, the onnxruntime-gpu wheel in
+six parts (alone it is 4× the 64 MiB a call carries); then, there, one call each:
+`bash benchmarks/gpu_device.sh part` (× 6, a part carried each time), `... install &&
+... prepare` (the wheels; the export and corpus, CPU work), `... measure` (this script;
+its log and JSON into $OUT). docs/benchmarks.md, "On a GPU", has the calls and their costs.
 
 Serving. The bundle: `--size real` exports (or finds in `--cache`) the real-size bundle of
 `benchmarks/runtime_real.py` (`build`: S3D full width at 224², visual head 512, ~1 100
