@@ -1,6 +1,7 @@
 """GPU serving and S2G training at a real model's size (issue 18): one script, one command.
 
-    python benchmarks/bench_gpu.py                           # real size on the GPU: serve + train
+    python benchmarks/bench_gpu.py --prepare                 # first: export, corpus (CPU work)
+    python benchmarks/bench_gpu.py                           # real size on the GPU: train + serve
     python benchmarks/bench_gpu.py --part serve|train        # one half
     python benchmarks/bench_gpu.py --size toy --device cpu   # seconds, on any CPU (its test)
 
