@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import MBartForConditionalGeneration
 
+from slt_serve.beam_search import SEARCHES  # the same rules, served
 from slt_serve.errors import SltError
 
 from .beam_search import SearchSpec, beam_search
 
 IGNORE_INDEX = -100  # label value of padding: no loss
 INPUTS = ("gloss", "features")
-SEARCHES = ("transformers", "reference")
 LOSSES = ("ours", "reference")
 
 
