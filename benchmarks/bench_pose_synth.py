@@ -25,7 +25,8 @@ instead of running MediaPipe again.
     python benchmarks/bench_pose_synth.py --data DS [--keypoints MP_DS] [--clips 30]
 
 About 0.05 CPU-seconds per frame for MediaPipe (90 frames a clip on average) plus the
-rendering of a generated corpus.
+rendering of a generated corpus: `--sizes 128,256 --split train --clips 30` took 22 minutes
+wall (5.5 CPU-minutes) on 2 cores shared with about ten other processes.
 """
 
 from __future__ import annotations
