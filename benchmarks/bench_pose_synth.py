@@ -21,7 +21,7 @@ each frame size). With `--keypoints MP_DS`, a dataset sharing DS's clips whose
 keypoints were written by `slt data keypoints MP_DS --pose mediapipe`, those are read
 instead of running MediaPipe again.
 
-    python benchmarks/bench_pose_synth.py --sizes 128,256 [--clips 30] [--split train]
+    python benchmarks/bench_pose_synth.py [--sizes 128,256] [--clips 30] [--split train]
     python benchmarks/bench_pose_synth.py --data DS [--keypoints MP_DS] [--clips 30]
 
 About 0.05 CPU-seconds per frame for MediaPipe (90 frames a clip on average) plus the
@@ -190,9 +190,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="a `slt data synth` corpus (splits layout)")
     parser.add_argument("--keypoints", type=Path, help="MediaPipe keypoints of --data's clips")
     parser.add_argument("--sizes", default="128,256", help="frame sides to generate, no --data")
-    parser.add_argument("--split", default="dev", help="generated: 'train' renders the fewest")
+    parser.add_argument(
+        "--split", help="default: dev with --data; train when generating (fewest to render)"
+    )
     parser.add_argument("--clips", type=int, default=30)
     args = parser.parse_args()
+    args.split = args.split or ("dev" if args.data is not None else "train")
     if args.data is not None:
         tallies = measure(args.data, args.split, args.clips, args.keypoints)
     else:
