@@ -237,11 +237,7 @@ def bound_seq2seq(seq2seq, device: str):
 
             _, keys, values = encoded if encoded is not None else self.encode(source, mask)
             beams = settings.num_beams
-            cross = {
-                "encoder_attention_mask": np.repeat(self.source_mask(mask), beams, axis=0),
-                "cross_keys": np.repeat(keys, beams, axis=1),
-                "cross_values": np.repeat(values, beams, axis=1),
-            }
+            cross = self.cross_inputs(mask, keys, values, beams)
             binding = self.decoder.io_binding()
             held = [ort.OrtValue.ortvalue_from_numpy(a, device, 0) for a in cross.values()]
             for name, value in zip(cross, held):

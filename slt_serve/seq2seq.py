@@ -87,17 +87,22 @@ class Seq2Seq:
         """Token ids of each source's best translation (start token first)."""
         return [ids for ids, _ in self.generate_scored(source, mask, settings, encoded)]
 
+    def cross_inputs(self, mask, keys, values, beams: int) -> dict[str, np.ndarray]:
+        """The decoder's per-call inputs (source mask, cross-attention keys/values), one row
+        per beam: the same at every step of the search."""
+        return {
+            "encoder_attention_mask": np.repeat(self.source_mask(mask), beams, axis=0),
+            "cross_keys": np.repeat(keys, beams, axis=1),
+            "cross_values": np.repeat(values, beams, axis=1),
+        }
+
     def generate_scored(
         self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
     ) -> list[tuple[list[int], float]]:
         """`generate`'s token ids, each with its mean token log-probability (`beam_search_scored`)."""
         _, keys, values = encoded if encoded is not None else self.encode(source, mask)
         beams = settings.num_beams
-        cross = {
-            "encoder_attention_mask": np.repeat(self.source_mask(mask), beams, axis=0),
-            "cross_keys": np.repeat(keys, beams, axis=1),
-            "cross_values": np.repeat(values, beams, axis=1),
-        }
+        cross = self.cross_inputs(mask, keys, values, beams)
 
         def step(tokens, past_keys, past_values):
             feeds = {"input_ids": tokens, "past_keys": past_keys, "past_values": past_values}
