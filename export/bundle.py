@@ -91,7 +91,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = 1e-3  # max |onnx − torch| / max(1, max |torch|)
 PARITY_FRAMES = (12, 21)  # clip lengths of the S2G parity check (21: not a multiple of 4)
 DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
-DEFAULT_CONTEXT = 16  # frames of context either side of a window
+# frames of context either side of a window: S3D's 4 blocks and the visual head's two
+# k=3 convolutions make each output step j read frames 4j - 39 … 4j + 39 (a 79-frame
+# temporal receptive field), so 40 (a multiple of 4) gives every window's steps the
+# whole clip's values (`slt_serve.s2g`)
+DEFAULT_CONTEXT = 40
 QUANTIZE = ("int8",)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
 DEFAULT_CALIBRATION_CLIPS = 200  # dev clips translated to calibrate confidence

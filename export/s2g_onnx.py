@@ -4,6 +4,9 @@ The graph reads one clip without a batch axis, as the runtime has it:
 
     frames     float32 (T, C, H, W)  normalised as in training (C = 6 with motion channels)
     keypoints  float32 (T, K, 3)     TwoStream only: x, y in pixels of the (H, W) input, score
+    first_step int64 ()              the clip step of output step 0 (0 for a whole clip;
+                                     a window's first step, so that its positional
+                                     encoding is the whole clip's)
       → log_probs float32 (T', V)    log-softmax of the decoding head (T' = ceil(T / 4))
       → features  float32 (T', D)    the gloss features S2T reads
 
@@ -29,8 +32,8 @@ from slt_training.models.s3d import min_frames, pool_space
 
 from .dynamo import export_graph
 
-INPUTS_SINGLE = ("frames",)
-INPUTS_TWO = ("frames", "keypoints")
+INPUTS_SINGLE = ("frames", "first_step")
+INPUTS_TWO = ("frames", "keypoints", "first_step")
 OUTPUTS = ("log_probs", "features")
 FEATURE_STRIDE = 4  # input frames per output step of the 4-block S3D
 MAX_FRAMES = 100_000
@@ -43,13 +46,13 @@ class SingleStreamGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, frames: Tensor, first_step: Tensor) -> tuple[Tensor, Tensor]:
         x = frames.permute(1, 0, 2, 3).unsqueeze(0)
         for block in self.model.backbone.blocks:
             x = block(x)
         features = pool_space(x)
         lengths = torch.full((1,), features.shape[1], dtype=torch.long)
-        head = self.model.head(features, lengths)
+        head = self.model.head(features, lengths, first_step)
         return head.log_probs[0], head.features[0]
 
 
@@ -60,7 +63,9 @@ class TwoStreamGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frames: Tensor, keypoints: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, frames: Tensor, keypoints: Tensor, first_step: Tensor
+    ) -> tuple[Tensor, Tensor]:
         m = self.model
         x = frames.permute(1, 0, 2, 3).unsqueeze(0)
         lengths = torch.full((1,), x.shape[2], dtype=torch.long)
@@ -69,9 +74,11 @@ class TwoStreamGraph(nn.Module):
         rgb_top, keypoint_top = pool_space(rgb[-1]), pool_space(keypoint[-1])
         steps = torch.full((1,), rgb_top.shape[1], dtype=torch.long)
         heads = {
-            "rgb": m.heads["rgb"](rgb_top, steps),
-            "keypoint": m.heads["keypoint"](keypoint_top, steps),
-            "joint": m.heads["joint"](torch.cat([keypoint_top, rgb_top], dim=-1), steps),
+            "rgb": m.heads["rgb"](rgb_top, steps, first_step),
+            "keypoint": m.heads["keypoint"](keypoint_top, steps, first_step),
+            "joint": m.heads["joint"](
+                torch.cat([keypoint_top, rgb_top], dim=-1), steps, first_step
+            ),
         }
         log_probs = heads["joint"].log_probs
         if m.options.decode_head == "ensemble":
@@ -112,4 +119,6 @@ def export_s2g(model: nn.Module, input_size: int, opset: int | None = None):
     shapes = {"frames": {0: time}}
     if len(example) == 2:
         shapes["keypoints"] = {0: time}
+    example = (*example, torch.tensor(3, dtype=torch.long))  # first_step (not 0: not special)
+    shapes["first_step"] = None
     return export_graph(graph, example, list(names), list(OUTPUTS), shapes, opset)

@@ -35,13 +35,20 @@ def providers_for(device: str) -> list[str]:
     return [CPU]
 
 
-def open_session(path: str | os.PathLike, providers: list[str], threads: int = 0):
-    """An inference session on `path`; `threads` intra-op threads (0: onnxruntime's choice)."""
+def open_session(
+    path: str | os.PathLike, providers: list[str], threads: int = 0, arena: bool = True
+):
+    """An inference session on `path`; `threads` intra-op threads (0: onnxruntime's choice).
+
+    arena=False: no CPU memory arena, so each run's tensors go back to the system when the
+    run ends instead of staying reserved at the largest run's size (`S2GRunner`: a window's
+    activations, hundreds of MB at 224²); the decoder's many small steps keep the arena."""
     import onnxruntime as ort
 
     ort.disable_telemetry_events()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(Path(path)), options, providers=providers)

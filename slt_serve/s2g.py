@@ -17,9 +17,19 @@ parity check ran it. A longer one is cut into cores of `window_frames` frames
 more frames on either side, whose outputs are dropped, so the S3D sees real
 neighbours at the seams, and the cores' steps are concatenated: T frames give
 ceil(T / 4) steps as one run would. Only one window of frames is held at a
-time, so memory stays bounded whatever the video's length. The visual head's
-positional encoding restarts in every window, which keeps positions within
-the clip lengths training saw (at most `max_frames`).
+time, so memory stays bounded whatever the video's length (at 224² and full
+width, about 5.5 MB per frame of window + context while s2g runs; the session
+has no memory arena, so that goes back once the window is done).
+
+The windows give the whole clip's outputs: output step j reads frames
+4j - 39 … 4j + 39 (S3D's four blocks: the stem's k=7 stride-2 temporal conv,
+block 2's k=3, two k=3 inceptions, block 4's k=3 stride-2 pool and five k=3
+inceptions; then the visual head's two k=3 convs over steps: a 79-frame
+temporal receptive field), so `context_frames` ≥ 39 (exports write 40) covers
+it, and the graph's `first_step` input starts each window's positional
+encoding at its clip position. On onnxruntime's CPU provider the outputs came
+out bitwise equal to one run's; graphs exported before `first_step` restart
+positions at 0 in every window.
 """
 
 from __future__ import annotations
@@ -57,8 +67,10 @@ class S2GRunner:
     def open(
         cls, path: str | os.PathLike, spec: InputSpec, providers: list[str], threads: int = 0
     ) -> S2GRunner:
-        """A session on a bundle's s2g.onnx, reading what its manifest's `input` says."""
-        return cls(open_session(path, providers, threads), spec)
+        """A session on a bundle's s2g.onnx, reading what its manifest's `input` says; without
+        onnxruntime's memory arena, which would keep the largest window's activations reserved
+        (and, growing by doubling, up to twice them) while the text is decoded and after."""
+        return cls(open_session(path, providers, threads, arena=False), spec)
 
     def prepare(
         self, frame: np.ndarray, keypoints: np.ndarray | None = None
@@ -81,10 +93,14 @@ class S2GRunner:
         return network_frames(square[None], spec)[0], points
 
     def run_clip(
-        self, frames: np.ndarray, keypoints: np.ndarray | None = None
+        self, frames: np.ndarray, keypoints: np.ndarray | None = None, first_step: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(T, C, H, W) normalised frames [+ (T, K, 3) keypoints] → (T', V), (T', D); one run."""
+        """(T, C, H, W) normalised frames [+ (T, K, 3) keypoints] → (T', V), (T', D); one run.
+        first_step: the clip step of output step 0, where the positional encoding starts
+        (graphs exported before it was an input start every run at 0)."""
         feeds = {"frames": np.ascontiguousarray(frames, dtype=np.float32)}
+        if "first_step" in self.input_names:
+            feeds["first_step"] = np.asarray(first_step, dtype=np.int64)
         if self.two_stream:
             if keypoints is None:
                 raise SltError("this two_stream bundle needs keypoints with the frames")
@@ -153,7 +169,7 @@ class S2GRunner:
         kp = None
         if self.two_stream:
             kp = np.stack(points[start - first : end - first])
-        log_probs, features = self.run_clip(x, kp)
+        log_probs, features = self.run_clip(x, kp, start // FEATURE_STRIDE)
         left = (core_start - start) // FEATURE_STRIDE
         steps = math.ceil((core_end - core_start) / FEATURE_STRIDE)
         return log_probs[left : left + steps], features[left : left + steps]

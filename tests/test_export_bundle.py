@@ -59,7 +59,8 @@ def test_s2g_graph_has_a_dynamic_time_axis(single):
         x = torch.randn(
             frames, 6, tb.SIZE, tb.SIZE, generator=torch.Generator().manual_seed(frames)
         )
-        log_probs, features = session.run(None, {"frames": x.numpy()})
+        feeds = {"frames": x.numpy(), "first_step": np.asarray(0, dtype=np.int64)}
+        log_probs, features = session.run(None, feeds)
         with torch.no_grad():
             want = recognizer(x.permute(1, 0, 2, 3)[None], torch.tensor([frames]))
         assert log_probs.shape == (-(-frames // 4), len(tb.vocab()))
@@ -174,7 +175,7 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     result, recognizer, model, tok = tb.s2t_bundle(tmp_path / "two", kind="two_stream")
     m = result.manifest
     assert m.kind == "two_stream" and m.input.keypoints == tb.KEYPOINTS
-    assert m.graphs.s2g.inputs == ("frames", "keypoints")
+    assert m.graphs.s2g.inputs == ("frames", "keypoints", "first_step")
     assert m.parity.s2g.same_glosses == 2
     frames = tb.random_video(20, seed=3)
     rng = np.random.default_rng(3)

@@ -186,7 +186,8 @@ def test_imported_s2g_run_exports_a_bundle_that_reproduces_the_golden(single_run
     session = ort.InferenceSession(str(tmp_path / "b" / "s2g.onnx"))
     bgr = np.load(kit_dir("s2g_singlestream") / "preprocessed.npz")["video"][0]  # (3, T, H, W)
     frames = np.ascontiguousarray(bgr[[2, 1, 0]].transpose(1, 0, 2, 3))  # RGB, time-major
-    log_probs, _ = session.run(["log_probs", "features"], {"frames": frames})
+    feeds = {"frames": frames, "first_step": np.asarray(0, dtype=np.int64)}
+    log_probs, _ = session.run(["log_probs", "features"], feeds)
     vocab = s2g_vocab(read_gloss_table(table), table)
     expected = np.load(kit_dir("s2g_singlestream") / "outputs.npz")["gloss_probabilities_log"]
     np.testing.assert_allclose(log_probs, expected[:, list(vocab.order)], atol=1e-4, rtol=0)

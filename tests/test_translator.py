@@ -176,6 +176,77 @@ def test_long_inputs_run_in_windows_with_the_same_step_count(single):
         S2GRunner(session, spec.model_copy(update={"window_frames": 10}))
 
 
+def test_windows_with_40_frames_of_context_give_the_whole_clips_outputs_onnx(single):
+    result = single[0]
+    spec = result.manifest.input
+    assert spec.context_frames == 40  # the export's default covers the receptive field
+    assert "first_step" in result.manifest.graphs.s2g.inputs
+    session = open_session(result.path / "s2g.onnx", [CPU])
+    frames = list(tb.random_video(100, seed=3))
+
+    def run(window: int):
+        runner = S2GRunner(session, spec.model_copy(update={"window_frames": window}))
+        return runner.run((f, None) for f in frames)[:2]
+
+    (lp, feat), (wlp, wfeat) = run(128), run(32)  # one run; 4 windows of 32 + 40 each side
+    np.testing.assert_allclose(wlp, lp, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(wfeat, feat, atol=1e-5, rtol=0)
+
+
+class _TorchS2G:
+    """A SingleStream recognizer's s2g graph (PyTorch) behind onnxruntime's session calls."""
+
+    def __init__(self, model, restart_positions: bool = False) -> None:
+        from slt_export.s2g_onnx import INPUTS_SINGLE, graph_for
+
+        self.graph, self.names = graph_for(model), INPUTS_SINGLE
+        self.restart_positions = restart_positions  # as graphs without first_step
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": n}) for n in self.names]
+
+    def run(self, outputs, feeds):
+        import torch
+
+        first = 0 if self.restart_positions else int(feeds["first_step"])
+        with torch.no_grad():
+            out = self.graph(torch.from_numpy(feeds["frames"]), torch.tensor(first))
+        return [o.numpy() for o in out]
+
+
+def test_a_step_reads_frames_4j_minus_39_to_4j_plus_39_and_its_clip_position():
+    """S3D's 4 blocks and the visual head's two k=3 convolutions: a 79-frame temporal
+    receptive field. With BatchNorm statistics set (a random S3D's outputs otherwise hardly
+    depend on the frames), 40 frames of context give the whole clip's outputs; 32 do not,
+    nor windows whose positional encoding restarts at 0."""
+    import torch
+
+    from slt_training.models.recognition import SingleStreamOptions, SingleStreamRecognizer
+
+    torch.manual_seed(0)
+    options = SingleStreamOptions(head=tb.HEAD, frozen_blocks=0, in_channels=6, width=0.25)
+    model = SingleStreamRecognizer(options, 12)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm3d):
+            m.momentum = None  # running statistics: the average of the pass below
+    with torch.no_grad():
+        model.train()(torch.randn(1, 6, 32, 32, 32), torch.tensor([32]))
+    model.eval()
+    spec = InputSpec(fps=25.0, frame_size=32, input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, motion_channels=True)  # fmt: skip
+    frames = list(np.random.default_rng(5).integers(0, 256, (96, 32, 32, 3), dtype=np.uint8))
+
+    def features(window: int, context: int, restart: bool = False) -> np.ndarray:
+        update = {"window_frames": window, "context_frames": context}
+        runner = S2GRunner(_TorchS2G(model, restart), spec.model_copy(update=update))
+        return runner.run((f, None) for f in frames)[1]
+
+    whole = features(128, 0)
+    assert whole.shape == (24, tb.HIDDEN)
+    np.testing.assert_allclose(features(32, 40), whole, atol=2e-4, rtol=0)  # conv float noise
+    assert np.abs(features(32, 32) - whole).max() > 1e-3  # the float noise above: ~3e-5
+    assert np.abs(features(32, 40, restart=True) - whole).max() > 1e-2
+
+
 def test_clip_input_matches_training_preprocessing():
     from slt_training.data.s2g_data import ClipOptions, crop_box, crop_resize, to_input
 

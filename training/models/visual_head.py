@@ -65,9 +65,10 @@ def step_mask(lengths: Tensor, steps: int) -> Tensor:
     return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def sinusoidal_positions(steps: int, size: int, device=None) -> Tensor:
-    """(steps, size) sin/cos positional encoding of "Attention is all you need"."""
-    position = torch.arange(steps, dtype=torch.float32, device=device)[:, None]
+def sinusoidal_positions(steps: int, size: int, device=None, start: Tensor | int = 0) -> Tensor:
+    """(steps, size) sin/cos positional encoding of "Attention is all you need", of
+    positions start, start + 1, … (`start`: an int or a 0-d integer tensor)."""
+    position = (torch.arange(steps, device=device) + start).to(torch.float32)[:, None]
     freq = torch.exp(
         torch.arange(0, size, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / size)
     )
@@ -145,7 +146,9 @@ class VisualHead(nn.Module):
         self.layer_norm = nn.LayerNorm(hidden, eps=1e-6)
         self.classifier = nn.Linear(hidden, vocab_size)
 
-    def forward(self, x: Tensor, lengths: Tensor) -> HeadOutput:
+    def forward(self, x: Tensor, lengths: Tensor, first_step: Tensor | int = 0) -> HeadOutput:
+        """`first_step`: the position of step 0 (a window of a longer clip: its first step's
+        index in the clip, so the positional encoding is the whole clip's)."""
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise SltError(
                 f"visual head expects (batch, time, {self.input_size}), got {tuple(x.shape)}"
@@ -153,7 +156,7 @@ class VisualHead(nn.Module):
         mask = step_mask(lengths, x.shape[1])
         x = torch.relu(self.norm(self.project(x), mask))
         if self.options.positional_encoding:
-            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device, first_step).to(x.dtype)
         features = self.layer_norm(self.block(self.dropout(x), mask))
         logits = self.classifier(features)
         return HeadOutput(logits, logits.log_softmax(-1), features)
