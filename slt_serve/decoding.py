@@ -206,7 +206,7 @@ def _viterbi_path(lp: np.ndarray, tokens: list[int], blank: int) -> np.ndarray:
     state = last
     for t in range(steps - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])  # int8: state itself may pass 127
     return path
 
 

@@ -162,3 +162,17 @@ def test_bad_input_is_an_slt_error():
 def test_importing_decoding_does_not_import_torch():
     code = "import sys, slt_serve.decoding; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_aligns_more_glosses_than_an_int8_state_index_holds():
+    """200 steps, 80 glosses (161 CTC states): gloss g at step 2g + 1, blanks between."""
+    vocab, steps = 9, 200
+    tokens = [1 + g % (vocab - 1) for g in range(80)]
+    lp = np.full((steps, vocab), -20.0)
+    lp[:, 0] = -0.01  # blank elsewhere
+    for g, token in enumerate(tokens):
+        lp[2 * g + 1] = -20.0
+        lp[2 * g + 1, token] = -0.01
+    spans = ctc_align(lp, tokens, 0)
+    assert [s.token for s in spans] == tokens
+    assert [s.start for s in spans] == [2 * g + 1 for g in range(80)]
