@@ -16,9 +16,12 @@ the export fails and nothing is written. Inputs: random clips of two lengths
 sources (G2T).
 
 `quantize="int8"`: onnxruntime's dynamic quantisation of the MatMul/Gemm weights of
-every graph (the S3D convolutions stay float: ConvInteger is slower than float
-convolution on CPUs), then the same inputs again, reporting how often glosses
-and tokens still match PyTorch, the largest differences and the size change.
+the encoder and decoder, then the same inputs again. s2g.onnx stays float: its
+convolutions gain nothing (ConvInteger is slower than float convolution on CPUs),
+and dynamic quantisation scales the head's activations by each run's range, so a
+long clip's windows would no longer give one run's glosses (`slt_serve.s2g`). The
+report: how often glosses and tokens still match PyTorch, the largest differences
+and the size change.
 
 `dev` (a `DevSet`; `export_run` takes the run's dev split): the finished bundle, as
 served (the `Translator`, after quantisation), translates the dev clips, and the
@@ -693,10 +696,11 @@ def _calibrate(tmp: Path, manifest: Manifest, dev: DevSet) -> Manifest:
 
 
 def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Quantization:
-    """Dynamic int8 quantisation of every graph in place; agreement with PyTorch after it."""
+    """Dynamic int8 quantisation of the encoder and decoder in place (s2g.onnx stays float:
+    see the module docstring); agreement with PyTorch after it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graphs = [n for n in (S2G, ENCODER, DECODER) if (tmp / n).is_file()]
+    graphs = [n for n in (ENCODER, DECODER) if (tmp / n).is_file()]
     before = {n: (tmp / n).stat().st_size for n in graphs}
     for name in graphs:
         target = tmp / f"{name}.int8"
@@ -715,7 +719,7 @@ def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Qu
         counts["same_tokens"] = f"{t.same_tokens}/{t.sources}"
         counts["fp32_same_tokens"] = f"{fp32.same_tokens}/{fp32.sources}"
     return Quantization(
-        method="onnxruntime dynamic int8 (MatMul, Gemm weights)",
+        method="onnxruntime dynamic int8 (MatMul, Gemm weights; encoder and decoder)",
         megabytes_before=round(sum(before.values()) / 2**20, 2),
         megabytes_after=round(sum(after.values()) / 2**20, 2),
         max_rel_diff=report.max_rel_diff,

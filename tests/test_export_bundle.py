@@ -98,6 +98,19 @@ def test_beam_search_batches_sources_like_one_at_a_time(single):
     assert batched == alone
 
 
+def test_int8_s2t_bundle_keeps_the_recogniser_float(tmp_path):
+    """Dynamic int8 would scale the head's activations by each window's range: s2g.onnx stays
+    as exported, so windows keep giving one run's glosses; encoder and decoder are int8."""
+    import onnx
+
+    result, *_ = tb.s2t_bundle(tmp_path / "q", quantize="int8")
+    ops = {n: {o.op_type for o in onnx.load(result.path / n).graph.node} for n in result.files if n.endswith(".onnx")}  # fmt: skip
+    assert not ops["s2g.onnx"] & {"DynamicQuantizeLinear", "MatMulInteger"}
+    assert "MatMulInteger" in ops["decoder.onnx"]
+    q = result.manifest.quantization
+    assert q.same_glosses == q.fp32_same_glosses == "2/2" and "encoder and decoder" in q.method
+
+
 def test_int8_g2t_bundle_reports_the_change_and_translates(g2t):
     result, model, tok = g2t
     assert result.manifest.stage == "g2t" and result.manifest.kind == "g2t"
