@@ -1,6 +1,10 @@
 """The torch-free runtime (onnxruntime + numpy) against PyTorch eager, on the same model and clip.
 
     python benchmarks/bench_runtime.py [--seconds 10] [--fps 25] [--threads 2] [--repeats 3]
+    python benchmarks/bench_runtime.py --size real --cache DIR [--seconds 60] [--whole-seconds 10]
+
+`--size real` (a real model's size, exported once into DIR and reused; rows in fresh
+torch-free processes, peak RSS and the FLOP floor): see `runtime_real.py`.
 
 Model: a SingleStream recognizer at the synthetic config's size
 (configs/synth/s2g_single.yaml: 64² input, motion channels, head 256/512) and an
@@ -150,7 +154,19 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the clip")
     parser.add_argument("--threads", type=int, default=2, help="for PyTorch and onnxruntime alike")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs a row, best one shown")
+    parser.add_argument(
+        "--size", choices=("toy", "real"), default="toy", help="real: see runtime_real.py"
+    )
+    parser.add_argument("--cache", help="--size real: folder the bundles are exported to / reused")
+    parser.add_argument(
+        "--whole-seconds", type=float, default=10.0,
+        help="--size real: a clip this long run whole and in windows (0: skip)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.size == "real":
+        import runtime_real
+
+        return runtime_real.main(args)
     import torch
 
     from slt_serve.translator import TranslateOptions, Translator

@@ -1,0 +1,299 @@
+"""`bench_runtime.py --size real`: the runtime at a real model's size (issue 18).
+
+Model, randomly initialised through the project's own code (`SingleStreamRecognizer`,
+`build_mbart`, `export_bundle`): S3D at full width on 224² RGB frames at 25 fps, a
+visual head 512/2048 over ~1 100 glosses; an S2T mBART of mbart-large-cc25's shape
+(12 + 12 layers, d_model 1024, 16 heads, ffn 4096, 1 024 positions) with a
+2 500-piece tokenizer; beam 5, max length 60. It is exported twice, float and
+`quantize="int8"`, into `--cache DIR` (`DIR/fp32`, `DIR/int8`); a second run finds
+them there and skips the export (several minutes each on 2 cores).
+
+Each row translates the same clip (`--seconds` of 224² H.264, a bright square moving
+on noise) in a fresh torch-free process: the bundle loaded (RSS), one
+`Translator.translate` (stage times, real-time factor, peak RSS = VmHWM), and its
+glosses and text, compared with the int8 row at the runtime's defaults. Rows: both
+bundles at the defaults (window DEFAULT_WINDOW + DEFAULT_CONTEXT, s2g without a
+memory arena), the settings before issue 18 (256 + 16, arena) and the smaller windows
+a ~1.5 GB budget needs; then (`--whole-seconds`) the smallest window against one
+s2g run over a shorter clip.
+
+The random S3D's BatchNorm statistics are set from one pass over random frames
+(`calibrate_batchnorm`): left at their initial values, its outputs hardly depend on
+the frames and every comparison would be trivially "same".
+
+The floor: FLOPs of the recogniser (torch's FlopCounterMode on the same model and
+clip length) and of the beam search (2 × the decoder's weights per token and beam,
+max length steps, the cross-attention K/V once), over an fp32 matmul rate measured
+here with `--threads` threads (torch, 1024² × 1024²).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 224
+GLOSSES = 1100
+TOKENS = 2500
+MBART = dict(encoder_layers=12, decoder_layers=12, d_model=1024, heads=16, ffn=4096)
+SPEC = {
+    "frame_size": SIZE,
+    "input_size": SIZE,
+    "mean": [0.45, 0.45, 0.45],
+    "std": [0.225, 0.225, 0.225],
+    "motion_channels": False,
+    "keypoints": None,
+    "eval_crop": 1.0,
+}
+
+# rows: (label, bundle, window_frames, context_frames, s2g arena); window None: the
+# runtime's defaults (the export's DEFAULT_WINDOW / DEFAULT_CONTEXT, the s2g session's arena)
+BEFORE = ("before: window 256 + 16, arena", 256, 16, True)  # the defaults before issue 18
+SMALL_WINDOWS = (64, 48)  # windows (frames) for a ~1.5 GB peak at 224²; the last also runs
+# against the whole clip (`--whole-seconds`)
+
+ROW = """
+import json, re, sys
+
+def mb(key):  # VmHWM: this process's peak (ru_maxrss would carry the parent's over exec)
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+from slt_serve.onnx_session import open_session
+from slt_serve.s2g import S2GRunner
+from slt_serve.translator import TranslateOptions, Translator
+
+bundle, video, threads, window, context, arena = json.loads(sys.argv[1])
+t = Translator.from_bundle(bundle, TranslateOptions(device="cpu", threads=threads))
+spec = t.spec.model_copy(update={"window_frames": window, "context_frames": context})
+session = t.s2g.session
+if arena is not None:  # another arena setting than the runtime's
+    session = open_session(bundle + "/s2g.onnx", ["CPUExecutionProvider"], threads, arena)
+t.s2g = S2GRunner(session, spec)
+loaded = mb("VmRSS")
+r = t.translate(video)
+print(json.dumps({"loaded_mb": loaded, "peak_mb": mb("VmHWM"), "torch": "torch" in sys.modules,
+                  "gloss": r.gloss, "text": r.text, "timings": r.timings_ms, "duration": r.duration_s,
+                  "window": t.s2g.spec.window_frames, "context": t.s2g.spec.context_frames}))
+"""
+
+
+def words(rng, count: int, syllables: tuple[str, ...]) -> list[str]:
+    """`count` distinct made-up words of 1-3 syllables."""
+    out: dict[str, None] = {}
+    while len(out) < count:
+        out["".join(rng.choice(syllables, rng.integers(1, 4)))] = None
+    return list(out)
+
+
+def calibrate_batchnorm(model, *inputs) -> None:
+    """BatchNorm running statistics from one train-mode pass of `model` over `inputs`, then
+    eval mode. A random S3D's activations otherwise fade through its 40-odd layers until its
+    outputs hardly depend on the frames (any windowing or quantisation would then look
+    exact); with its statistics set, like a trained model's, they keep their scale."""
+    import torch
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm3d):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average: this one pass
+    with torch.no_grad():
+        model.train()(*inputs)
+    model.eval()
+
+
+def build(cache: Path, fps: float) -> dict[str, Path]:
+    """The fp32 and int8 bundles in `cache`, exported unless a previous run left them."""
+    bundles = {q: cache / q for q in ("fp32", "int8")}
+    missing = [q for q, p in bundles.items() if not (p / "manifest.json").exists()]
+    if not missing:
+        print(f"reusing the bundles in {cache}", flush=True)
+        return bundles
+    import torch
+
+    from slt_export.bundle import ExportOptions, RecognitionPart, TranslationPart, export_bundle
+    from slt_serve.vocab import GlossVocab
+    from slt_training.models.recognition import SingleStreamOptions, SingleStreamRecognizer
+    from slt_training.models.translation import (
+        GenerateOptions,
+        TranslationModel,
+        TranslationOptions,
+    )
+    from slt_training.models.visual_head import VisualHeadOptions
+    from slt_training.text.mbart import MBartOptions, build_mbart
+    from slt_training.text.tokenizer import TokenizerOptions, train_tokenizer
+
+    rng = np.random.default_rng(0)
+    syllables = tuple(a + b for a in "bdfgklmnprstvz" for b in "aeiou")
+    vocab_words = words(rng, 6000, syllables)
+    texts = [" ".join(rng.choice(vocab_words, rng.integers(5, 16))) + " ." for _ in range(20000)]
+    tok = train_tokenizer(texts, [], TokenizerOptions(vocab_size=TOKENS, lang="en_XX"))
+    vocab = GlossVocab.from_glosses(w.upper() for w in vocab_words[:GLOSSES])
+    torch.manual_seed(0)
+    head = VisualHeadOptions(hidden_size=512, ff_size=2048)
+    recognizer = SingleStreamRecognizer(SingleStreamOptions(head=head), len(vocab))
+    calibrate_batchnorm(recognizer, torch.randn(1, 3, 32, SIZE, SIZE), torch.tensor([32]))
+    options = MBartOptions(**MBART, max_positions=1024).verify()
+    model = TranslationModel(
+        build_mbart(options, tok), TranslationOptions(input="features", feature_dim=512)
+    ).eval()
+    generation = GenerateOptions(num_beams=5, length_penalty=1.0, max_length=60)
+    for q in missing:
+        started = time.perf_counter()
+        print(f"exporting the {q} bundle to {bundles[q]} …", flush=True)
+        export_bundle(
+            bundles[q],
+            RecognitionPart(recognizer, SPEC, vocab, fps=fps, ctc_beam_size=5),
+            TranslationPart(model, tok, generation),
+            ExportOptions(
+                name=f"bench-real-{q}", quantize=None if q == "fp32" else "int8", overwrite=True
+            ),
+        )
+        print(f"  {time.perf_counter() - started:.0f} s", flush=True)
+    return bundles
+
+
+def clip(path: Path, seconds: float, fps: float) -> None:
+    from slt_serve.video import write_video
+
+    frames = int(round(seconds * fps))
+    rng = np.random.default_rng(1)
+    video = np.empty((frames, SIZE, SIZE, 3), dtype=np.uint8)
+    for t in range(frames):
+        video[t] = rng.integers(0, 80, (SIZE, SIZE, 3), dtype=np.uint8)
+        x = (3 * t) % (SIZE - 64)
+        video[t, 80:144, x : x + 64] = 230
+    write_video(path, video, fps)
+
+
+def run_row(bundle: Path, video: Path, threads: int, window, context, arena) -> dict:
+    argument = json.dumps([str(bundle), str(video), threads, window, context, arena])
+    done = subprocess.run(
+        [sys.executable, "-c", ROW, argument], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise SystemExit(f"a row failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def floor(frames: int, threads: int) -> dict[str, float]:
+    """FLOPs of the recogniser (counted) and the beam search (from the weights), and the
+    seconds they need at a measured fp32 matmul rate."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from slt_training.models.recognition import SingleStreamOptions, SingleStreamRecognizer
+    from slt_training.models.visual_head import VisualHeadOptions
+
+    torch.set_num_threads(threads)
+    head = VisualHeadOptions(hidden_size=512, ff_size=2048)
+    model = SingleStreamRecognizer(SingleStreamOptions(head=head), GLOSSES + 4).eval()
+    probe = 16  # frames counted; S3D's cost is linear in time
+    x = torch.zeros(1, 3, probe, SIZE, SIZE)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, torch.tensor([probe]))
+    s2g = counter.get_total_flops() / probe * frames
+    d, layers, ffn = MBART["d_model"], MBART["decoder_layers"], MBART["ffn"]
+    per_token = 2 * (layers * (2 * d * d + 2 * d * ffn) + d * TOKENS)  # self-attn q,k,v,o ≈ 4d²
+    per_token += 2 * layers * 2 * d * d  # cross-attention q and o (K/V computed once)
+    decoder = per_token * 5 * 60
+    a = torch.randn(1024, 1024)
+    torch.mm(a, a)
+    runs, started = 20, time.perf_counter()
+    for _ in range(runs):
+        torch.mm(a, a)
+    rate = 2 * 1024**3 * runs / (time.perf_counter() - started)
+    return {"s2g_flop": s2g, "decoder_flop": decoder, "rate": rate}
+
+
+def rows(defaults: tuple[int, int]) -> list[tuple[str, str, int, int, bool | None]]:
+    """(label, bundle, window, context, arena): the runtime's defaults for both bundles, the
+    settings before issue 18, and the smaller windows a memory budget needs."""
+    window, context = defaults
+    return [
+        (f"fp32, default: window {window} + {context}", "fp32", window, context, None),
+        (f"int8, default: window {window} + {context}", "int8", window, context, None),
+        ("int8, " + BEFORE[0], "int8", *BEFORE[1:]),
+        *((f"int8, window {w} + {context}", "int8", w, context, None) for w in SMALL_WINDOWS),
+    ]
+
+
+def same(a: dict, b: dict) -> str:
+    return "/".join("same" if a[k] == b[k] else "DIFFERENT" for k in ("gloss", "text"))
+
+
+def report(args, frames: int, results: list[tuple[tuple, dict]], whole: dict | None, cost) -> None:
+    print(
+        f"bench_runtime --size real: {args.seconds:g} s clip at {args.fps:g} fps ({frames} frames, "
+        f"{SIZE}²); S3D width 1 + head 512 ({GLOSSES} glosses), mBART 12+12 d 1024 "
+        f"({TOKENS} pieces), beams 5, max length 60; {args.threads} threads; one fresh "
+        "torch-free process a row"
+    )
+    print()
+    head = (
+        f"{'row':<40}{'loaded MB':>10}{'peak MB':>9}{'s2g s':>8}{'enc s':>7}{'dec s':>7}"
+        f"{'total s':>9}{'RTF':>7}  glosses/text vs row 2"
+    )
+    print(head)
+    ref = results[1][1]
+    for (label, *_), r in results:
+        t = r["timings"]
+        print(
+            f"{label:<40}{r['loaded_mb']:>10.0f}{r['peak_mb']:>9.0f}{t['s2g'] / 1e3:>8.2f}"
+            f"{t['encoder'] / 1e3:>7.2f}{t['decoder'] / 1e3:>7.2f}{t['total'] / 1e3:>9.2f}"
+            f"{t['total'] / 1e3 / r['duration']:>7.3f}  {same(r, ref)}"
+        )
+    print()
+    print(f"int8 vs fp32 (default rows): glosses/text {same(results[0][1], ref)}")
+    if whole is not None:
+        w = whole["windowed"]
+        print(
+            f"windows vs whole clip, int8, first {whole['seconds']:g} s: glosses/text "
+            f"{same(w, whole['whole'])} (whole: one s2g run, peak {whole['whole']['peak_mb']:.0f} MB; "
+            f"windows {w['window']} + {w['context']}: peak {w['peak_mb']:.0f} MB)"
+        )
+    s2g_s, dec_s = cost["s2g_flop"] / cost["rate"], cost["decoder_flop"] / cost["rate"]
+    default = results[0][1]["timings"]
+    duration = results[0][1]["duration"]
+    print(
+        f"floor at a measured fp32 matmul rate of {cost['rate'] / 1e9:.0f} GFLOP/s "
+        f"({args.threads} threads): recogniser {cost['s2g_flop'] / 1e9:.0f} GFLOP → {s2g_s:.2f} s "
+        f"(fp32 default row: {s2g_s / (default['s2g'] / 1e3):.2f} of it reached); beam search "
+        f"{cost['decoder_flop'] / 1e9:.0f} GFLOP → {dec_s:.2f} s (compute; a step is "
+        f"memory-bound); RTF floor {(s2g_s + dec_s) / duration:.3f}"
+    )
+
+
+def main(args) -> None:
+    """`bench_runtime.py --size real`."""
+    import tempfile
+
+    from slt_export.bundle import DEFAULT_CONTEXT, DEFAULT_WINDOW
+
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench-real-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    bundles = build(cache, args.fps)
+    video = cache / f"clip-{args.seconds:g}s.mp4"
+    if not video.exists():
+        clip(video, args.seconds, args.fps)
+    results = []
+    for row in rows((DEFAULT_WINDOW, DEFAULT_CONTEXT)):
+        print(f"row: {row[0]} …", flush=True)
+        results.append((row, run_row(bundles[row[1]], video, args.threads, *row[2:])))
+    whole = None
+    if args.whole_seconds:  # the same windows against one run over a shorter clip
+        short = cache / f"clip-{args.whole_seconds:g}s.mp4"
+        if not short.exists():
+            clip(short, args.whole_seconds, args.fps)
+        frames = int(round(args.whole_seconds * args.fps))
+        run = lambda w: run_row(bundles["int8"], short, args.threads, w, DEFAULT_CONTEXT, None)  # noqa: E731
+        print("rows: windows vs whole clip …", flush=True)
+        whole = {"seconds": args.whole_seconds, "windowed": run(SMALL_WINDOWS[-1])}
+        whole["whole"] = run(frames + (-frames) % 4)
+    frames = int(round(args.seconds * args.fps))
+    report(args, frames, results, whole, floor(frames, args.threads))
