@@ -94,10 +94,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = 1e-3  # max |onnx − torch| / max(1, max |torch|)
 PARITY_FRAMES = (12, 21)  # clip lengths of the S2G parity check (21: not a multiple of 4)
 DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
-# frames of context either side of a window: S3D's 4 blocks and the visual head's two
-# k=3 convolutions make each output step j read frames 4j - 39 … 4j + 39 (a 79-frame
-# temporal receptive field), so 40 (a multiple of 4) gives every window's steps the
-# whole clip's values (`slt_serve.s2g`)
+# frames of context either side of a window, for SingleStream with the reference's head:
+# S3D's 4 blocks and the head's two k=3 convolutions make each output step j read frames
+# 4j - 39 … 4j + 39 (a 79-frame temporal receptive field), so 40 (a multiple of 4) gives
+# every window's steps the whole clip's values (`slt_serve.s2g`); the export computes it
+# for each model (`s2g_onnx.context_frames`: TwoStream's laterals widen it)
 DEFAULT_CONTEXT = 40
 QUANTIZE = ("int8",)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
@@ -168,7 +169,9 @@ class ExportOptions:
     quantize: str | None = None  # one of QUANTIZE (None: float graphs)
     tolerance: float = DEFAULT_TOLERANCE  # parity: largest relative difference accepted
     window_frames: int = DEFAULT_WINDOW  # frames per s2g run at serving time
-    context_frames: int = DEFAULT_CONTEXT  # frames of context either side of a window
+    context_frames: int | None = None  # context either side of a window (None: what covers
+    # the model's temporal receptive field, `s2g_onnx.context_frames`; DEFAULT_CONTEXT for
+    # SingleStream)
     overwrite: bool = False  # replace what is at `out`
 
 
@@ -189,7 +192,7 @@ class _Plan:
             raise SltError(f"--quantize {o.quantize}: choose one of {', '.join(QUANTIZE)}")
         for label, value in (
             ("window_frames", o.window_frames),
-            ("context_frames", o.context_frames),
+            ("context_frames", 0 if o.context_frames is None else o.context_frames),
         ):
             if value < 0 or value % FEATURE_STRIDE or (label == "window_frames" and not value):
                 raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
@@ -382,7 +385,10 @@ def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections
     """s2g.onnx, gloss_vocab.json and pose.onnx if given; the input and recognition sections."""
     part, pose = plan.recognition, plan.options.pose
     model = part.model.eval()
-    spec = _input_spec(part, plan.options.window_frames, plan.options.context_frames)
+    context = plan.options.context_frames
+    if context is None:
+        context = s2g_onnx.context_frames(part.model)
+    spec = _input_spec(part, plan.options.window_frames, context)
     proto = s2g_onnx.export_s2g(model, spec.input_size)
     _save(proto, tmp / S2G)
     part.vocab.save(tmp / GLOSS_VOCAB)

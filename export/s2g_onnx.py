@@ -86,6 +86,27 @@ class TwoStreamGraph(nn.Module):
         return log_probs[0], heads["joint"].features[0]
 
 
+S3D_REACH = 31  # frames either side that a block-4 step of S3D reads: the stem's k=7 /2
+# temporal conv, block 2's k=3, 2 + 5 k=3 inceptions and block 4's k=3 /2 pool
+
+
+def context_frames(model: nn.Module) -> int:
+    """Frames of context either side of a serving window that cover every frame a step
+    reads, a multiple of FEATURE_STRIDE: S3D's 31, 4 per step of each head conv's half
+    kernel, and TwoStream's lateral convs (k_t - 1 frames each at half the frame rate, a
+    path crossing every lateral block). 40 for the reference's SingleStream head (3, 3)."""
+    if isinstance(model, SingleStreamRecognizer):
+        head = model.head.options
+        reach = S3D_REACH
+    else:
+        head = model.options.head
+        lateral = model.options.lateral
+        crossings = len(lateral.blocks) if lateral.pose_to_rgb or lateral.rgb_to_pose else 0
+        reach = S3D_REACH + crossings * (lateral.kernel_size[0] - 1)
+    reach += FEATURE_STRIDE * sum(k // 2 for k in head.ff_kernel_sizes)
+    return -(-reach // FEATURE_STRIDE) * FEATURE_STRIDE
+
+
 def graph_for(model: nn.Module) -> nn.Module:
     """The export wrapper of a recognizer, in eval mode."""
     if isinstance(model, SingleStreamRecognizer):

@@ -189,6 +189,7 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     m = result.manifest
     assert m.kind == "two_stream" and m.input.keypoints == tb.KEYPOINTS
     assert m.graphs.s2g.inputs == ("frames", "keypoints", "first_step")
+    assert m.input.context_frames == 48  # S3D 31 + 3 laterals × (3 - 1) + head 8 = 45, to 4s
     assert m.parity.s2g.same_glosses == 2
     frames = tb.random_video(20, seed=3)
     rng = np.random.default_rng(3)
