@@ -82,9 +82,9 @@ def export_model(
     window_frames: int = typer.Option(
         None,
         help="Frames per recogniser run when serving, a multiple of 4 (default 256); a longer "
-        "clip runs in windows of this many, with 40 context frames either side (the same "
-        "glosses as one run). Peak memory grows with window + 80 (at 224² and full width "
-        "~5.5 MB a frame; docs/export.md has a sizing table).",
+        "clip runs in windows of this many, with the context frames either side that give "
+        "one run's glosses (40 for SingleStream). Peak memory grows with window + 2 × context "
+        "(at 224² and full width ~4.5 MB a frame; docs/export.md has a sizing table).",
     ),
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""

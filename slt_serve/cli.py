@@ -153,7 +153,7 @@ def serve(
         None,
         help="Frames per recogniser run, a multiple of 4 (default: the bundle's, set at export); "
         "fewer bound the memory of a long clip (the glosses stay those of one run for bundles "
-        "exported with 40 context frames, the default; older ones may change at the seams).",
+        "exported with s2g's first_step input; older ones may change at the seams).",
     ),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
     log_format: str = setting_opt(
