@@ -170,12 +170,10 @@ def import_s2t(
     out = Path(out)
     s2g = write_s2g_run(recognizer, vocab, gloss_table, dataset, out / "s2g", options.fps,
                         f"{s2g_checkpoint} + head of {s2t_checkpoint}")  # fmt: skip
-    spec = ModelSpec(
-        mbart_config=translation.model.mbart.config.to_dict(),
-        translation_options=translation.model.options,
-        generation=GenerateOptions(options.num_beams, 1.0, options.max_length, search="reference"),
-        stage="s2t",
-        lang=options.lang,
+    spec = _imported_spec(
+        translation,
+        options,
+        "s2t",
         s2g_run=str(s2g.run_dir),
         s2g_checkpoint_sha256=s2g.weights_sha256(),
     )
@@ -184,6 +182,19 @@ def import_s2t(
     write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(s2t_checkpoint))
     _check_translation_reload(run, translation.model)
     return s2g, run
+
+
+def _imported_spec(translation, options: S2TImportOptions, stage: str, **extra) -> ModelSpec:
+    """`model.json` of an imported G2T/S2T run: the checkpoint's mBART and options, generated
+    with transformers 4.11.3's beam search as the reference does."""
+    return ModelSpec(
+        mbart_config=translation.model.mbart.config.to_dict(),
+        translation_options=translation.model.options,
+        generation=GenerateOptions(options.num_beams, 1.0, options.max_length, search="reference"),
+        stage=stage,
+        lang=options.lang,
+        **extra,
+    )
 
 
 def import_g2t(
@@ -201,14 +212,8 @@ def import_g2t(
     if (Path(out) / MODEL_FILE).exists():
         raise SltError(f"{out}: already holds a run ({MODEL_FILE}); give another --out")
     translation = _translation(checkpoint, pretrained, options, None)
-    spec = ModelSpec(
-        mbart_config=translation.model.mbart.config.to_dict(),
-        translation_options=translation.model.options,
-        generation=GenerateOptions(options.num_beams, 1.0, options.max_length, search="reference"),
-        stage="g2t",
-        lang=options.lang,
-        gloss_table=GlossTable(glosses=translation.gloss_table, sign_lang=options.sign_lang),
-    )
+    table = GlossTable(glosses=translation.gloss_table, sign_lang=options.sign_lang)
+    spec = _imported_spec(translation, options, "g2t", gloss_table=table)
     run = TranslationRun.create(out, spec)
     translation.tokenizer.save(run.tokenizer_path)
     write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(checkpoint_path))
