@@ -341,7 +341,10 @@ def _bundle_of_import(tmp, name: str, variant: str, run, *import_options):
     return Translator.from_bundle(tmp / "bundle", TranslateOptions())
 
 
-@pytest.fixture(scope="module", params=["procedure", "eos_bias5"])
+# One variant: the export includes the S2G network's full-size S3D (~25 s); the eos_bias5
+# variant goes through the same runtime search in the G2T bundle test and through PyTorch
+# in test_s2t_generated_token_ids.
+@pytest.fixture(scope="module", params=["procedure"])
 def s2t_bundle(request, tmp_path_factory):
     """`slt import slrt` of the S2T golden's checkpoint, then `slt export model` of OUT/s2t."""
     tmp = tmp_path_factory.mktemp("s2t_bundle")
