@@ -174,6 +174,37 @@ def test_time_is_signed_before_the_verb():
     assert vi("Tôi sẽ quay lại vào ngày mai.", reorder=False)[:2] == ["TÔI", "QUAY"]
 
 
+def test_post_nominal_may_is_one_question_sign_with_its_noun():
+    assert vi("Khoa nội ở tầng mấy?") == ["KHOA-NỘI", "TẦNG-MẤY"]
+    assert vi("Tầng mấy có nhà thuốc?")[-1] == "TẦNG-MẤY"  # a wh-sign: last in its clause
+    assert "MẤY" in vi("Phòng này có mấy người?")  # before a noun: 'how many', apart
+
+
+def test_alternative_question_is_a_yes_no_question():
+    assert vi("Anh có thẻ xe hay không?") == ["ANH", "THẺ", "XE", "CÓ-KHÔNG"]
+    assert vi("Em uống thuốc hay chưa?") == ["EM", "UỐNG", "THUỐC", "CHƯA"]
+    assert "HAY" in vi("Anh uống trà hay cà phê?")  # a real choice keeps its 'or'
+
+
+def test_ability_and_permission_questions_have_one_sign():
+    assert vi("Tôi có thể ra ngoài được không?") == ["TÔI", "RA", "NGOÀI", "ĐƯỢC-KHÔNG"]
+    assert vi("Mẹ tôi có được vào thăm không?")[-1] == "ĐƯỢC-KHÔNG"  # được before a verb
+    assert vi("Chị có thể chờ không?") == ["CHỊ", "CHỜ", "CÓ-THỂ-KHÔNG"]
+    assert vi("Anh nhận được thư không?")[-1] == "CÓ-KHÔNG"  # được after a verb: no frame
+
+
+def test_lexicalised_classifier_and_meal_compounds_are_one_word():
+    assert vi("Con gái tôi bị ho.") == ["TÔI", "CON-GÁI", "HO"]  # not a classifier + gái
+    assert "TỜ-KHAI" in vi("Bạn điền vào tờ khai.")
+    assert "CON" not in vi("Tôi nuôi một con chó.")  # con chó is no word: a classifier
+    assert vi("Em chưa ăn sáng.") == ["EM", "ĂN-SÁNG", "CHƯA"]  # a meal, not a time frame
+
+
+def test_multi_word_time_expressions_are_one_time_sign():
+    assert vi("Tôi đã gặp bác sĩ tuần trước.") == ["TÔI", "TUẦN-TRƯỚC", "GẶP", "BÁC-SĨ"]
+    assert vi("Năm ngoái tôi bị ốm.")[0] == "NĂM-NGOÁI"
+
+
 def test_segmenter_units_are_split_into_dictionary_words():
     from slt_training.data.gloss_rules_vi import Word, split_compounds
 

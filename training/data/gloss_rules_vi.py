@@ -208,16 +208,20 @@ def merge_noun_compounds(
 ) -> list[Word]:
     """Join a one-syllable noun and the next content syllable when they form a lexicon word.
 
-    Segmenters leave some compound nouns split (sức | khỏe); verb + verb stays
-    apart, as that is more often two signs (a serial verb). `closed` holds
-    function/modal words that never join.
+    Segmenters leave some compound nouns split (sức | khỏe), and tag the first
+    syllable of a lexicalised classifier compound as a classifier (con | gái,
+    tờ | khai): a classifier that makes a dictionary word with the next
+    syllable is part of that word (CON-GÁI, TỜ-KHAI), not a classifier, which
+    the dictionary never lists with its noun (con mèo is not a word). Verb +
+    verb stays apart, as that is more often two signs (a serial verb).
+    `closed` holds function/modal words and pronouns that never join.
     """
     out: list[Word] = []
     for w in words:
         last = out[-1] if out else None
         if (
             last is not None
-            and last.tag == "N"
+            and last.tag in ("N", "Nc")
             and w.tag in ("N", "V", "A")
             and len(last.syllables) == 1
             and len(w.syllables) == 1
@@ -226,6 +230,69 @@ def merge_noun_compounds(
             and f"{last.text} {w.text}" in lexicon
         ):
             out[-1] = Word(f"{last.text} {w.text}", "N")
+        else:
+            out.append(w)
+    return out
+
+
+def merge_verb_time_compounds(
+    words: list[Word], lexicon: frozenset[str], times: frozenset[str]
+) -> list[Word]:
+    """A time word that makes a dictionary word with the verb before it is part of that verb.
+
+    Vietnamese names meals and rests by the time of day (ăn sáng 'have
+    breakfast', ngủ trưa 'nap'): that is one verb and one sign (ĂN-SÁNG), not
+    a time frame to sign first (Tôi chưa ăn sáng is not 'this morning, I have
+    not eaten'). Only what the segmenter's dictionary lists is joined.
+    """
+    out: list[Word] = []
+    for w in words:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.tag == "V"
+            and len(last.syllables) == 1
+            and w.text in times
+            and f"{last.text} {w.text}" in lexicon
+        ):
+            out[-1] = Word(f"{last.text} {w.text}", "V")
+        else:
+            out.append(w)
+    return out
+
+
+def join_time_expressions(words: list[Word], times: frozenset[str]) -> list[Word]:
+    """A multi-word time expression is one time word: tuần | trước → TUẦN-TRƯỚC.
+
+    Deictic time expressions (tuần trước 'last week', sáng mai 'tomorrow
+    morning', năm ngoái 'last year') name one point in time and are signed as
+    one time sign; segmenters split many of them, and `trước`/`sau` alone
+    would read as 'before/after' (a relation, not a time point). Joined, the
+    expression is found by the time-first rule like hôm nay.
+    """
+    return join_phrases(words, frozenset(t for t in times if " " in t))
+
+
+def fuse_ordinal_questions(words: list[Word], closed: frozenset[str]) -> list[Word]:
+    """A noun + post-nominal `mấy` ('which number') is one question sign: tầng mấy → TẦNG-MẤY.
+
+    Before a noun `mấy` asks 'how many' (mấy người); after it, it asks which
+    one of a numbered series (số mấy, phòng mấy, tầng mấy, thứ mấy). VSL signs
+    the numbered thing and the question together, as glossers write SỐ-MẤY;
+    the fused sign is a wh-word and closes its clause.
+    """
+    out: list[Word] = []
+    for i, w in enumerate(words):
+        last = out[-1] if out else None
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if (
+            w.text == "mấy"
+            and last is not None
+            and last.tag in (*NOUN_TAGS, "Nc")
+            and last.text not in closed
+            and (nxt is None or nxt.tag not in NOUN_TAGS)
+        ):
+            out[-1] = Word(f"{last.text} mấy", "WH")
         else:
             out.append(w)
     return out
@@ -317,7 +384,7 @@ def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
         while start > 0 and not _clause_break(out[start - 1], lists.stopwords):
             start -= 1
         body = out[start:k]
-        frames = [i for i, x in enumerate(body) if x.text in lists.question_frames]
+        frames = _frame_words(body, lists.question_frames)
         if w.text == "không" and not frames and end != "?":
             continue  # Tôi nghĩ là không. — a statement's "no"
         if w.text == "không":
@@ -331,6 +398,61 @@ def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
         out[start : k + 1] = [*body, w]
         k = start
     return out
+
+
+def _frame_words(body: list[Word], frames: frozenset[str]) -> list[int]:
+    """Positions of the yes/no frame words of a question body.
+
+    `được` frames a question only before a verb, where it is the permission
+    modal (Tôi có được vào không? 'may I go in?' → TÔI VÀO ĐƯỢC-KHÔNG); after
+    a verb it is a result complement (nhận được 'receive') and no frame.
+    """
+    out = []
+    for i, x in enumerate(body):
+        nxt = body[i + 1] if i + 1 < len(body) else None
+        if x.text not in frames:
+            continue
+        if x.text == "được" and (nxt is None or nxt.tag != "V"):
+            continue
+        out.append(i)
+    return out
+
+
+def alternative_questions(words: list[Word]) -> list[Word]:
+    """`… hay không?` / `… hay chưa?` ('… or not?') is the yes/no question itself.
+
+    Vietnamese can ask yes/no as a choice between the predicate and its
+    negation: Bạn có bảo hiểm hay không? is Bạn có bảo hiểm không?, signed
+    with one question sign at the end (CÓ-KHÔNG). The `hay`/`hoặc` 'or' there
+    links no clause and has no sign: it is dropped before the final
+    `không`/`chưa`, which the yes/no rule then reads as the question particle.
+    """
+    out: list[Word] = []
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        alternative = nxt is not None and nxt.text in ("không", "chưa")
+        if w.text in ("hay", "hoặc") and alternative and _sentence_end(words, i + 1) is not None:
+            continue
+        out.append(w)
+    return out
+
+
+def ability_in_tag_questions(words: list[Word], stopwords: frozenset[str]) -> list[Word]:
+    """`có thể … được không?` asks 'can …?' once: the question sign ĐƯỢC-KHÔNG carries it.
+
+    Vietnamese frames an ability or permission question twice, with the modal
+    `có thể` before the verb and the tag `được không` after it (Tôi có thể vào
+    được không?). VSL signs the question once, at the end: TÔI VÀO
+    ĐƯỢC-KHÔNG, so a `có thể` in the clause of a `được không` has no sign.
+    """
+    drop: set[int] = set()
+    for k, w in enumerate(words):
+        i = k - 1
+        while w.text == "được không" and i >= 0 and not _clause_break(words[i], stopwords):
+            if words[i].text == "có thể":
+                drop.add(i)
+            i -= 1
+    return [w for i, w in enumerate(words) if i not in drop]
 
 
 def _clause_break(w: Word, stopwords: frozenset[str]) -> bool:
@@ -449,7 +571,7 @@ def to_clause_end(
     tail = [
         w
         for w in clause[:order]
-        if (w.text in movable and w.tag not in ("C", "CC", "N")) or (last and w.tag == "Q")
+        if (w.text in movable and w.tag not in ("C", "CC", "N")) or (last and w.tag in ("Q", "WH"))
     ]
     if not tail:
         return clause
@@ -593,11 +715,16 @@ def derive(
     """Normalised, lower-cased Vietnamese text → lower-case glosses, the rules in order."""
     words, lexicon = tag_words(text, segmenter)
     words = join_phrases(words, lists.phrases)
+    words = join_time_expressions(words, lists.times)
     words = split_compounds(words, lexicon)
     closed = lists.stopwords | lists.modals | lists.questions | lists.pronouns
     words = merge_noun_compounds(words, lexicon, closed)
+    words = merge_verb_time_compounds(words, lexicon, lists.times)
+    words = fuse_ordinal_questions(words, closed)
     if reorder_words:
         words = front_possessors(words, lists)
+    words = alternative_questions(words)
+    words = ability_in_tag_questions(words, lists.stopwords)
     words = yes_no_questions(words, lists)
     words = drop_unsigned(words, lists)
     if digits:
