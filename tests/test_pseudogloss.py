@@ -77,6 +77,7 @@ def test_spelled_numbers_become_digits():
         assert spelled_number(words.split(), numerals) == value, words
     assert spelled_number(["hai", "con"], numerals) is None
     assert vi("Tôi hai mươi tuổi.") == ["TÔI", "TUỔI", "2", "0"]
+    assert vi("Vé xe giá 50 nghìn.")[-3:] == ["5", "0", "NGHÌN"]  # digits, then the word
 
 
 def test_punctuation_is_no_gloss():

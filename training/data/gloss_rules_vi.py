@@ -668,7 +668,11 @@ def spelled_number(words: list[str], numerals: dict[str, str]) -> int | None:
 
 
 def numbers_to_digits(words: list[Word], numerals: dict[str, str]) -> list[Word]:
-    """Numbers are signed digit by digit: 24 → 2 4, hai mươi (tagged M) → 2 0."""
+    """Numbers are signed digit by digit: 24 → 2 4, hai mươi (tagged M) → 2 0.
+
+    A magnitude word after written digits is signed as a word, as written:
+    200 nghìn → 2 0 0 NGHÌN (not 200 followed by a spelled 'one thousand').
+    """
     out: list[Word] = []
     i = 0
     while i < len(words):
@@ -676,6 +680,9 @@ def numbers_to_digits(words: list[Word], numerals: dict[str, str]) -> list[Word]
         if NUMBER.match(w.text):
             out.extend(Word(d, "M") for d in w.text if d.isdigit())
             i += 1
+            while i < len(words) and words[i].text in NUMBER_MULTIPLIERS:
+                out.append(words[i])
+                i += 1
             continue
         j = i
         while j < len(words) and words[j].tag == "M" and not NUMBER.match(words[j].text):
