@@ -121,6 +121,13 @@ def test_possessor_is_signed_first_and_question_phrases_are_one_sign():
     assert vi("Tôi đến khám ở phòng số 2 phải không?")[-1] == "PHẢI-KHÔNG"
 
 
+def test_possessor_is_signed_first_in_object_noun_phrases_too():
+    assert vi("Y tá gọi tên của anh.") == ["Y-TÁ", "GỌI", "ANH", "TÊN"]
+    assert vi("Đây là phòng của tôi.") == ["ĐÂY", "TÔI", "PHÒNG"]  # after the copula
+    assert vi("Y tá gọi tên anh.")[-2:] == ["ANH", "TÊN"]  # no của: nothing follows
+    assert vi("Đó là ngày tôi nhập viện.")[-2:] == ["TÔI", "NHẬP-VIỆN"]  # a subject: stays
+
+
 def test_third_person_pronoun_is_one_sign_not_dropped():
     assert vi("Anh ấy đọc thư.") == ["ANH-ẤY", "ĐỌC", "THƯ"]
     assert vi("Số điện thoại của chị ấy là 9.")[:2] == ["CHỊ-ẤY", "SỐ"]

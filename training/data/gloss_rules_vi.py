@@ -523,6 +523,37 @@ def possessor_first(
     return clause
 
 
+def possessor_before_object(
+    clause: list[Word], pronouns: frozenset[str], times: frozenset[str], stopwords: frozenset[str]
+) -> list[Word]:
+    """A possessed object yields to its possessor too: Bác sĩ gọi tên của bạn → … GỌI BẠN TÊN.
+
+    The possessor-first order of VSL holds for every noun phrase, not only the
+    topic: after a verb or preposition, noun + (của) + pronoun is signed
+    pronoun first (after the copula `là` too: Đây là số của tôi → ĐÂY TÔI SỐ).
+    Without `của` the pronoun may instead be the subject of
+    what follows (Đây là lần đầu tôi đến 'the first time I come'): there it is
+    a possessor only if no verb follows it. Time nouns are never possessed.
+    """
+    out = list(clause)
+    a = 1
+    while a < len(out):
+        i = a
+        while i < len(out) and out[i].tag in NOUN_TAGS and out[i].text not in times | pronouns:
+            i += 1
+        before = out[a - 1]
+        governed = before.text == "là" or (before.tag in (*VERB_TAGS, "E") and before.text != "của")
+        k = i + 1 if i < len(out) and out[i].text == "của" else i
+        nxt = out[k + 1] if k + 1 < len(out) else None
+        free = k > i or nxt is None or nxt.tag not in VERB_TAGS or nxt.text in stopwords
+        if i > a and governed and k < len(out) and out[k].text in pronouns and free:
+            out[a : k + 1] = [out[k], *out[a:i], *out[i:k]]
+            a = k + 1
+        else:
+            a = max(i, a + 1)
+    return out
+
+
 def time_first(clause: list[Word], times: frozenset[str]) -> list[Word]:
     """A time phrase after the verb moves before it: Tôi có hẹn lúc 9 giờ sáng → TÔI GIỜ 9 SÁNG HẸN.
 
@@ -582,9 +613,11 @@ def to_clause_end(
 
 def front_possessors(words: list[Word], lists: VietnameseLists) -> list[Word]:
     """Possessor first in every clause; runs before `của` is dropped."""
-    return [
-        w for clause in clauses(words) for w in possessor_first(clause, lists.pronouns, lists.times)
-    ]
+    out: list[Word] = []
+    for clause in clauses(words):
+        clause = possessor_first(clause, lists.pronouns, lists.times)
+        out += possessor_before_object(clause, lists.pronouns, lists.times, lists.stopwords)
+    return out
 
 
 def reorder(words: list[Word], lists: VietnameseLists) -> list[Word]:
