@@ -80,6 +80,12 @@ def test_spelled_numbers_become_digits():
     assert vi("Vé xe giá 50 nghìn.")[-3:] == ["5", "0", "NGHÌN"]  # digits, then the word
 
 
+def test_written_clock_times_and_dates_are_numbers():
+    assert vi("Tôi về nhà lúc 7h.") == ["TÔI", "GIỜ", "7", "VỀ", "NHÀ"]  # 7h = 7 giờ
+    assert vi("Tôi về nhà lúc 7h15.") == vi("Tôi về nhà lúc 7 giờ 15.")
+    assert vi("Mẹ tôi sinh ngày 3/8/1961.")[-7:] == ["NGÀY", *"381961"]  # digits, in order
+
+
 def test_punctuation_is_no_gloss():
     assert vi("Tôi là nữ!!!") == vi("Tôi là nữ") == ["TÔI", "NỮ"]
     assert derive_glosses("Hello, world… (again)!", GlossOptions(lang="en")) == [

@@ -46,7 +46,8 @@ CLASSIFIED_TAGS = frozenset({"N", "Np", "Nu", "Ny", "V", "A"})  # what a classif
 CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
 CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
 PUNCT_WORD = re.compile(r"^[^\w]+$")
-NUMBER = re.compile(r"^\d+([.,]\d+)*$")
+NUMBER = re.compile(r"^\d+([.,/]\d+)*$")  # 1.000, 2,5 and dates 12/5/1990: digits
+CLOCK_TIME = re.compile(r"\b(\d{1,2})h(\d{2})?\b")  # 8h, 8h30: 8 giờ (30)
 NEGATIONS = frozenset({"không", "chưa", "không thể", "chưa thể"})
 TIME_RELATIONS = frozenset({"từ", "đến", "tới", "sau", "trước", "khoảng", "trong"})
 NOUN_TAGS = frozenset({"N", "Np", "Nu", "Ny"})
@@ -148,6 +149,15 @@ def spelling_variants(words: Iterable[str]) -> frozenset[str]:
         for pattern in (TONE_ON_FIRST, TONE_ON_SECOND):
             out.add(unicodedata.normalize("NFC", pattern.sub(_swap, nfd)))
     return frozenset(out)
+
+
+def spell_clock_times(text: str) -> str:
+    """Written clock times as the words they are read as: 8h30 → 8 giờ 30, 8h → 8 giờ.
+
+    Vietnamese writes the hour with an `h` glued to the digits; it is read
+    (and signed) as `giờ` 'o'clock', which the time-first rule then finds.
+    """
+    return CLOCK_TIME.sub(lambda m: f"{m[1]} giờ {m[2] or ''}".rstrip(), text)
 
 
 def tag_words(text: str, segmenter: str) -> tuple[list[Word], frozenset[str]]:
@@ -753,7 +763,7 @@ def derive(
     keep_punctuation: bool = False,
 ) -> list[str]:
     """Normalised, lower-cased Vietnamese text → lower-case glosses, the rules in order."""
-    words, lexicon = tag_words(text, segmenter)
+    words, lexicon = tag_words(spell_clock_times(text), segmenter)
     words = join_phrases(words, lists.phrases)
     words = join_time_expressions(words, lists.times)
     words = split_compounds(words, lexicon)
