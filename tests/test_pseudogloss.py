@@ -150,6 +150,15 @@ def test_yes_no_question_ends_in_one_question_sign():
     assert vi("Bạn đã ăn gì chưa?") == ["BẠN", "ĂN", "CHƯA"]  # 'yet?': no frame word
 
 
+def test_question_frame_scopes_over_purpose_and_time_clauses():
+    question = vi("Em có phải chờ lâu để lấy thuốc không?")
+    assert question == ["EM", "CHỜ", "LÂU", "ĐỂ", "LẤY", "THUỐC", "PHẢI-KHÔNG"]
+    assert vi("Anh có cần rửa tay trước khi ăn không?")[-1] == "CẦN-KHÔNG"
+    assert "CẦN" not in vi("Anh có cần rửa tay trước khi ăn không?")
+    statement = vi("Anh cần rửa tay trước khi ăn.")  # trước khi opens the next clause
+    assert statement == ["ANH", "RỬA", "TAY", "CẦN", "TRƯỚC", "KHI", "ĂN"]
+
+
 def test_negation_and_wh_questions_are_not_yes_no_questions():
     assert vi("Tôi không biết.") == ["TÔI", "BIẾT", "KHÔNG"]  # không before the verb
     assert vi("Tôi nghĩ là không.") == ["TÔI", "NGHĨ", "KHÔNG"]  # a statement's "no"

@@ -45,6 +45,7 @@ CLASSIFIED_TAGS = frozenset({"N", "Np", "Nu", "Ny", "V", "A"})  # what a classif
 # Tags that close a clause for the word-order rules: punctuation, conjunctions.
 CLAUSE_BREAK_TAGS = frozenset({"CH", "F", "C", "CC"})
 CLAUSE_BREAK_WORDS = frozenset({"để", "vì", "nếu", "khi", "nhưng", "và", "hoặc", "rồi thì"})
+SUBORDINATORS = frozenset({"để", "khi"})  # purpose and time clauses, inside a question's frame
 PUNCT_WORD = re.compile(r"^[^\w]+$")
 NUMBER = re.compile(r"^\d+([.,/]\d+)*$")  # 1.000, 2,5 and dates 12/5/1990: digits
 CLOCK_TIME = re.compile(r"\b(\d{1,2})h(\d{2})?\b")  # 8h, 8h30: 8 giờ (30)
@@ -390,9 +391,7 @@ def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
         end = _sentence_end(out, k)
         if w.text not in ("không", "chưa") or w.tag == "M" or end is None:
             continue
-        start = k
-        while start > 0 and not _clause_break(out[start - 1], lists.stopwords):
-            start -= 1
+        start = _question_start(out, k, lists)
         body = out[start:k]
         frames = _frame_words(body, lists.question_frames)
         if w.text == "không" and not frames and end != "?":
@@ -408,6 +407,32 @@ def yes_no_questions(words: list[Word], lists: VietnameseLists) -> list[Word]:
         out[start : k + 1] = [*body, w]
         k = start
     return out
+
+
+def _question_start(words: list[Word], k: int, lists: VietnameseLists) -> int:
+    """Where the yes/no question closed by `words[k]` begins.
+
+    Its clause, or, when the frame word is not in it, the main clause before
+    a subordinate clause of purpose or time (để 'in order to', khi 'when',
+    trước khi 'before'): the frame scopes over the whole sentence, and the
+    subordinate clause sits inside it (Tôi có phải đợi lâu để lấy kết quả
+    không? → … ĐỂ LẤY KẾT-QUẢ PHẢI-KHÔNG).
+    """
+    start = _clause_start(words, k, lists.stopwords)
+    wider = start
+    while wider > 0 and words[wider - 1].text in SUBORDINATORS:
+        wider = _clause_start(words, wider - 1, lists.stopwords)
+        if _frame_words(words[wider:k], lists.question_frames):
+            return wider
+    return start
+
+
+def _clause_start(words: list[Word], k: int, stopwords: frozenset[str]) -> int:
+    """The first word after the clause break before `words[k]` (0 if none)."""
+    start = k
+    while start > 0 and not _clause_break(words[start - 1], stopwords):
+        start -= 1
+    return start
 
 
 def _frame_words(body: list[Word], frames: frozenset[str]) -> list[int]:
@@ -487,11 +512,22 @@ def _sentence_end(words: list[Word], k: int) -> str | None:
 
 
 def clauses(words: list[Word]) -> list[list[Word]]:
-    """Split at punctuation and clause-linking words; the break word opens the next clause."""
+    """Split at punctuation and clause-linking words; the break word opens the next clause.
+
+    `trước khi` 'before' and `sau khi` 'after' link clauses as one word: the
+    clause opens at trước/sau, which belongs to what follows, not to the end
+    of the clause before (Bạn cần thanh toán trước khi khám → … CẦN TRƯỚC KHI
+    KHÁM, the modal closing its own clause).
+    """
     out: list[list[Word]] = [[]]
     for w in words:
         if w.tag in CLAUSE_BREAK_TAGS or w.text in CLAUSE_BREAK_WORDS:
-            out.append([])
+            before = out[-1][-1:] if w.text == "khi" else []
+            if before and before[0].text in ("trước", "sau"):
+                out[-1].pop()
+            else:
+                before = []
+            out.append(before)
         out[-1].append(w)
     return [c for c in out if c]
 
