@@ -7,8 +7,8 @@ interrupted or failed export leaves no half bundle.
 
 Parity is part of every export. The same inputs go through PyTorch and through
 the runtime's own code on the ONNX graphs (`slt_serve.s2g.S2GRunner`,
-`slt_serve.seq2seq.Seq2Seq`, whose beam search must reproduce
-`TranslationModel.generate`): recognizer log-probs and features, encoder states
+`slt_serve.seq2seq.Seq2Seq` or `Ensemble`, whose beam search must reproduce
+`TranslationModel.generate` / `TranslationEnsemble.generate`): recognizer log-probs and features, encoder states
 and first-step logits must agree within `tolerance` (of the largest value, at
 least 1), and the CTC glosses and the translated tokens must be identical, or
 the export fails and nothing is written. Inputs: random clips of two lengths
@@ -63,6 +63,7 @@ from slt_serve.errors import SltError
 from slt_serve.fileio import write_json
 from slt_serve.manifest import (
     Confidence,
+    EnsembleMember,
     Generation,
     GlossTable,
     GraphIO,
@@ -81,11 +82,12 @@ from slt_serve.onnx_session import CPU
 from slt_serve.pose_mediapipe import NAME as MEDIAPIPE
 from slt_serve.pose_mediapipe import is_named as is_mediapipe
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
-from slt_serve.seq2seq import Seq2Seq
+from slt_serve.seq2seq import Ensemble, Seq2Seq, open_translation
 from slt_serve.tokenizer import TextTokenizer
 from slt_serve.vocab import GlossVocab
 from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRecognizer
 from slt_training.models.translation import GenerateOptions, TranslationModel
+from slt_training.models.translation_ensemble import TranslationEnsemble
 
 from . import mbart_onnx, s2g_onnx
 
@@ -125,6 +127,18 @@ class TranslationPart:
     tokenizer: TextTokenizer
     generation: GenerateOptions = GenerateOptions()
     gloss_table: GlossTable | None = None  # G2T reading its own gloss table (imported runs)
+    # more networks of an ensemble (same vocabulary and tokenizer; S2T: each reads its own
+    # feature_dim columns of the recogniser's features, after `model`'s): the bundle's beam
+    # search averages their next-token probabilities (`Translation.ensemble`)
+    ensemble: tuple[TranslationModel, ...] = ()
+
+    @property
+    def models(self) -> list[TranslationModel]:
+        return [self.model, *self.ensemble]
+
+    def searcher(self) -> TranslationModel | TranslationEnsemble:
+        """What PyTorch generates with: the model, or the ensemble of all networks."""
+        return TranslationEnsemble(self.models) if self.ensemble else self.model
 
 
 @dataclass(frozen=True)
@@ -415,14 +429,18 @@ def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections
 
 
 def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) -> _Sections:
-    """encoder.onnx, decoder.onnx and tokenizer.json; the translation and generation sections."""
-    model, config = part.model.eval(), part.model.mbart.config
+    """encoder.onnx, decoder.onnx (and each ensemble member's encoder.I.onnx, decoder.I.onnx)
+    and tokenizer.json; the translation and generation sections."""
+    model = part.model.eval()
     reads_features = model.mapper is not None
+    if part.ensemble:
+        _check_ensemble(part)
     if sections.recognition is not None:
         dim = sections.recognition.feature_dim
-        if model.options.feature_dim != dim:
+        dims = [m.options.feature_dim for m in part.models]
+        if sum(dims) != dim:
             raise SltError(
-                f"the S2T model reads {model.options.feature_dim}-d features, the "
+                f"the S2T model reads {' + '.join(map(str, dims))}-d features, the "
                 f"recognizer gives {dim}-d; export the pair that was trained together"
             )
     rows = model.gloss_embedding.num_embeddings if model.gloss_embedding is not None else 0
@@ -434,8 +452,13 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
     encoder = mbart_onnx.export_encoder(model)
     _save(encoder, tmp / ENCODER)
     _save(mbart_onnx.export_decoder(model), tmp / DECODER)
+    members = []
+    for i, member in enumerate(part.ensemble, start=1):
+        names = {"encoder": f"encoder.{i}.onnx", "decoder": f"decoder.{i}.onnx"}
+        _save(mbart_onnx.export_encoder(member.eval()), tmp / names["encoder"])
+        _save(mbart_onnx.export_decoder(member), tmp / names["decoder"])
+        members.append(EnsembleMember(**names, **_network_shapes(member)))
     part.tokenizer.save(tmp / TOKENIZER)
-    heads = config.decoder_attention_heads
     source = mbart_onnx.ENCODER_INPUTS_S2T if reads_features else mbart_onnx.ENCODER_INPUTS_G2T
     graphs = sections.graphs.model_copy(
         update={
@@ -447,16 +470,11 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
     )
     translation = Translation(
         source="features" if reads_features else "input_ids",
-        feature_dim=model.options.feature_dim if reads_features else None,
         lang=part.tokenizer.lang,
-        decoder_layers=config.decoder_layers,
-        heads=heads,
-        head_dim=config.d_model // heads,
-        d_model=config.d_model,
-        vocab_size=config.vocab_size,
-        max_source_positions=config.max_position_embeddings,
-        source_suffix=mbart_onnx.source_suffix(model),
+        vocab_size=model.mbart.config.vocab_size,
         gloss_table=part.gloss_table,
+        ensemble=tuple(members),
+        **_network_shapes(model),
     )
     return replace(
         sections,
@@ -465,6 +483,41 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
         graphs=graphs,
         opset=sections.opset or _opset(encoder),
     )
+
+
+def _network_shapes(model: TranslationModel) -> dict:
+    """One network's fields of `Translation` / `EnsembleMember`."""
+    config = model.mbart.config
+    heads = config.decoder_attention_heads
+    return {
+        "feature_dim": model.options.feature_dim if model.mapper is not None else None,
+        "decoder_layers": config.decoder_layers,
+        "heads": heads,
+        "head_dim": config.d_model // heads,
+        "d_model": config.d_model,
+        "max_source_positions": config.max_position_embeddings,
+        "source_suffix": mbart_onnx.source_suffix(model),
+    }
+
+
+def _check_ensemble(part: TranslationPart) -> None:
+    """An ensemble's networks agree (`TranslationEnsemble`), read glosses the same way, and
+    are searched with the reference's rule (the only one PyTorch checks an ensemble with)."""
+    TranslationEnsemble(part.models)
+    first = part.model
+    for i, m in enumerate(part.ensemble, start=1):
+        if (m.gloss_embedding is None) != (first.gloss_embedding is None) or (
+            m.options.suffix_ids != first.options.suffix_ids
+        ):
+            raise SltError(
+                f"ensemble network {i} reads its source differently from the first (gloss "
+                "embedding, appended rows); ensemble networks imported the same way"
+            )
+    if part.generation.search != "reference":
+        raise SltError(
+            "an ensemble bundle searches with transformers 4.11.3's rule: give "
+            "GenerateOptions(search='reference') (TwoStream-SLT's ensemble)"
+        )
 
 
 def _generation(part: TranslationPart) -> Generation:
@@ -555,7 +608,7 @@ class _Parity:
         model = self.translation.model
         rng = np.random.default_rng(0)
         if model.mapper is not None:
-            dim = model.options.feature_dim
+            dim = sum(m.options.feature_dim for m in self.translation.models)
             sources = [self._torch_s2g(c)[1][None] for c in self.clips]
             sources.append(rng.standard_normal((1, 9, dim)).astype(np.float32))
             return sources
@@ -576,7 +629,7 @@ class _Parity:
             self._check_s2g(runner, report)
         if self.translation is not None:
             t = self.sections.translation
-            seq = Seq2Seq.open(self.folder / ENCODER, self.folder / DECODER, t, [CPU])
+            seq = open_translation(lambda name: self.folder / name, t, [CPU])
             self._check_translation(seq, report)
         return report
 
@@ -596,22 +649,32 @@ class _Parity:
         )
         report.max_rel_diff = max(report.max_rel_diff, max(diffs))
 
-    def _torch_translate(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        model = self.translation.model
+    def _torch_translate(self, source: np.ndarray) -> tuple[list, list, list[int]]:
+        """Each network's encoder states and first-step logits, and the tokens of the
+        whole search (the ensemble's, where there is one)."""
+        part = self.translation
         x = torch.from_numpy(source)
         mask = torch.ones(source.shape[:2], dtype=torch.long)
-        kw = {"features": x} if model.mapper is not None else {"input_ids": x}
+        reads_features = part.model.mapper is not None
+        kw = {"features": x} if reads_features else {"input_ids": x}
+        searcher = part.searcher()
+        inputs = searcher.split(x) if part.ensemble and reads_features else [x] * len(part.models)
+        hidden, first_logits = [], []
         with torch.no_grad():
-            inputs = model.encoder_batch(mask, kw.get("input_ids"), kw.get("features"))
-            enc = model.mbart.get_encoder()(**inputs).last_hidden_state
-            start = torch.full((source.shape[0], 1), model.decoder_start_id)
-            logits = model.mbart(
-                encoder_outputs=(enc,),
-                attention_mask=inputs["attention_mask"],
-                decoder_input_ids=start,
-            ).logits[:, -1]
-            tokens = model.generate(mask, self.translation.generation, **kw)[0].tolist()
-        return enc.numpy(), logits.numpy(), tokens
+            for model, own in zip(part.models, inputs):
+                batch = model.encoder_batch(mask, None if reads_features else own,
+                                            own if reads_features else None)  # fmt: skip
+                enc = model.mbart.get_encoder()(**batch).last_hidden_state
+                start = torch.full((source.shape[0], 1), model.decoder_start_id)
+                logits = model.mbart(
+                    encoder_outputs=(enc,),
+                    attention_mask=batch["attention_mask"],
+                    decoder_input_ids=start,
+                ).logits[:, -1]
+                hidden.append(enc.numpy())
+                first_logits.append(logits.numpy())
+            tokens = searcher.generate(mask, part.generation, **kw)[0].tolist()
+        return hidden, first_logits, tokens
 
     def _first_step_logits(self, seq: Seq2Seq, encoded, mask, start_id: int) -> np.ndarray:
         empty = seq.cache.empty(1)
@@ -628,16 +691,19 @@ class _Parity:
         )
         return logits
 
-    def _check_translation(self, seq: Seq2Seq, report: _Report) -> None:
+    def _check_translation(self, seq: Seq2Seq | Ensemble, report: _Report) -> None:
         settings = self.sections.generation.beam_settings()
+        networks = seq.networks if isinstance(seq, Ensemble) else [seq]
         same, diffs = 0, []
         for source in self.sources:
             want_hidden, want_logits, want_tokens = self._torch_translate(source)
             mask = np.ones(source.shape[:2], dtype=np.int64)
             encoded = seq.encode(source, mask)
-            decoder_mask = seq.source_mask(mask)
-            logits = self._first_step_logits(seq, encoded, decoder_mask, settings.decoder_start_id)
-            diffs += [_rel(encoded[0], want_hidden), _rel(logits, want_logits)]
+            for i, net in enumerate(networks):
+                own = encoded[i] if isinstance(seq, Ensemble) else encoded
+                start = settings.decoder_start_id
+                logits = self._first_step_logits(net, own, net.source_mask(mask), start)
+                diffs += [_rel(own[0], want_hidden[i]), _rel(logits, want_logits[i])]
             tokens = seq.generate(source, mask, settings, encoded=encoded)[0]
             same += tokens == want_tokens
             if tokens != want_tokens:
@@ -706,7 +772,9 @@ def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Qu
     see the module docstring); agreement with PyTorch after it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graphs = [n for n in (ENCODER, DECODER) if (tmp / n).is_file()]
+    members = sections.translation.ensemble if sections.translation else ()
+    names = (ENCODER, DECODER, *(n for m in members for n in (m.encoder, m.decoder)))
+    graphs = [n for n in names if (tmp / n).is_file()]
     before = {n: (tmp / n).stat().st_size for n in graphs}
     for name in graphs:
         target = tmp / f"{name}.int8"

@@ -31,7 +31,9 @@ Greedy search (`num_beams` 1) is the same under both rules.
 
 `step(tokens, past_keys, past_values)` runs the decoder on the last token of each
 hypothesis (N = sources × beams) and returns (logits (N, V), keys, values) with
-that step appended; the cache is reordered by beam along axis 1.
+that step appended; the cache is reordered by beam along axis 1. An ensemble's
+step (`slt_serve.seq2seq.Ensemble`) passes lists of caches, one per network, each
+reordered the same way, and returns `mean_probability_logits` of its networks.
 """
 
 from __future__ import annotations
@@ -79,6 +81,24 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     x = logits.astype(np.float32, copy=False)
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def mean_probability_logits(logits: list[np.ndarray]) -> np.ndarray:
+    """An ensemble's next-token scores: the log of its networks' softmax probabilities
+    averaged (TwoStream-SLT's `MBart_Ensemble`: log of their sum, which the search's
+    log-softmax turns into the log of the mean). One network: its logits, untouched."""
+    if len(logits) == 1:
+        return logits[0]
+    probs = sum(np.exp(log_softmax(x)) for x in logits) / np.float32(len(logits))
+    with np.errstate(divide="ignore"):  # a token no network allows stays at -inf
+        return np.log(probs).astype(np.float32, copy=False)
+
+
+def reorder(cache, flat: np.ndarray):
+    """A cache (an array, or a list of them for an ensemble) with hypotheses `flat` along axis 1."""
+    if isinstance(cache, np.ndarray):
+        return cache[:, flat]
+    return [reorder(c, flat) for c in cache]
 
 
 def _topk(scores: np.ndarray, k: int) -> np.ndarray:
@@ -148,7 +168,7 @@ def beam_search_scored(
         just = ends & (np.arange(2 * nb) < nb)[None, :]  # among the first `beams` only
         _finish(beams, cand, cand_scores, just, cur, cur + 1, s)
         flat = (origin + offsets).reshape(-1)  # the cache follows the beams that run on
-        keys, values = keys[:, flat], values[:, flat]
+        keys, values = reorder(keys, flat), reorder(values, flat)
         # 4.11.3 bounds by the best candidate (EOS ones too), 5.x by the best running beam
         best = cand_scores[:, :1] if s.reference else beams.running_scores[:, :1]
         best = best / np.float32(float(cur) ** s.length_penalty)

@@ -106,7 +106,9 @@ def load_bundle(
             f"{folder}: bundle digest {manifest.digest} is not the pinned {expect_digest}; "
             "serve the bundle you pinned, or pin this one's digest"
         )
-    missing = [n for n in REQUIRED[manifest.stage] if n not in manifest.files]
+    members = manifest.translation.ensemble if manifest.translation else ()
+    required = [*REQUIRED[manifest.stage], *(n for m in members for n in (m.encoder, m.decoder))]
+    missing = [n for n in required if n not in manifest.files]
     if missing:
         raise SltError(
             f"{folder}: a {manifest.stage} bundle needs {', '.join(missing)}, which the "

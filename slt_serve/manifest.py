@@ -123,8 +123,32 @@ class GlossTable(_Section):
         return [ids.get(g.lower(), ids["<unk>"]) for g in glosses] + tail
 
 
+class EnsembleMember(_Section):
+    """One more translation network of an ensemble (`translation.ensemble[i]`): its own
+    graph files and shapes; it shares the first network's vocabulary, tokenizer and
+    generation settings. An S2T member reads its own `feature_dim` columns of the
+    recogniser's features, after the first network's and the members' before it."""
+
+    encoder: str  # its encoder graph, e.g. encoder.1.onnx
+    decoder: str  # its one-step decoder graph, e.g. decoder.1.onnx
+    feature_dim: int | None = None  # S2T only
+    decoder_layers: int
+    heads: int
+    head_dim: int
+    d_model: int
+    max_source_positions: int
+    source_suffix: int = Field(0, ge=0)
+
+
 class Translation(_Section):
-    """The mBART graphs' shapes (`translation`)."""
+    """The mBART graphs' shapes (`translation`).
+
+    `ensemble` (empty: one network, encoder.onnx + decoder.onnx) lists the networks
+    after the first one; one beam search runs over all of them, each with its own
+    decoder cache, on the mean of their next-token probabilities (TwoStream-SLT's
+    multi-source ensemble). An S2T ensemble's recogniser features are its networks'
+    sources side by side (`feature_dim` columns each, the first network's first).
+    """
 
     source: Literal["features", "input_ids"]  # S2T reads features, G2T gloss sub-word ids
     feature_dim: int | None = None  # S2T only
@@ -139,6 +163,21 @@ class Translation(_Section):
     # `</s>` and the sign language token); the decoder's source mask covers them too
     source_suffix: int = Field(0, ge=0)
     gloss_table: GlossTable | None = None  # G2T with its own gloss table; None: the tokenizer's
+    ensemble: tuple[EnsembleMember, ...] = ()  # the other networks of an ensemble
+
+    def networks(self) -> list[tuple[Translation, str | None, str | None]]:
+        """Each network as (its shapes, its encoder file, its decoder file): the first one
+        with None for encoder.onnx and decoder.onnx, then the ensemble's members."""
+        first = self.model_copy(update={"ensemble": ()})
+        members = [
+            (
+                first.model_copy(update=m.model_dump(exclude={"encoder", "decoder"})),
+                m.encoder,
+                m.decoder,
+            )
+            for m in self.ensemble
+        ]
+        return [(first, None, None), *members]
 
 
 class Generation(_Section):
@@ -278,8 +317,12 @@ class Manifest(_Section):
     digest: str = ""  # DIGEST_PREFIX + sha256 of the rest; `sealed()` fills it
 
     def to_json(self) -> dict:
-        """The JSON object written to manifest.json."""
-        return self.model_dump(mode="json")
+        """The JSON object written to manifest.json (a one-network bundle's has no
+        `translation.ensemble`: its manifest is what it was before ensembles)."""
+        data = self.model_dump(mode="json")
+        if data.get("translation") and not data["translation"]["ensemble"]:
+            del data["translation"]["ensemble"]
+        return data
 
     def sealed(self) -> Manifest:
         """This manifest with `digest` computed over everything else."""

@@ -5,16 +5,24 @@ keys/values for every beam, and runs `beam_search` with decoder.onnx as its step
 Where the encoder appends rows after each source (`Translation.source_suffix`), the
 decoder's source mask is the source's, extended by them (`source_mask`).
 The export's parity check runs this same code against `TranslationModel.generate`.
+
+`Ensemble` does the same over several translation networks (`Translation.ensemble`):
+each encodes its own source (S2T: its columns of the features), keeps its own
+decoder cache, and one beam search runs on the mean of their next-token
+probabilities. `open_translation` opens whichever a bundle holds; a one-network
+bundle is a plain `Seq2Seq`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from slt_serve.beam_search import BeamSettings, beam_search_scored
+from slt_serve.beam_search import BeamSettings, beam_search_scored, mean_probability_logits
 from slt_serve.errors import SltError
 from slt_serve.manifest import Translation
 from slt_serve.onnx_session import open_session
@@ -110,3 +118,78 @@ class Seq2Seq:
 
         empty = self.cache.empty(source.shape[0] * beams)
         return beam_search_scored(step, source.shape[0], (empty, empty.copy()), settings)
+
+
+class Ensemble:
+    """Several `Seq2Seq` networks searched as one (see the module docstring); the same
+    `encode` / `generate` / `generate_scored` as a `Seq2Seq`."""
+
+    def __init__(self, networks: list[Seq2Seq], feature_dims: list[int | None]) -> None:
+        self.networks, self.feature_dims = networks, feature_dims
+        self.source_name = networks[0].source_name
+        self.max_source = min(n.max_source for n in networks)
+        self.encoder = networks[0].encoder  # the first graph, for its provider
+
+    def sources(self, source: np.ndarray) -> list[np.ndarray]:
+        """Each network's source: its own feature columns (S2T), or the same ids (G2T)."""
+        if self.source_name != "features":
+            return [source] * len(self.networks)
+        total = sum(self.feature_dims)
+        if source.shape[-1] != total:
+            raise SltError(
+                f"features of {source.shape[-1]} channels, but the ensemble's networks read "
+                f"{total} ({' + '.join(map(str, self.feature_dims))}); re-export the bundle"
+            )
+        bounds = np.cumsum([0, *self.feature_dims])
+        return [source[..., a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def encode(self, source: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        """Each network's encoder outputs on its own source."""
+        return [n.encode(x, mask) for n, x in zip(self.networks, self.sources(source))]
+
+    def generate(
+        self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
+    ) -> list[list[int]]:
+        return [ids for ids, _ in self.generate_scored(source, mask, settings, encoded)]
+
+    def generate_scored(
+        self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
+    ) -> list[tuple[list[int], float]]:
+        """Token ids and mean token log-probability (of the averaged probabilities) per source."""
+        encoded = encoded if encoded is not None else self.encode(source, mask)
+        beams = settings.num_beams
+        crosses = [
+            n.cross_inputs(mask, keys, values, beams)
+            for n, (_, keys, values) in zip(self.networks, encoded)
+        ]
+
+        def step(tokens, past_keys, past_values):
+            outs = [
+                n.decoder.run(None, {"input_ids": tokens, "past_keys": k, "past_values": v} | c)
+                for n, k, v, c in zip(self.networks, past_keys, past_values, crosses)
+            ]
+            logits = mean_probability_logits([o[0] for o in outs])
+            return logits, [o[1] for o in outs], [o[2] for o in outs]
+
+        empty = [n.cache.empty(source.shape[0] * beams) for n in self.networks]
+        cache = (empty, [e.copy() for e in empty])
+        return beam_search_scored(step, source.shape[0], cache, settings)
+
+
+def open_translation(
+    file: Callable[[str], Path],
+    translation: Translation,
+    providers: list[str],
+    threads: int = 0,
+    encoder: str = "encoder.onnx",
+    decoder: str = "decoder.onnx",
+) -> Seq2Seq | Ensemble:
+    """A bundle's translation graphs (`file(name)`: a bundle file's path): a `Seq2Seq`, or an
+    `Ensemble` when the manifest lists more networks."""
+    networks = [
+        Seq2Seq.open(file(enc or encoder), file(dec or decoder), shapes, providers, threads)
+        for shapes, enc, dec in translation.networks()
+    ]
+    if len(networks) == 1:
+        return networks[0]
+    return Ensemble(networks, [shapes.feature_dim for shapes, _, _ in translation.networks()])

@@ -43,8 +43,6 @@ import numpy as np
 
 from slt_serve import video as video_io
 from slt_serve.bundle import (
-    DECODER,
-    ENCODER,
     GLOSS_VOCAB,
     POSE,
     S2G,
@@ -64,7 +62,7 @@ from slt_serve.errors import SltError
 from slt_serve.manifest import Manifest
 from slt_serve.onnx_session import providers_for
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
-from slt_serve.seq2seq import Seq2Seq
+from slt_serve.seq2seq import open_translation
 from slt_serve.vocab import GlossVocab
 
 log = logging.getLogger(__name__)
@@ -212,9 +210,7 @@ class Translator:
         if self.stage in ("s2t", "g2t"):
             from slt_serve.tokenizer import TextTokenizer
 
-            self.seq2seq = Seq2Seq.open(
-                bundle.file(ENCODER), bundle.file(DECODER), m.translation, providers, threads
-            )
+            self.seq2seq = open_translation(bundle.file, m.translation, providers, threads)
             self.tokenizer = TextTokenizer.load(bundle.file(TOKENIZER))
             self.generation = m.generation.beam_settings(options.beam_size)
         first = self.s2g.session if self.s2g else self.seq2seq.encoder

@@ -15,6 +15,11 @@ done differently, so a few outputs end at another length. This reproduces 4.11.3
 * at `max_length - 1` only EOS may follow (`forced_eos_token_id`, counting log-prob 0);
   at `max_length` the open beams are added the same way, and the best hypothesis is
   returned, with EOS appended where it fits.
+
+`ensemble_beam_search` is the same search over several networks (TwoStream-SLT's
+`MBart_Ensemble`): each runs its own encoder and decoder cache, and a step's
+logits are the log of the sum of their softmax probabilities, which the step's
+log-softmax turns into the log of their mean. One network: its own logits.
 """
 
 from __future__ import annotations
@@ -96,27 +101,54 @@ def _select(top_scores, top_ids, vocab, ids, hyps, length, spec):
 def beam_search(mbart, encoder_inputs: dict[str, Tensor], spec: SearchSpec) -> list[list[int]]:
     """Token ids per sentence (start token first) for mBART-like `mbart` given the
     encoder's keyword inputs (with `attention_mask`)."""
-    mask = encoder_inputs["attention_mask"]
+    return ensemble_beam_search([(mbart, encoder_inputs)], spec)
+
+
+def ensemble_logits(logits: list[Tensor]) -> Tensor:
+    """The ensemble's step logits: log Σ softmax (the reference's); one network: its logits."""
+    if len(logits) == 1:
+        return logits[0]
+    return torch.stack([x.float().softmax(-1) for x in logits]).sum(0).log()
+
+
+class _Network:
+    """One network's encoder states, source mask and decoder cache during the search."""
+
+    def __init__(self, mbart, encoder_inputs: dict[str, Tensor], nb: int) -> None:
+        self.mbart = mbart
+        encoder = mbart.get_encoder()(**encoder_inputs)
+        self.hidden = encoder.last_hidden_state.repeat_interleave(nb, 0)
+        self.mask = encoder_inputs["attention_mask"].repeat_interleave(nb, 0)
+        self.past = None
+        # transformers ≥ 5.2x names the decoder cache `cache` (`past_key_values` is deprecated)
+        params = inspect.signature(mbart.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    def step(self, ids: Tensor) -> Tensor:
+        step = ids if self.past is None else ids[:, -1:]
+        out = self.mbart(encoder_outputs=(self.hidden,), attention_mask=self.mask,
+                         decoder_input_ids=step, use_cache=True,
+                         **{self.cache_arg: self.past})  # fmt: skip
+        self.past = out.past_key_values
+        return out.logits[:, -1]
+
+
+@torch.no_grad()
+def ensemble_beam_search(members: list[tuple], spec: SearchSpec) -> list[list[int]]:
+    """`beam_search` over several (mbart, encoder inputs) networks on the same sentences."""
+    mask = members[0][1]["attention_mask"]
     batch, nb = mask.shape[0], spec.num_beams
-    encoder = mbart.get_encoder()(**encoder_inputs)
-    hidden = encoder.last_hidden_state.repeat_interleave(nb, 0)
-    mask = mask.repeat_interleave(nb, 0)
+    networks = [_Network(mbart, inputs, nb) for mbart, inputs in members]
     ids = torch.full((batch * nb, 1), spec.start_id, dtype=torch.long, device=mask.device)
     beam_scores = torch.zeros(batch, nb, device=mask.device)
     beam_scores[:, 1:] = -1e9
     beam_scores = beam_scores.view(-1)
     hyps = [Hypotheses(nb, spec.length_penalty) for _ in range(batch)]
-    done, past = [False] * batch, None
-    # transformers ≥ 5.2x names the decoder cache `cache` (`past_key_values` is deprecated)
-    cache_arg = (
-        "cache" if "cache" in inspect.signature(mbart.forward).parameters else "past_key_values"
-    )
+    done = [False] * batch
     while ids.shape[1] < spec.max_length:
-        step = ids if past is None else ids[:, -1:]
-        out = mbart(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=step,
-                    use_cache=True, **{cache_arg: past})  # fmt: skip
-        past, length = out.past_key_values, ids.shape[1]
-        scores = _step_scores(out.logits[:, -1], length, spec) + beam_scores[:, None]
+        length = ids.shape[1]
+        logits = ensemble_logits([n.step(ids) for n in networks])
+        scores = _step_scores(logits, length, spec) + beam_scores[:, None]
         vocab = scores.shape[-1]
         top_scores, top_ids = scores.view(batch, nb * vocab).topk(2 * nb, dim=1)
         next_scores, next_tokens, next_beams = [], [], []
@@ -140,7 +172,8 @@ def beam_search(mbart, encoder_inputs: dict[str, Tensor], spec: SearchSpec) -> l
         order = torch.tensor(next_beams, device=ids.device)
         ids = torch.cat([ids[order], torch.tensor(next_tokens, device=ids.device)[:, None]], 1)
         beam_scores = torch.tensor(next_scores, device=ids.device)
-        past.reorder_cache(order)
+        for n in networks:
+            n.past.reorder_cache(order)
         if all(done):
             break
     return _finalize(ids, beam_scores, hyps, done, spec)

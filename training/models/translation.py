@@ -136,6 +136,14 @@ def reference_xent(logits: Tensor, labels: Tensor, smoothing: float, pad_id: int
     return (torch.xlogy(dist, dist) - dist * log_probs).sum() / batch
 
 
+def pad_rows(rows: list[list[int]], pad_id: int) -> Tensor:
+    """Token id lists → (B, L) padded with `pad_id`."""
+    out = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row)
+    return out
+
+
 class TranslationModel(nn.Module):
     """mBART with, for S2T, a V-L mapper in front; our own loss and output."""
 
@@ -258,7 +266,15 @@ class TranslationModel(nn.Module):
         input_ids: Tensor | None,
         features: Tensor | None,
     ) -> Tensor:
-        spec = SearchSpec(
+        spec = self.search_spec(options)
+        rows = beam_search(
+            self.mbart, self.encoder_batch(attention_mask, input_ids, features), spec
+        )
+        return pad_rows(rows, self.pad_id).to(attention_mask.device)
+
+    def search_spec(self, options: GenerateOptions) -> SearchSpec:
+        """The 4.11.3-rule search of `options` with this model's special ids."""
+        return SearchSpec(
             self.decoder_start_id,
             self.eos_id,
             self.pad_id,
@@ -267,13 +283,6 @@ class TranslationModel(nn.Module):
             options.length_penalty,
             self.mbart.generation_config.forced_eos_token_id,
         )
-        rows = beam_search(
-            self.mbart, self.encoder_batch(attention_mask, input_ids, features), spec
-        )
-        out = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            out[i, : len(row)] = torch.tensor(row)
-        return out.to(attention_mask.device)
 
     def translate(
         self,
