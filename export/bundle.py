@@ -15,13 +15,14 @@ the export fails and nothing is written. Inputs: random clips of two lengths
 (S2G), their PyTorch features plus a random sequence (S2T), random sub-word
 sources (G2T).
 
-`quantize="int8"`: onnxruntime's dynamic quantisation of the MatMul/Gemm weights of
-the encoder and decoder, then the same inputs again. s2g.onnx stays float: its
-convolutions gain nothing (ConvInteger is slower than float convolution on CPUs),
-and dynamic quantisation scales the head's activations by each run's range, so a
-long clip's windows would no longer give one run's glosses (`slt_serve.s2g`). The
-report: how often glosses and tokens still match PyTorch, the largest differences
-and the size change.
+`quantize="int8"`: every graph. s2g.onnx's S3D backbone as static int8 (QDQ),
+its ranges calibrated on `ExportOptions.calibration` clips or else the dev clips
+(`s2g_quantize`: fixed scales, so windows still give one run's glosses), and
+onnxruntime's dynamic quantisation of the MatMul/Gemm weights of the encoder and
+decoder; then the same inputs again. `"int8-text"`: the encoder and decoder only,
+s2g.onnx float. The report: how often glosses and tokens still match PyTorch, how
+many calibration clips keep the float s2g's glosses, the largest differences and
+the size change.
 
 `dev` (a `DevSet`; `export_run` takes the run's dev split): the finished bundle, as
 served (the `Translator`, after quantisation), translates the dev clips, and the
@@ -89,7 +90,7 @@ from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRec
 from slt_training.models.translation import GenerateOptions, TranslationModel
 from slt_training.models.translation_ensemble import TranslationEnsemble
 
-from . import mbart_onnx, s2g_onnx
+from . import mbart_onnx, s2g_onnx, s2g_quantize
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ DEFAULT_WINDOW = 256  # frames per s2g run at serving time (≈ 10 s at 25 fps)
 # every window's steps the whole clip's values (`slt_serve.s2g`); the export computes it
 # for each model (`s2g_onnx.context_frames`: TwoStream's laterals widen it)
 DEFAULT_CONTEXT = 40
-QUANTIZE = ("int8",)
+QUANTIZE = ("int8", "int8-text")  # every graph / encoder and decoder only (s2g float)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # graphs above this keep their weights in NAME.data
 DEFAULT_CALIBRATION_CLIPS = 200  # dev clips translated to calibrate confidence
 EXPORT_PACKAGES = ("torch", "transformers", "onnx", "onnxruntime", "onnxscript")  # in `versions`
@@ -181,6 +182,7 @@ class ExportOptions:
     name: str | None = None  # bundle name in the manifest (default: the folder's name)
     pose: str | os.PathLike | None = None  # pose.onnx or "mediapipe" (two_stream bundles)
     quantize: str | None = None  # one of QUANTIZE (None: float graphs)
+    calibration: tuple[Path, ...] = ()  # clips for int8 s2g's ranges (`export_run`: dev's)
     tolerance: float = DEFAULT_TOLERANCE  # parity: largest relative difference accepted
     window_frames: int = DEFAULT_WINDOW  # frames per s2g run at serving time
     context_frames: int | None = None  # context either side of a window (None: what covers
@@ -212,6 +214,8 @@ class _Plan:
                 raise SltError(f"{label} {value}: must be a positive multiple of {FEATURE_STRIDE}")
         if o.pose is not None and self.kind != "two_stream":
             raise SltError("a pose model goes only into two_stream bundles")
+        if o.quantize == "int8" and self.recognition is not None:
+            s2g_quantize.check_calibration(self.kind, o.calibration)
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,10 @@ def export_run(
 
     recognition, translation, metrics = parts_from_run(run_dir, fps)
     dev = dev_set(run_dir, calibrate_clips) if calibrate_clips > 0 else None
+    if options.quantize == "int8" and recognition is not None and not options.calibration:
+        found = dev if dev is not None else dev_set(run_dir, s2g_quantize.CALIBRATION_CLIPS)
+        if found is not None:
+            options = replace(options, calibration=tuple(found.root / c.video for c in found.clips))
     return export_bundle(out, recognition, translation, options, metrics=metrics, dev=dev)
 
 
@@ -768,21 +776,23 @@ def _calibrate(tmp: Path, manifest: Manifest, dev: DevSet) -> Manifest:
 
 
 def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Quantization:
-    """Dynamic int8 quantisation of the encoder and decoder in place (s2g.onnx stays float:
-    see the module docstring); agreement with PyTorch after it."""
+    """Dynamic int8 quantisation of the encoder and decoder in place, and with "int8" static
+    int8 of s2g.onnx (see the module docstring); agreement with PyTorch after it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    s2g = _quantize_s2g(tmp, plan, sections) if plan.options.quantize == "int8" else {}
 
     members = sections.translation.ensemble if sections.translation else ()
     names = (ENCODER, DECODER, *(n for m in members for n in (m.encoder, m.decoder)))
     graphs = [n for n in names if (tmp / n).is_file()]
-    before = {n: (tmp / n).stat().st_size for n in graphs}
+    before = {n: (tmp / n).stat().st_size for n in graphs} | s2g.pop("before", {})
     for name in graphs:
         target = tmp / f"{name}.int8"
         quantize_dynamic(
             tmp / name, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
         )
         target.replace(tmp / name)
-    after = {n: (tmp / n).stat().st_size for n in graphs}
+    after = {n: (tmp / n).stat().st_size for n in before}
     report = _Parity(tmp, sections, plan.recognition, plan.translation).run()
     counts = {}
     if report.s2g is not None:
@@ -793,12 +803,32 @@ def _quantize(tmp: Path, plan: _Plan, sections: _Sections, parity: Parity) -> Qu
         counts["same_tokens"] = f"{t.same_tokens}/{t.sources}"
         counts["fp32_same_tokens"] = f"{fp32.same_tokens}/{fp32.sources}"
     return Quantization(
-        method="onnxruntime dynamic int8 (MatMul, Gemm weights; encoder and decoder)",
+        method=s2g_quantize.METHOD if s2g else s2g_quantize.TEXT_METHOD,
+        **s2g,
         megabytes_before=round(sum(before.values()) / 2**20, 2),
         megabytes_after=round(sum(after.values()) / 2**20, 2),
         max_rel_diff=report.max_rel_diff,
         **counts,
     )
+
+
+def _quantize_s2g(tmp: Path, plan: _Plan, sections: _Sections) -> dict:
+    """s2g.onnx as static int8 in place; its size before and the calibration clips whose
+    glosses it keeps (nothing for a bundle without a recogniser)."""
+    if not (tmp / S2G).is_file():
+        return {}
+    clips = plan.options.calibration
+    before = {S2G: (tmp / S2G).stat().st_size}
+    reference = tmp / f"{S2G}.float"
+    shutil.copyfile(tmp / S2G, reference)
+    try:
+        s2g_quantize.quantize_s2g(tmp / S2G, sections.input, clips)
+        beam = sections.recognition.ctc_beam_size
+        same, n = s2g_quantize.same_glosses(reference, tmp / S2G, sections.input, clips, beam)
+    finally:
+        reference.unlink()
+    log.info("int8 s2g.onnx: %d of %d calibration clips keep the float glosses", same, n)
+    return {"before": before, "float_same_glosses": f"{same}/{n}"}
 
 
 def summary(result: BundleExport) -> str:

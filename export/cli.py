@@ -61,7 +61,15 @@ def export_model(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
     quantize: str = typer.Option(
-        None, help="int8: dynamic int8 quantisation of MatMul/Gemm weights (reports the change)."
+        None,
+        help="int8: every graph (the recogniser's S3D as static int8 calibrated on "
+        "--calibration clips or the run's dev clips; encoder/decoder MatMul weights dynamic "
+        "int8); int8-text: encoder and decoder only, s2g.onnx float. Reports the change.",
+    ),
+    calibration: list[Path] = typer.Option(
+        None,
+        help="--quantize int8: videos, folders of videos or a list file to calibrate the "
+        "recogniser's int8 ranges on (the first 8; default: the run's dev clips).",
     ),
     fps: float = typer.Option(
         None,
@@ -89,6 +97,7 @@ def export_model(
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""
     from slt_export.bundle import DEFAULT_WINDOW, ExportOptions, export_run, summary
+    from slt_serve.batch import discover
 
     if calibrate_clips < 0:
         raise SltError(f"--calibrate-clips {calibrate_clips}: give 0 (none) or more")
@@ -103,6 +112,7 @@ def export_model(
         name=name,
         pose=pose,
         quantize=quantize,
+        calibration=tuple(Path(p) for p in discover(calibration or [])),
         overwrite=overwrite,
         window_frames=DEFAULT_WINDOW if window_frames is None else window_frames,
     )

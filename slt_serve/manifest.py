@@ -266,6 +266,8 @@ class Quantization(_Section):
     fp32_same_glosses: str | None = None
     same_tokens: str | None = None  # "3/3": sources whose tokens still match PyTorch
     fp32_same_tokens: str | None = None
+    float_same_glosses: str | None = None  # "8/8": calibration clips whose glosses the int8
+    # s2g.onnx gives as the float one did (static int8 of the recogniser)
 
 
 class Confidence(_Section):

@@ -103,7 +103,7 @@ def test_int8_s2t_bundle_keeps_the_recogniser_float(tmp_path):
     as exported, so windows keep giving one run's glosses; encoder and decoder are int8."""
     import onnx
 
-    result, *_ = tb.s2t_bundle(tmp_path / "q", quantize="int8")
+    result, *_ = tb.s2t_bundle(tmp_path / "q", quantize="int8-text")
     ops = {n: {o.op_type for o in onnx.load(result.path / n).graph.node} for n in result.files if n.endswith(".onnx")}  # fmt: skip
     assert not ops["s2g.onnx"] & {"DynamicQuantizeLinear", "MatMulInteger"}
     assert "MatMulInteger" in ops["decoder.onnx"]
