@@ -83,6 +83,7 @@ def test_spelled_numbers_become_digits():
 def test_written_clock_times_and_dates_are_numbers():
     assert vi("Tôi về nhà lúc 7h.") == ["TÔI", "GIỜ", "7", "VỀ", "NHÀ"]  # 7h = 7 giờ
     assert vi("Tôi về nhà lúc 7h15.") == vi("Tôi về nhà lúc 7 giờ 15.")
+    assert vi("Tôi dậy lúc 6h30 sáng.")[:6] == ["TÔI", "GIỜ", "6", "3", "0", "SÁNG"]  # minutes
     assert vi("Mẹ tôi sinh ngày 3/8/1961.")[-7:] == ["NGÀY", *"381961"]  # digits, in order
 
 

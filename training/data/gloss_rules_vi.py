@@ -533,14 +533,19 @@ def clauses(words: list[Word]) -> list[list[Word]]:
 
 
 def numerals_after_nouns(clause: list[Word]) -> list[Word]:
-    """A numeral follows the noun it counts in VSL: 24 tuổi → TUỔI 2 4, 2 đứa con → CON 2."""
+    """A numeral follows the noun it counts in VSL: 24 tuổi → TUỔI 2 4, 2 đứa con → CON 2.
+
+    The minutes of a clock time (8 giờ 30 sáng) count nothing after them: a
+    number right after `giờ` stays with it (GIỜ 8 3 0 SÁNG).
+    """
     out = list(clause)
     i = 0
     while i < len(out):
         j = i
         while j < len(out) and out[j].tag == "M":
             j += 1
-        if j > i and j < len(out) and out[j].tag in NOUN_TAGS:
+        minutes = i > 0 and clause[i - 1].text == "giờ"  # in the text's order: 8 giờ | 30
+        if j > i and j < len(out) and out[j].tag in NOUN_TAGS and not minutes:
             out[i : j + 1] = [out[j], *out[i:j]]
             i = j + 1
         else:
