@@ -16,7 +16,9 @@ protocol they were measured with and the figures.
 
 Tags are the VLSP-2013 set that both underthesea and pyvi produce:
 N noun, Nc classifier, V verb, A adjective, P pronoun, R adverb, M numeral,
-E preposition, C conjunction, T particle, I interjection, L determiner.
+E preposition, C conjunction, T particle, I interjection, L determiner. The
+rules add their own: X a fixed expression (ở đâu), Q a yes/no question sign
+(CÓ-KHÔNG), WH a wh-word fused with its noun (TẦNG-MẤY).
 """
 
 from __future__ import annotations
@@ -522,12 +524,10 @@ def clauses(words: list[Word]) -> list[list[Word]]:
     out: list[list[Word]] = [[]]
     for w in words:
         if w.tag in CLAUSE_BREAK_TAGS or w.text in CLAUSE_BREAK_WORDS:
-            before = out[-1][-1:] if w.text == "khi" else []
-            if before and before[0].text in ("trước", "sau"):
-                out[-1].pop()
-            else:
-                before = []
-            out.append(before)
+            opener: list[Word] = []
+            if w.text == "khi" and out[-1] and out[-1][-1].text in ("trước", "sau"):
+                opener = [out[-1].pop()]
+            out.append(opener)
         out[-1].append(w)
     return [c for c in out if c]
 
@@ -582,9 +582,9 @@ def possessor_before_object(
     The possessor-first order of VSL holds for every noun phrase, not only the
     topic: after a verb or preposition, noun + (của) + pronoun is signed
     pronoun first (after the copula `là` too: Đây là số của tôi → ĐÂY TÔI SỐ).
-    Without `của` the pronoun may instead be the subject of
-    what follows (Đây là lần đầu tôi đến 'the first time I come'): there it is
-    a possessor only if no verb follows it. Time nouns are never possessed.
+    Without `của` the pronoun may instead be the subject of what follows (Đây
+    là lần đầu tôi đến 'the first time I come'): there it is a possessor only
+    if no verb follows it. Time nouns are never possessed.
     """
     out = list(clause)
     a = 1
