@@ -10,9 +10,13 @@ at export (the MinMax range over the calibration clips), so windows still do
 
 What is quantised: the nodes up to the backbone's last 3-D convolution (Conv with
 per-channel int8 weights, uint8 activations, and the MaxPool / Concat / Relu between
-them, so tensors stay int8 through the inception blocks). The visual head (its 1-D
-convolutions, attention, classifier, log-softmax) stays float: quantising it too saved
-little and moved the argmax of ~1 step in 10 on a real-size model.
+them, so tensors stay int8 through the inception blocks), but for the stem's first
+convolution, which reads the frames' 3 (or 6) channels: as QLinearConv it unfolds
+whole uint8 frames 147 wide, the run's largest buffer, and is slower than float (at
+real size, 144 frames, 1 thread: peak 825 MB over the loaded session with it int8, 552
+without, 662 all float; CPU time 0.43 of float with it, 0.32 without). The visual head
+(its 1-D convolutions, attention, classifier, log-softmax) stays float: quantising it
+too saved little and moved more argmaxes.
 
 Calibration: the first `CALIBRATION_FRAMES` frames of up to `CALIBRATION_CLIPS` clips,
 decoded and preprocessed as the runtime does (`S2GRunner.prepare`). The agreement
@@ -44,8 +48,8 @@ CALIBRATION_FRAMES = 64  # frames of each (a whole clip's range at a fraction of
 OP_TYPES = ["Conv", "MaxPool", "Concat", "Relu"]  # the backbone's ops, quantised together
 METHOD = (
     "onnxruntime static int8 QDQ of s2g.onnx's S3D backbone (per-channel Conv weights, "
-    "MinMax-calibrated uint8 activations; head float) + dynamic int8 MatMul/Gemm weights of "
-    "the encoder and decoder"
+    "MinMax-calibrated uint8 activations; the stem's first conv and the head float) + dynamic "
+    "int8 MatMul/Gemm weights of the encoder and decoder"
 )
 TEXT_METHOD = "onnxruntime dynamic int8 (MatMul, Gemm weights; encoder and decoder)"
 
@@ -56,14 +60,19 @@ def clip_frames(path: Path, spec: InputSpec, max_frames: int | None = None) -> l
     return list(iter_frames(path, size, spec.fps, max_frames))
 
 
-def backbone_nodes(model) -> tuple[list[str], list[str]]:
-    """(names of the nodes up to the last 3-D convolution, names of the nodes after it)."""
-    ranks = {i.name: len(i.dims) for i in model.graph.initializer}
+STEM_CHANNELS = 8  # a 3-D conv reading this few channels (the frames') stays float
+
+
+def float_nodes(model) -> list[str]:
+    """Names of the nodes left float: the 3-D convolutions reading the frames' few channels
+    and every node after the last 3-D convolution (the visual head)."""
+    dims = {i.name: tuple(i.dims) for i in model.graph.initializer}
     nodes = list(model.graph.node)
-    conv3d = [i for i, n in enumerate(nodes) if n.op_type == "Conv" and ranks.get(n.input[1]) == 5]
+    conv3d = [i for i, n in enumerate(nodes) if n.op_type == "Conv" and len(dims.get(n.input[1], ())) == 5]  # fmt: skip
     if not conv3d:
         raise SltError("s2g.onnx has no 3-D convolution to quantise; export it float")
-    return [n.name for n in nodes[: conv3d[-1] + 1]], [n.name for n in nodes[conv3d[-1] + 1 :]]
+    stem = [nodes[i].name for i in conv3d if dims[nodes[i].input[1]][1] <= STEM_CHANNELS]
+    return stem + [n.name for n in nodes[conv3d[-1] + 1 :]]
 
 
 def check_calibration(kind: str, clips: Sequence[Path]) -> None:
@@ -118,7 +127,7 @@ def quantize_s2g(path: Path, spec: InputSpec, clips: Sequence[Path]) -> None:
         # onnx shape inference + onnxruntime's basic fusions (symbolic shape inference
         # cannot follow the head's dynamic positions; it is not needed for Conv)
         quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
-        _, head = backbone_nodes(onnx.load(pre, load_external_data=False))
+        keep_float = float_nodes(onnx.load(pre, load_external_data=False))
         quantize_static(
             str(pre),
             str(Path(tmp) / "int8.onnx"),
@@ -128,20 +137,25 @@ def quantize_s2g(path: Path, spec: InputSpec, clips: Sequence[Path]) -> None:
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=head,
+            nodes_to_exclude=keep_float,
             calibrate_method=CalibrationMethod.MinMax,
         )
         (Path(tmp) / "int8.onnx").replace(path)
 
 
 def same_glosses(
-    float_path: Path, int8_path: Path, spec: InputSpec, clips: Sequence[Path], beam: int
+    float_path: Path,
+    int8_path: Path,
+    spec: InputSpec,
+    clips: Sequence[Path],
+    beam: int,
+    limit: int = CALIBRATION_CLIPS,
 ) -> tuple[int, int]:
     """(clips whose glosses the int8 graph gives as the float one, clips compared): each of
-    `clips[:CALIBRATION_CLIPS]` run whole through the runtime, in its windows."""
+    the first `limit` clips run whole through the runtime, in its windows."""
     runners = [S2GRunner.open(p, spec, [CPU]) for p in (float_path, int8_path)]
     same = n = 0
-    for clip in clips[:CALIBRATION_CLIPS]:
+    for clip in clips[:limit]:
         frames = clip_frames(Path(clip), spec)
         glosses = [ctc_decode(r.run((f, None) for f in frames)[0], beam) for r in runners]
         same += glosses[0] == glosses[1]

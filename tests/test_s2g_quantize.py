@@ -44,7 +44,10 @@ def test_int8_quantises_the_backbone_convolutions_and_keeps_the_head_float(int8)
     quantised = [c for c in conv if int8_weights.get(dequantised.get(c.input[1])) == 5]
     float_conv = [c for c in conv if c.input[1] not in dequantised]
     assert len(quantised) > 20  # S3D's 3-D convolutions
-    assert float_conv and all(c not in quantised for c in float_conv)  # the head's 1-D convs
+    # float: the stem's first conv (reading the 6 input channels) and the head's 1-D convs
+    weights = {i.name: tuple(i.dims) for i in graph.initializer}
+    assert sorted(len(weights[c.input[1]]) for c in float_conv) == [3, 3, 5]
+    assert [weights[c.input[1]][1] for c in float_conv if len(weights[c.input[1]]) == 5] == [6]
     # int8 tensors: 3-D conv weights and their zero points; none of the head (MatMul, 1-D conv)
     assert {r for r in int8_weights.values() if r > 1} == {5}
     q = int8.manifest.quantization
