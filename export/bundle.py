@@ -427,7 +427,7 @@ def _write_recognition(tmp: Path, plan: _Plan, sections: _Sections) -> _Sections
             blank_id=0,
             ctc_beam_size=int(part.ctc_beam_size),
             feature_stride=FEATURE_STRIDE,
-            feature_dim=int(model.options.head.hidden_size),
+            feature_dim=int(getattr(model, "feature_dim", model.options.head.hidden_size)),
         ),
         graphs=sections.graphs.model_copy(
             update={"s2g": GraphIO(inputs=inputs, outputs=s2g_onnx.OUTPUTS)}

@@ -4,7 +4,9 @@
 * an S2T run (`model.json`, stage s2t): its model, and the recognizer it reads
   features from: the fine-tuned one stored in the run, or else its S2G run's best
   checkpoint, which must be the one the features were made with (same sha256);
-* an S2G run (`input_spec.json` + `config.yaml`): the recognizer alone (video → glosses).
+* an S2G run (`input_spec.json` + `config.yaml`): the recognizer alone (video → glosses);
+* a translation run whose `model.json` lists an `ensemble` (imported TwoStream-SLT S2T
+  networks): its model and theirs, searched as one (`TranslationPart.ensemble`).
 
 The recognizer's input spec and frame rate are its S2G run's (`input_spec.json`).
 """
@@ -33,7 +35,11 @@ def parts_from_run(
         return recognition_part(run, run.load_recognizer(), fps), None, {"s2g": s2g_metrics(run)}
     trained = run.load()
     translation = TranslationPart(
-        trained.model, trained.tokenizer, trained.generation, run.spec.gloss_table
+        trained.model,
+        trained.tokenizer,
+        trained.generation,
+        run.spec.gloss_table,
+        ensemble=tuple(_member(run, path) for path in run.spec.ensemble),
     )
     metrics = {run.stage: trained.metrics}
     if run.stage == "g2t":
@@ -42,6 +48,19 @@ def parts_from_run(
     recognizer = trained.recognizer or s2g.load_recognizer(run.spec.s2g_checkpoint_sha256)
     metrics["s2g"] = s2g_metrics(s2g)
     return recognition_part(s2g, recognizer, fps), translation, metrics
+
+
+def _member(run, path: str):
+    """An ensemble member's model; it must read the same S2G run."""
+    from slt_serve.errors import SltError
+
+    member = open_run(path)
+    if isinstance(member, S2GRun) or member.spec.s2g_run != run.spec.s2g_run:
+        raise SltError(
+            f"{path}: listed in {run.run_dir}'s ensemble, but not a translation run over "
+            f"{run.spec.s2g_run}; re-import the networks together"
+        )
+    return member.load().model
 
 
 def dev_set(run_dir: str | os.PathLike, max_clips: int) -> DevSet | None:

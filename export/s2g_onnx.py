@@ -83,7 +83,10 @@ class TwoStreamGraph(nn.Module):
         log_probs = heads["joint"].log_probs
         if m.options.decode_head == "ensemble":
             log_probs = ensemble_log_probs([h.log_probs for h in heads.values()])
-        return log_probs[0], heads["joint"].features[0]
+        features = m.translation_features(rgb_top, keypoint_top, steps, first_step)
+        if features is None:  # no translation networks' heads: the joint head's
+            features = heads["joint"].features
+        return log_probs[0], features[0]
 
 
 S3D_REACH = 31  # frames either side that a block-4 step of S3D reads: the stem's k=7 /2

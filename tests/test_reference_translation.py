@@ -233,17 +233,22 @@ def test_reference_text_of_every_record(name):
                 assert text == record[search]["text"]
 
 
-def test_two_stream_s2t_checkpoints_are_refused(tmp_path):
+def test_two_stream_s2t_checkpoints_need_the_head_that_feeds_them(tmp_path):
     state = procedure_state("s2t_tiny_mbart")
     for key in [k for k in state if k.startswith("recognition_network.visual_head.")]:
-        state[key.replace("visual_head.", "visual_head_fuse.")] = state[key]
+        state[key.replace("visual_head.", "visual_head_fuse.")] = -state[key]
     path = write_reference_checkpoint(tmp_path / "joint.ckpt", state, s2g=False)
     folder = kit_dir("tiny_mbart_de")
     table = folder / "gloss2ids.json"
-    with pytest.raises(SltError, match="visual_head_fuse; only SingleStream S2T"):
-        build_translation(
-            read_checkpoint(path), read_config(folder), read_gloss_table(table), str(table), 6
-        )
+    args = (read_checkpoint(path), read_config(folder), read_gloss_table(table), str(table), 6)
+    with pytest.raises(SltError, match="say which head feeds its translation"):
+        build_translation(*args)
+    imported = build_translation(*args, gloss_feature="fuse_gloss_feature")
+    assert (
+        imported.stream == "joint"
+    )  # the fuse head, not visual_head (tests/test_reference_two_stream_s2t.py)
+    weight = state["recognition_network.visual_head_fuse.fc1.weight"]
+    assert torch.equal(imported.head.project.weight, torch.from_numpy(weight))
 
 
 def test_g2t_padded_batch_gives_the_batched_goldens(g2t):

@@ -5,6 +5,7 @@ beam search on their averaged next-token probabilities, in PyTorch
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,14 +20,20 @@ from slt_serve.errors import SltError
 from slt_serve.seq2seq import Ensemble, Seq2Seq
 from slt_serve.translator import TranslateOptions, Translator
 from slt_training.models.beam_search import ensemble_logits
+from slt_training.models.recognition import TwoStreamRecognizer
 from slt_training.models.translation import GenerateOptions
 from slt_training.models.translation_ensemble import TranslationEnsemble
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
+SPEC = dict(tb.SPEC, keypoints=list(tb.KEYPOINTS))
+
 REFERENCE = GenerateOptions(num_beams=3, length_penalty=1.0, max_length=12, search="reference")
 GREEDY = GenerateOptions(num_beams=1, length_penalty=1.0, max_length=12, search="reference")
-FEATURE_DIMS = (32, 16, 16)  # the three S2T networks' columns of the recogniser's 64
+# the three S2T networks read the recogniser's translation heads (joint, rgb, keypoint
+# features, as an imported TwoStream-SLT ensemble), each head's 64 columns
+STREAMS = ("joint", "rgb", "keypoint")
+FEATURE_DIMS = (tb.HIDDEN,) * len(STREAMS)
 
 
 def _lively(model, seed: int):
@@ -63,14 +70,17 @@ def _sources(tok, count=6):
 @pytest.fixture(scope="module")
 def s2t3(tmp_path_factory):
     tok = tb.tokenizer()
-    recognizer = tb.single_stream()
+    base = tb.two_stream()
+    torch.manual_seed(4)
+    options = replace(base.options, translation_heads=STREAMS)
+    recognizer = TwoStreamRecognizer(options, len(tb.vocab())).eval()
     models = [
         _model(tok, seed, input="features", feature_dim=dim)
         for seed, dim in zip((4, 5, 6), FEATURE_DIMS)
     ]
     result = export_bundle(
         tmp_path_factory.mktemp("e") / "s2t3",
-        RecognitionPart(recognizer, tb.SPEC, tb.vocab(), fps=tb.FPS, ctc_beam_size=1),
+        RecognitionPart(recognizer, SPEC, tb.vocab(), fps=tb.FPS, ctc_beam_size=1),
         TranslationPart(models[0], tok, REFERENCE, ensemble=tuple(models[1:])),
     )
     return result, recognizer, models, tok
@@ -129,12 +139,13 @@ def test_s2t_ensemble_bundle_gives_the_pytorch_ensemble_tokens(s2t3):
     translator = Translator.from_bundle(result.path, TranslateOptions(device="cpu"))
     assert isinstance(translator.seq2seq, Ensemble) and len(translator.seq2seq.networks) == 3
     ensemble = TranslationEnsemble(models)
-    for seed in (0, 1):  # video → s2g features → the three networks' columns → text
-        frames = tb.random_video(16 + 8 * seed, seed=seed)
-        features = _torch_features(recognizer, frames)
+    for seed in (0, 1):  # video → s2g's translation heads → each network's columns → text
+        frames, points = tb.random_video(16 + 8 * seed, seed=seed), _keypoints(16 + 8 * seed, seed)
+        features = _torch_features(recognizer, frames, points[:, list(tb.KEYPOINTS)])
         mask = torch.ones(features.shape[:2], dtype=torch.long)
         want = ensemble.generate(mask, REFERENCE, features=features)[0].tolist()
-        assert translator.translate_frames(frames, tb.FPS).text == tok.decode(want)
+        got = translator.translate_frames(frames, tb.FPS, keypoints=points)
+        assert got.text == tok.decode(want)
     rng = np.random.default_rng(0)
     differs_from_first = 0
     for steps in (3, 5, 7, 9):
@@ -150,13 +161,23 @@ def test_s2t_ensemble_bundle_gives_the_pytorch_ensemble_tokens(s2t3):
     assert differs_from_first  # the other networks do change the translation
 
 
-def _torch_features(recognizer, frames):
+def _keypoints(frames: int, seed: int) -> np.ndarray:
+    """(T, 133, 3) random keypoints in frame pixels."""
+    rng = np.random.default_rng(seed)
+    points = np.zeros((frames, 133, 3), dtype=np.float32)
+    points[..., :2] = rng.uniform(0, tb.SIZE, (frames, 133, 2))
+    points[..., 2] = rng.uniform(0.2, 1.0, (frames, 133))
+    return points
+
+
+def _torch_features(recognizer, frames, keypoints):
     from slt_training.data.s2g_data import ClipOptions, crop_resize, to_input
 
     options = ClipOptions(frame_size=tb.SIZE, input_size=tb.SIZE, motion_channels=True)
     x = to_input(crop_resize(frames, (0.0, 0.0, tb.SIZE, tb.SIZE), tb.SIZE), options)[None]
     with torch.no_grad():
-        return recognizer(x, torch.tensor([x.shape[2]])).gloss_features
+        out = recognizer(x, torch.as_tensor(keypoints)[None], torch.tensor([x.shape[2]]))
+    return out.gloss_features
 
 
 def test_a_one_network_manifest_has_no_ensemble_key(single):
@@ -180,7 +201,7 @@ def test_ensemble_export_refusals(tmp_path):
         TranslationEnsemble(models[:2]).generate(
             torch.ones(1, 3, dtype=torch.long), tb.GENERATION, input_ids=torch.tensor([[5, 6, 2]])
         )
-    with pytest.raises(SltError, match="32 \\+ 16 \\+ 16"):
+    with pytest.raises(SltError, match="64 \\+ 64 \\+ 64"):
         feats = [
             tiny_mbart.translation(tok, 0, input="features", feature_dim=d) for d in FEATURE_DIMS
         ]

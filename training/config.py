@@ -149,6 +149,9 @@ class ModelConfig(Section):
     pyramid: bool = True  # two_stream: sign pyramid auxiliary heads
     distillation: bool = True  # two_stream: ensemble teaches each head
     decode_head: Literal["joint", "ensemble"] = "joint"
+    # two_stream: heads of imported TwoStream-SLT S2T networks (joint/rgb/keypoint features,
+    # one per network): the gloss features are theirs side by side (`slt import slrt`)
+    translation_heads: tuple[Literal["joint", "rgb", "keypoint"], ...] = ()
 
 
 class S2GConfig(Section):

@@ -442,6 +442,9 @@ class ModelSpec:
     s2g_checkpoint_sha256: str | None = None  # S2T: the weights that made those features
     finetune_s2g: bool = False  # S2T: the checkpoint holds the fine-tuned recognizer too
     gloss_table: GlossTable | None = None  # G2T imported from TwoStream-SLT: its source glosses
+    # the other translation runs searched with this one as an ensemble (imported TwoStream-SLT
+    # S2T networks; their features follow this one's in the S2G run's)
+    ensemble: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -454,6 +457,7 @@ class ModelSpec:
             "finetune_s2g": self.finetune_s2g,
             "lang": self.lang,
             "gloss_table": self.gloss_table.model_dump(mode="json") if self.gloss_table else None,
+            "ensemble": list(self.ensemble),
         }
 
     @classmethod
@@ -470,6 +474,7 @@ class ModelSpec:
                 s2g_run=obj.get("s2g_run"),
                 s2g_checkpoint_sha256=obj.get("s2g_checkpoint_sha256"),
                 finetune_s2g=bool(obj.get("finetune_s2g", False)),
+                ensemble=tuple(str(p) for p in obj.get("ensemble", ())),
                 gloss_table=GlossTable.model_validate(obj["gloss_table"])
                 if obj.get("gloss_table")
                 else None,

@@ -35,8 +35,11 @@ def slrt_keypoints(
 
 @app.command("slrt")
 def slrt(
-    checkpoint: Path = typer.Argument(
-        ..., help="A reference checkpoint (ckpts/best.ckpt): S2G, S2T or G2T."
+    checkpoints: list[Path] = typer.Argument(
+        ...,
+        help="A reference checkpoint (ckpts/best.ckpt): S2G, S2T or G2T. TwoStream S2T: one or "
+        "several networks (the reference's ensemble: joint, video, keypoint), imported together.",
+        show_default=False,
     ),
     gloss2ids: Path = typer.Option(
         None,
@@ -70,6 +73,13 @@ def slrt(
         help="S2T, G2T: ISO code of the text (zh: scored on characters).",
         rich_help_panel=S2T_PANEL,
     ),
+    gloss_feature: list[str] = typer.Option(
+        None,
+        help="TwoStream S2T, once per checkpoint in order: the head that feeds its translation, "
+        "its config's gloss_feature_ensemble: fuse (joint), rgb (video) or keypoint. Default: "
+        "fuse for one checkpoint; fuse, rgb, keypoint for three (the reference's ensemble order).",
+        rich_help_panel=S2T_PANEL,
+    ),
     fps: float = typer.Option(None, help="Frame rate of the clips (default: the dataset's)."),
 ) -> None:
     """Import a checkpoint trained with the reference code into run folders (loaded with
@@ -78,7 +88,13 @@ def slrt(
     from slt_training.reference import importer
     from slt_training.reference.checkpoint import read_checkpoint
 
+    checkpoint = checkpoints[0]
     kind = read_checkpoint(checkpoint).kind
+    if len(checkpoints) > 1 and kind != "s2t":
+        raise SltError(
+            f"{checkpoint}: several checkpoints import only as a TwoStream S2T ensemble; "
+            f"import this {kind} checkpoint alone"
+        )
     if kind != "g2t" and (gloss2ids is None or dataset is None):
         raise SltError(f"{checkpoint}: an {kind} checkpoint needs --gloss2ids and --dataset")
     if kind == "g2t":
@@ -92,8 +108,10 @@ def slrt(
                 f"{checkpoint}: an S2T checkpoint needs --s2g CKPT and --pretrained FOLDER"
             )
         options = importer.S2TImportOptions(text_lang, sign_lang, lang, fps=fps)
-        _, run = importer.import_s2t(checkpoint, s2g, gloss2ids, pretrained, dataset, out, options)
+        _, run = importer.import_s2t(
+            checkpoints, s2g, gloss2ids, pretrained, dataset, out, options, gloss_feature or None
+        )
     else:
         run = importer.import_s2g(checkpoint, gloss2ids, dataset, out, fps)
-    typer.echo(f"imported {checkpoint} into {run.run_dir}")
+    typer.echo(f"imported {', '.join(map(str, checkpoints))} into {run.run_dir}")
     echo_next(f"slt export model {run.run_dir} --out BUNDLE")

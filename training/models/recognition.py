@@ -58,6 +58,7 @@ NUM_BLOCKS = 4  # S3D blocks used by S2G: 832 channels (at width 1) at T/4
 FEATURE_CHANNELS = BLOCK_CHANNELS[NUM_BLOCKS - 1]  # at width 1
 BLANK_ID = 0
 DECODE_HEADS = ("joint", "ensemble")
+TRANSLATION_INPUTS = ("joint", "rgb", "keypoint")  # TwoStreamOptions.translation_heads
 STREAMS = ("rgb", "keypoint")
 
 
@@ -100,12 +101,19 @@ class TwoStreamOptions:
     keypoint_weight: float = 1.0  # CTC weight of the keypoint head
     joint_weight: float = 1.0  # CTC weight of the joint head
     decode_head: str = "joint"  # "joint" head or "ensemble" (mean of the 3 heads' probs)
+    # heads of the translation networks (imported TwoStream-SLT S2T ensembles), one per
+    # network, each reading "rgb", "keypoint" or "joint" block-4 features: the recognizer's
+    # gloss features are theirs side by side (none: the joint head's)
+    translation_heads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_keypoints < 1:
             raise SltError(f"num_keypoints must be ≥ 1, got {self.num_keypoints}")
         if self.decode_head not in DECODE_HEADS:
             raise SltError(f"decode_head must be one of {DECODE_HEADS}, got {self.decode_head!r}")
+        bad = [s for s in self.translation_heads if s not in TRANSLATION_INPUTS]
+        if bad:
+            raise SltError(f"translation_heads read one of {TRANSLATION_INPUTS}, got {bad}")
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,31 @@ class TwoStreamRecognizer(CtcRecognizer):
         self.heads = nn.ModuleDict(
             {name: VisualHead(size, vocab_size, options.head) for name, size in heads.items()}
         )
+        self.translation_heads = nn.ModuleList(
+            VisualHead(heads[s], vocab_size, options.head) for s in options.translation_heads
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        """Channels of `gloss_features`."""
+        return self.options.head.hidden_size * max(1, len(self.translation_heads))
+
+    def translation_features(
+        self, rgb_top: Tensor, keypoint_top: Tensor, steps: Tensor, first_step: Tensor | int = 0
+    ) -> Tensor | None:
+        """The translation networks' heads on (B, T', C) block-4 features: their gloss
+        features side by side, in `options.translation_heads` order; None without them."""
+        if not len(self.translation_heads):
+            return None
+        inputs = {"rgb": rgb_top, "keypoint": keypoint_top,
+                  "joint": torch.cat([keypoint_top, rgb_top], dim=-1)}  # fmt: skip
+        return torch.cat(
+            [
+                head(inputs[stream], steps, first_step).features
+                for stream, head in zip(self.options.translation_heads, self.translation_heads)
+            ],
+            dim=-1,
+        )
 
     @staticmethod
     def _laterals(
@@ -409,6 +442,11 @@ class TwoStreamRecognizer(CtcRecognizer):
 
         `keypoint_frame_size` (W, H): the frame the keypoints' pixels refer to, when not
         `frames` itself (the reference draws heatmaps in pixels of the raw frame)."""
+        heads, steps, aux, _ = self._heads(frames, keypoints, lengths, keypoint_frame_size, pyramid)
+        return heads, steps, aux
+
+    def _heads(self, frames, keypoints, lengths, keypoint_frame_size, pyramid):
+        """`head_outputs`, and the translation heads' features (None without them)."""
         lengths = _check_video(frames, lengths, self.options.in_channels)
         self._check_keypoints(keypoints, frames)
         frame_size = keypoint_frame_size or (frames.shape[4], frames.shape[3])
@@ -422,7 +460,7 @@ class TwoStreamRecognizer(CtcRecognizer):
             "joint": self.heads["joint"](torch.cat([keypoint_top, rgb_top], dim=-1), steps),
         }
         aux = self._pyramid_heads({"rgb": rgb, "keypoint": keypoint}, lengths) if pyramid else {}
-        return heads, steps, aux
+        return heads, steps, aux, self.translation_features(rgb_top, keypoint_top, steps)
 
     def forward(
         self,
@@ -435,8 +473,8 @@ class TwoStreamRecognizer(CtcRecognizer):
     ) -> RecognitionOutput:
         """Decoding head, features and (with targets) losses; see `head_outputs`."""
         targets = _check_targets(gloss_ids, gloss_lengths, frames.shape[0], self.vocab_size)
-        heads, steps, aux = self.head_outputs(
-            frames, keypoints, lengths, keypoint_frame_size, pyramid=targets is not None
+        heads, steps, aux, translation = self._heads(
+            frames, keypoints, lengths, keypoint_frame_size, targets is not None
         )
         log_probs = {name: head.log_probs for name, head in heads.items()}
         log_probs["ensemble"] = ensemble_log_probs(list(log_probs.values()))
@@ -446,4 +484,5 @@ class TwoStreamRecognizer(CtcRecognizer):
         decoder = heads["joint"]
         if self.options.decode_head == "ensemble":
             decoder = HeadOutput(log_probs["ensemble"], log_probs["ensemble"], decoder.features)
-        return _result(decoder, heads["joint"].features, steps, losses, weights, log_probs)
+        features = heads["joint"].features if translation is None else translation
+        return _result(decoder, features, steps, losses, weights, log_probs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from .checkpoint import read_checkpoint
 from .preprocess import KEYPOINTS_79
 from .s2g import build_recognizer
 from .text import pruned_tokenizer, read_map_ids
-from .translation import build_translation, read_config
+from .translation import build_translation, read_config, two_stream_s2t
 from .vocab import ImportedVocab, read_gloss_table, s2g_vocab
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def s2g_config(model, root: Path, run_dir: Path) -> S2GConfig:
             "lateral": options.lateral.enabled,
             "pyramid": options.pyramid.enabled,
             "decode_head": options.decode_head,
+            "translation_heads": list(options.translation_heads),
         }
     raw = {"stage": "s2g", "run_dir": str(run_dir), "data": data, "model": model_cfg}
     return validate_config(raw, S2GConfig, run_dir / "config.yaml")
@@ -147,41 +149,122 @@ def write_s2g_run(
     return run
 
 
+# TwoStream-SLT's multi-source ensemble: its S2T_Ensemble configs load the joint, video and
+# keypoint networks in this order (experiments/configs/TwoStream/*_s2t_ensemble.yaml)
+ENSEMBLE_GLOSS_FEATURES = ("fuse", "rgb", "keypoint")
+
+
 def import_s2t(
-    s2t_checkpoint: str | os.PathLike,
+    s2t_checkpoint: str | os.PathLike | Sequence[str | os.PathLike],
     s2g_checkpoint: str | os.PathLike,
     gloss_table: str | os.PathLike,
     pretrained: str | os.PathLike,
     dataset: str | os.PathLike,
     out: str | os.PathLike,
     options: S2TImportOptions,
+    gloss_features: Sequence[str] | None = None,
 ) -> tuple[S2GRun, TranslationRun]:
     """OUT/s2g (the S2G checkpoint's backbone under the S2T checkpoint's own head, whose
     512-d features the translation reads) and OUT/s2t (V-L mapper + mBART, the
-    reference's encoder input, transformers 4.11.3's beam search)."""
-    checkpoint = read_checkpoint(s2t_checkpoint)
+    reference's encoder input, transformers 4.11.3's beam search).
+
+    TwoStream: one or several S2T networks (each with `gloss_features`, the head that feeds
+    it: fuse, rgb or keypoint; default: fuse for one network, the reference's ensemble order
+    fuse, rgb, keypoint for three). OUT/s2g keeps the S2G checkpoint's heads for the glosses
+    and gains each network's head (`translation_heads`, features side by side); OUT/s2t is
+    the first network, OUT/s2t_2, OUT/s2t_3… the others, listed in OUT/s2t's `ensemble`, so
+    `slt export model OUT/s2t` writes one bundle searching all of them as the reference's
+    S2T_Ensemble does."""
+    single = isinstance(s2t_checkpoint, (str, os.PathLike))
+    paths = [s2t_checkpoint] if single else list(s2t_checkpoint)
+    checkpoints = [read_checkpoint(p) for p in paths]
+    for path, checkpoint in zip(paths, checkpoints):
+        if checkpoint.kind != "s2t":
+            raise SltError(f"{path}: a {checkpoint.kind} checkpoint, not S2T")
     recognizer, vocab = _s2g_model(s2g_checkpoint, gloss_table)
-    if not isinstance(recognizer, SingleStreamRecognizer):
-        raise SltError(
-            f"{s2g_checkpoint}: TwoStream S2T import is not supported yet (SingleStream only)"
-        )
-    translation = _translation(checkpoint, pretrained, options, (vocab, str(gloss_table)))
-    recognizer.head = translation.head  # the S2T network's head replaces the S2G one
+    two = isinstance(recognizer, TwoStreamRecognizer)
+    for path, checkpoint in zip(paths, checkpoints):
+        if two_stream_s2t(checkpoint) != two:
+            raise SltError(
+                f"{path}: a {'TwoStream' if two_stream_s2t(checkpoint) else 'SingleStream'} S2T "
+                f"checkpoint, but {s2g_checkpoint} is {'TwoStream' if two else 'SingleStream'}; "
+                "give the S2G checkpoint its features were extracted with"
+            )
+    if not two and len(paths) > 1:
+        raise SltError("SingleStream S2T: give one S2T checkpoint (ensembles are TwoStream-SLT's)")
+    features = _gloss_features(len(paths), gloss_features) if two else [None]
+    translations = [
+        _translation(c, pretrained, options, (vocab, str(gloss_table)), f)
+        for c, f in zip(checkpoints, features)
+    ]
+    if two:
+        recognizer = _with_translation_heads(recognizer, translations, paths)
+    else:
+        recognizer.head = translations[0].head  # the S2T network's head replaces the S2G one
     out = Path(out)
-    s2g = write_s2g_run(recognizer, vocab, gloss_table, dataset, out / "s2g", options.fps,
-                        f"{s2g_checkpoint} + head of {s2t_checkpoint}")  # fmt: skip
+    source = f"{s2g_checkpoint} + head of {', '.join(map(str, paths))}"
+    s2g = write_s2g_run(recognizer, vocab, gloss_table, dataset, out / "s2g", options.fps, source)
+    members = [
+        _write_s2t(out / f"s2t_{i}", translations[i - 1], options, s2g, paths[i - 1])
+        for i in range(2, len(paths) + 1)
+    ]
+    ensemble = tuple(str(m.run_dir) for m in members)
+    run = _write_s2t(out / "s2t", translations[0], options, s2g, paths[0], ensemble)
+    return s2g, run
+
+
+def _gloss_features(count: int, given: Sequence[str] | None) -> list[str]:
+    if given:
+        if len(given) != count:
+            raise SltError(
+                f"{len(given)} gloss features ({', '.join(given)}) for {count} S2T checkpoints; "
+                "give one per checkpoint, in the same order"
+            )
+        return list(given)
+    if count == 1:
+        return ["fuse"]  # the reference's default gloss_feature_ensemble (the joint network)
+    if count == len(ENSEMBLE_GLOSS_FEATURES):
+        return list(ENSEMBLE_GLOSS_FEATURES)
+    raise SltError(
+        f"{count} TwoStream S2T checkpoints: say which head feeds each "
+        "(--gloss-feature fuse|rgb|keypoint, once per checkpoint, in order)"
+    )
+
+
+def _with_translation_heads(recognizer: TwoStreamRecognizer, translations, paths):
+    """The TwoStream recognizer with each S2T network's head as a translation head."""
+    theirs = replace(recognizer.options.head, dropout=0.0)
+    for path, t in zip(paths, translations):
+        if replace(t.head.options, dropout=0.0) != theirs:
+            raise SltError(
+                f"{path}: its visual head is {t.head.options}, the S2G checkpoint's {theirs}; "
+                "import S2T networks trained on this S2G checkpoint's features"
+            )
+    options = replace(recognizer.options, translation_heads=tuple(t.stream for t in translations))
+    model = TwoStreamRecognizer(options, recognizer.vocab_size)
+    missing, unexpected = model.load_state_dict(recognizer.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("translation_heads.") for k in missing):
+        raise SltError(f"the recognizer does not rebuild with translation heads ({missing[:3]})")
+    for ours, t in zip(model.translation_heads, translations):
+        ours.load_state_dict(t.head.state_dict())
+    return model.eval()
+
+
+def _write_s2t(run_dir: Path, translation, options, s2g: S2GRun, source, ensemble=()):
+    """One imported S2T network as a translation run over `s2g`, checked by reloading it."""
     spec = _imported_spec(
         translation,
         options,
         "s2t",
         s2g_run=str(s2g.run_dir),
         s2g_checkpoint_sha256=s2g.weights_sha256(),
+        ensemble=ensemble,
     )
-    run = TranslationRun.create(out / "s2t", spec)
+    run = TranslationRun.create(run_dir, spec)
     translation.tokenizer.save(run.tokenizer_path)
-    write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(s2t_checkpoint))
+    write_checkpoint(run.run_dir, CHECKPOINT_TAG, translation.model, source=str(source))
     _check_translation_reload(run, translation.model)
-    return s2g, run
+    return run
 
 
 def _imported_spec(translation, options: S2TImportOptions, stage: str, **extra) -> ModelSpec:
@@ -238,6 +321,7 @@ class S2TImportOptions:
 class _Translation:
     model: TranslationModel
     head: VisualHead | None  # S2T only
+    stream: str | None  # TwoStream S2T: the features its head reads (joint, rgb, keypoint)
     tokenizer: TextTokenizer
     gloss_table: tuple[str, ...]  # the gloss embedding's rows
 
@@ -251,7 +335,9 @@ def _folder_file(folder: Path, *names: str) -> Path:
     )
 
 
-def _translation(checkpoint, pretrained, options: S2TImportOptions, head_vocab) -> _Translation:
+def _translation(
+    checkpoint, pretrained, options: S2TImportOptions, head_vocab, gloss_feature=None
+) -> _Translation:
     folder = Path(pretrained)
     map_file = _folder_file(folder, "map_ids.pkl", "old2new_vocab.pkl", "map_ids.json")
     map_ids = read_map_ids(map_file)
@@ -265,9 +351,11 @@ def _translation(checkpoint, pretrained, options: S2TImportOptions, head_vocab) 
     table_file = _folder_file(folder, "gloss2ids.pkl", "gloss2ids.json")
     imported = build_translation(
         checkpoint, read_config(folder), read_gloss_table(table_file), str(table_file),
-        tokenizer.lang_id, options.sign_lang, head_vocab=head_vocab,
+        tokenizer.lang_id, options.sign_lang, head_vocab=head_vocab, gloss_feature=gloss_feature,
     )  # fmt: skip
-    return _Translation(imported.model, imported.head, tokenizer, imported.gloss_table)
+    return _Translation(
+        imported.model, imported.head, imported.stream, tokenizer, imported.gloss_table
+    )
 
 
 def _check_translation_reload(run: TranslationRun, model: TranslationModel) -> None:
@@ -277,7 +365,8 @@ def _check_translation_reload(run: TranslationRun, model: TranslationModel) -> N
             raise SltError(f"{run.run_dir}: the written run does not rebuild {key}")
 
 
-EVAL_OPTIONS = ("head", "heatmaps", "lateral", "pyramid", "decode_head", "num_keypoints")
+EVAL_OPTIONS = ("head", "heatmaps", "lateral", "pyramid", "decode_head", "num_keypoints",
+                "translation_heads")  # fmt: skip
 
 
 def _check_reload(run: S2GRun, model) -> None:

@@ -9,6 +9,13 @@ features: it is not the S2G head), and appends the gloss embedding's `</s>` and
 sign-language rows after each clip's mapped features (`suffix_ids`). An S2T
 checkpoint has no backbone: serving video needs the S2G checkpoint as well.
 
+TwoStream S2T checkpoints (TwoStream-SLT's joint, video and keypoint networks) all hold
+the same heads: `visual_head` (RGB), `visual_head_keypoint`, `visual_head_fuse` (on the
+keypoint and RGB features concatenated) and the pyramid's `*_remain.i` heads, which the
+reference builds but never runs on features. Only the head named by the network's config
+(`gloss_feature_ensemble`: fuse / rgb / keypoint) feeds its V-L mapper, so only that one
+is imported (`FEATURE_HEADS`); the others play no part in its translation.
+
 Generation as the reference's `TranslationNetwork.generate`: the decoder starts at
 the pruned id of the spoken language (`de_DE`), `forced_eos_token_id` from the config.
 """
@@ -38,6 +45,15 @@ GLOSS_EMBEDDING = "translation_network.gloss_embedding.weight"
 MAPPER = "vl_mapper.mapping."
 HEAD = "recognition_network.visual_head"
 SUFFIX_GLOSSES = ("</s>",)  # then the sign language's code, e.g. de_DGS, zh_CSL
+# a TwoStream S2T network's `gloss_feature_ensemble` (fuse_gloss_feature, …) → (its head in
+# the checkpoint, the block-4 features that head reads: `TwoStreamOptions.translation_heads`)
+FEATURE_HEADS = {
+    "fuse": ("visual_head_fuse", "joint"),
+    "rgb": ("visual_head", "rgb"),
+    "keypoint": ("visual_head_keypoint", "keypoint"),
+}
+TWO_STREAM_S2T_HEADS = {"visual_head", "visual_head_keypoint", "visual_head_fuse",
+                        "visual_head_remain", "visual_head_keypoint_remain"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class ImportedTranslation:
 
     model: TranslationModel
     head: VisualHead | None  # S2T: 832-d backbone features → gloss features (and logits)
+    stream: str | None  # TwoStream S2T: the features its head reads (joint, rgb, keypoint)
     gloss_table: tuple[str, ...]  # the gloss embedding's rows (the folder's gloss2ids)
     sign_lang: str  # the source language token appended to every input (de_DGS, zh_CSL)
 
@@ -96,9 +113,12 @@ def build_translation(
     decoder_start_id: int,
     sign_lang: str = "de_DGS",
     head_vocab: tuple[ImportedVocab, str] | None = None,
+    gloss_feature: str | None = None,
 ) -> ImportedTranslation:
     """Our model (eval mode) with every weight of a G2T or S2T checkpoint; an S2T
-    head's gloss rows permuted to `head_vocab` (vocabulary, its file) when given."""
+    head's gloss rows permuted to `head_vocab` (vocabulary, its file) when given.
+    `gloss_feature`: a TwoStream S2T network's head (fuse, rgb, keypoint; its config's
+    `gloss_feature_ensemble`, with or without `_gloss_feature`)."""
     state = checkpoint.state
     if checkpoint.kind not in ("g2t", "s2t"):
         raise SltError(f"{checkpoint.path}: a {checkpoint.kind} checkpoint, not G2T/S2T")
@@ -112,14 +132,7 @@ def build_translation(
             f"text tokens ({config.vocab_size} vs {vocab_rows}); give the pruned folder it was trained with"
         )
     s2t = checkpoint.kind == "s2t"
-    others = sorted(
-        {k.split(".")[1] for k in state if k.startswith("recognition_network.")} - {"visual_head"}
-    )
-    if others:  # TwoStream S2T: keypoint and joint heads (gloss_feature_ensemble)
-        raise SltError(
-            f"{checkpoint.path}: an S2T checkpoint with {', '.join(others)}; only SingleStream "
-            "S2T checkpoints (one visual_head) import for now"
-        )
+    head_name, stream = _feature_head(checkpoint, gloss_feature) if s2t else (HEAD, None)
     options = TranslationOptions(
         input="features" if s2t else "gloss",
         feature_dim=state[MAPPER + "0.weight"].shape[1] if s2t else 512,
@@ -131,31 +144,66 @@ def build_translation(
     own = model.state_dict()
     pairs = [(t, o) for t, o in _translation_pairs(state) if o in own]
     tied = {t for t, o in _translation_pairs(state) if o not in own}  # tied copies v5 omits
-    head = _head(checkpoint, head_vocab) if s2t else None
+    head = _head(checkpoint, head_vocab, head_name) if s2t else None
     translation_state = {
-        k: v for k, v in state.items() if not k.startswith(HEAD + ".") and k not in tied
+        k: v for k, v in state.items() if not k.startswith("recognition_network.") and k not in tied
     }
     mapped = map_state(translation_state, pairs, own, (), checkpoint.path)
     model.load_state_dict(mapped, strict=False)  # tied weights share the embedding
     _check_tied(model, state)
     model.mbart.generation_config.decoder_start_token_id = decoder_start_id
     model.mbart.generation_config.forced_eos_token_id = config.forced_eos_token_id
-    return ImportedTranslation(model.eval(), head, gloss_table, sign_lang)
+    return ImportedTranslation(model.eval(), head, stream, gloss_table, sign_lang)
+
+
+def two_stream_s2t(checkpoint: ReferenceCheckpoint) -> bool:
+    """An S2T checkpoint of TwoStream-SLT (keypoint and joint heads besides the RGB one)."""
+    return any(k.startswith((f"{HEAD}_keypoint.", f"{HEAD}_fuse.")) for k in checkpoint.state)
+
+
+def _feature_head(
+    checkpoint: ReferenceCheckpoint, gloss_feature: str | None
+) -> tuple[str, str | None]:
+    """(the checkpoint's head that feeds the V-L mapper, the features it reads: None for
+    SingleStream), refusing heads this import does not know."""
+    heads = {k.split(".")[1] for k in checkpoint.state if k.startswith("recognition_network.")}
+    if not two_stream_s2t(checkpoint):
+        if heads != {"visual_head"}:
+            raise SltError(f"{checkpoint.path}: S2T heads {sorted(heads)}, expected visual_head")
+        if gloss_feature is not None:
+            raise SltError(
+                f"{checkpoint.path}: a SingleStream S2T checkpoint has one head; "
+                f"drop the gloss feature {gloss_feature!r}"
+            )
+        return HEAD, None
+    unknown = sorted(heads - TWO_STREAM_S2T_HEADS)
+    if unknown:
+        raise SltError(
+            f"{checkpoint.path}: S2T heads {unknown} are not imported (shared_head pyramid?)"
+        )
+    name = (gloss_feature or "").removesuffix("_gloss_feature")
+    if name not in FEATURE_HEADS:
+        raise SltError(
+            f"{checkpoint.path}: a TwoStream S2T network; say which head feeds its translation "
+            f"({', '.join(FEATURE_HEADS)}: its config's gloss_feature_ensemble), got {gloss_feature!r}"
+        )
+    theirs, stream = FEATURE_HEADS[name]
+    return f"recognition_network.{theirs}", stream
 
 
 def _head(
-    checkpoint: ReferenceCheckpoint, head_vocab: tuple[ImportedVocab, str] | None
+    checkpoint: ReferenceCheckpoint, head_vocab: tuple[ImportedVocab, str] | None, name: str = HEAD
 ) -> VisualHead:
-    """The S2T checkpoint's own visual head; rows in the reference's order without a vocabulary."""
+    """An S2T checkpoint's head `name`; rows in the reference's order without a vocabulary."""
     state = checkpoint.state
-    rows = state[HEAD + ".gloss_output_layer.weight"].shape[0]
+    rows = state[name + ".gloss_output_layer.weight"].shape[0]
     order = tuple(range(rows))
     if head_vocab is not None:
         vocab, vocab_file = head_vocab
         check_size(len(vocab.vocab), rows, vocab_file, checkpoint.path)
         order = vocab.order
-    head = VisualHead(state[HEAD + ".fc1.weight"].shape[1], rows, head_options(state, HEAD))
-    pairs = [(t, o.removeprefix("head.")) for t, o in head_keys(HEAD, "head", state)]
+    head = VisualHead(state[name + ".fc1.weight"].shape[1], rows, head_options(state, name))
+    pairs = [(t, o.removeprefix("head.")) for t, o in head_keys(name, "head", state)]
     own = head.state_dict()
     head.load_state_dict(
         map_state({k: state[k] for k, _ in pairs}, pairs, own, order, checkpoint.path)

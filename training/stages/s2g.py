@@ -179,6 +179,7 @@ def two_stream_options(cfg: S2GConfig, head: VisualHeadOptions, num_keypoints: i
         pyramid=replace(PyramidOptions(), enabled=m.pyramid),
         distillation=m.distillation,
         decode_head=m.decode_head,
+        translation_heads=tuple(m.translation_heads),
     )
 
 
