@@ -27,6 +27,7 @@ from slt_training.models.recognition import (
     SingleStreamRecognizer,
     TwoStreamRecognizer,
     ensemble_log_probs,
+    translation_source,
 )
 from slt_training.models.s3d import min_frames, pool_space
 
@@ -53,7 +54,7 @@ class SingleStreamGraph(nn.Module):
         features = pool_space(x)
         lengths = torch.full((1,), features.shape[1], dtype=torch.long)
         head = self.model.head(features, lengths, first_step)
-        return head.log_probs[0], head.features[0]
+        return head.log_probs[0], translation_source(head, self.model.options.translation_input)[0]
 
 
 class TwoStreamGraph(nn.Module):
@@ -85,7 +86,7 @@ class TwoStreamGraph(nn.Module):
             log_probs = ensemble_log_probs([h.log_probs for h in heads.values()])
         features = m.translation_features(rgb_top, keypoint_top, steps, first_step)
         if features is None:  # no translation networks' heads: the joint head's
-            features = heads["joint"].features
+            features = translation_source(heads["joint"], m.options.translation_input)
         return log_probs[0], features[0]
 
 

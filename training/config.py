@@ -152,6 +152,9 @@ class ModelConfig(Section):
     # two_stream: heads of imported TwoStream-SLT S2T networks (joint/rgb/keypoint features,
     # one per network): the gloss features are theirs side by side (`slt import slrt`)
     translation_heads: tuple[Literal["joint", "rgb", "keypoint"], ...] = ()
+    # what S2T reads of a head: its gloss features, or its gloss probabilities (imported
+    # TwoStream-SLT CSL-Daily S2T, whose V-L mapper is an embedding over them)
+    translation_input: Literal["features", "probabilities"] = "features"
 
 
 class S2GConfig(Section):

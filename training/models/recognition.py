@@ -60,6 +60,9 @@ BLANK_ID = 0
 DECODE_HEADS = ("joint", "ensemble")
 TRANSLATION_INPUTS = ("joint", "rgb", "keypoint")  # TwoStreamOptions.translation_heads
 STREAMS = ("rgb", "keypoint")
+# what a head gives the translation: its gloss features, or its gloss probabilities (the
+# reference's CSL-Daily S2T, whose V-L mapper is an embedding over them)
+TRANSLATION_SOURCES = ("features", "probabilities")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,20 @@ class SingleStreamOptions:
     frozen_blocks: int = 1  # leading S3D blocks kept frozen (reference: s3d.freeze_block 1)
     in_channels: int = 3  # video channels: 3 RGB, 6 with frame differences (motion channels)
     width: float = 1.0  # S3D channel multiplier (1: the reference's 832-d features)
+    translation_input: str = "features"  # one of TRANSLATION_SOURCES: `gloss_features`
+
+    def __post_init__(self) -> None:
+        _check_source(self.translation_input)
+
+
+def _check_source(source: str) -> None:
+    if source not in TRANSLATION_SOURCES:
+        raise SltError(f"translation_input must be one of {TRANSLATION_SOURCES}, got {source!r}")
+
+
+def translation_source(head: HeadOutput, source: str) -> Tensor:
+    """What the translation reads of a head: its gloss features, or its probabilities."""
+    return head.log_probs.exp() if source == "probabilities" else head.features
 
 
 @dataclass(frozen=True)
@@ -105,8 +122,10 @@ class TwoStreamOptions:
     # network, each reading "rgb", "keypoint" or "joint" block-4 features: the recognizer's
     # gloss features are theirs side by side (none: the joint head's)
     translation_heads: tuple[str, ...] = ()
+    translation_input: str = "features"  # one of TRANSLATION_SOURCES, of every such head
 
     def __post_init__(self) -> None:
+        _check_source(self.translation_input)
         if self.num_keypoints < 1:
             raise SltError(f"num_keypoints must be ≥ 1, got {self.num_keypoints}")
         if self.decode_head not in DECODE_HEADS:
@@ -261,6 +280,13 @@ class SingleStreamRecognizer(CtcRecognizer):
         )
         self.head = VisualHead(self.backbone.out_channels, vocab_size, options.head)
 
+    @property
+    def feature_dim(self) -> int:
+        """Channels of `gloss_features`."""
+        if self.options.translation_input == "probabilities":
+            return self.vocab_size
+        return self.options.head.hidden_size
+
     def forward(
         self,
         frames: Tensor,
@@ -274,7 +300,8 @@ class SingleStreamRecognizer(CtcRecognizer):
         features = pool_space(self.backbone(_zero_padding(frames, lengths, 2)))
         head = self.head(features, steps)
         losses = {} if targets is None else {"ctc": ctc_loss(head.log_probs, steps, *targets)}
-        return _result(head, head.features, steps, losses, {"ctc": 1.0}, {"rgb": head.log_probs})
+        source = translation_source(head, self.options.translation_input)
+        return _result(head, source, steps, losses, {"ctc": 1.0}, {"rgb": head.log_probs})
 
 
 class TwoStreamRecognizer(CtcRecognizer):
@@ -310,7 +337,10 @@ class TwoStreamRecognizer(CtcRecognizer):
     @property
     def feature_dim(self) -> int:
         """Channels of `gloss_features`."""
-        return self.options.head.hidden_size * max(1, len(self.translation_heads))
+        per_head = self.options.head.hidden_size
+        if self.options.translation_input == "probabilities":
+            per_head = self.vocab_size
+        return per_head * max(1, len(self.translation_heads))
 
     def translation_features(
         self, rgb_top: Tensor, keypoint_top: Tensor, steps: Tensor, first_step: Tensor | int = 0
@@ -323,7 +353,9 @@ class TwoStreamRecognizer(CtcRecognizer):
                   "joint": torch.cat([keypoint_top, rgb_top], dim=-1)}  # fmt: skip
         return torch.cat(
             [
-                head(inputs[stream], steps, first_step).features
+                translation_source(
+                    head(inputs[stream], steps, first_step), self.options.translation_input
+                )
                 for stream, head in zip(self.options.translation_heads, self.translation_heads)
             ],
             dim=-1,
@@ -484,5 +516,7 @@ class TwoStreamRecognizer(CtcRecognizer):
         decoder = heads["joint"]
         if self.options.decode_head == "ensemble":
             decoder = HeadOutput(log_probs["ensemble"], log_probs["ensemble"], decoder.features)
-        features = heads["joint"].features if translation is None else translation
+        if translation is None:
+            translation = translation_source(heads["joint"], self.options.translation_input)
+        features = translation
         return _result(decoder, features, steps, losses, weights, log_probs)

@@ -27,6 +27,7 @@ from .beam_search import SearchSpec, beam_search
 
 IGNORE_INDEX = -100  # label value of padding: no loss
 INPUTS = ("gloss", "features")
+MAPPERS = ("mlp", "embedding")  # TranslationOptions.mapper
 LOSSES = ("ours", "reference")
 
 
@@ -36,6 +37,9 @@ class TranslationOptions:
 
     input: str = "gloss"  # "gloss" (G2T) or "features" (S2T)
     feature_dim: int = 512  # S2T: channels of the visual features
+    # S2T: "mlp" (Linear, ReLU, Linear: TwoStream-SLT's projection) or "embedding" (one
+    # Linear without bias over gloss probabilities: its CSL-Daily `VLMapper.type: embedding`)
+    mapper: str = "mlp"
     label_smoothing: float = 0.2  # cross-entropy label smoothing (reference: 0.2)
     # The reference's encoder input (imported TwoStream-SLT models), off by default:
     # G2T reads gloss ids through its own gloss embedding of this many rows (not mBART's
@@ -62,6 +66,8 @@ class TranslationOptions:
             raise SltError(f"translation loss must be one of {LOSSES}, got {self.loss!r}")
         if self.feature_dim < 1:
             raise SltError("feature_dim must be at least 1")
+        if self.mapper not in MAPPERS:
+            raise SltError(f"mapper must be one of {MAPPERS}, got {self.mapper!r}")
         return self
 
 
@@ -96,10 +102,15 @@ class TranslationOutput:
 
 
 class VLMapper(nn.Module):
-    """Visual features → mBART's embedding space: Linear, ReLU, Linear (TwoStream-SLT)."""
+    """Visual features → mBART's embedding space: Linear, ReLU, Linear (TwoStream-SLT);
+    `kind="embedding"`: one Linear without bias, whose columns are embeddings of the
+    glosses whose probabilities it reads (its CSL-Daily mapper)."""
 
-    def __init__(self, feature_dim: int, d_model: int):
+    def __init__(self, feature_dim: int, d_model: int, kind: str = "mlp"):
         super().__init__()
+        if kind == "embedding":
+            self.net = nn.Linear(feature_dim, d_model, bias=False)
+            return
         self.net = nn.Sequential(
             nn.Linear(feature_dim, d_model), nn.ReLU(inplace=True), nn.Linear(d_model, d_model)
         )
@@ -155,7 +166,9 @@ class TranslationModel(nn.Module):
         self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
         self.decoder_start_id = config.decoder_start_token_id
         self.mapper = (
-            VLMapper(options.feature_dim, config.d_model) if options.input == "features" else None
+            VLMapper(options.feature_dim, config.d_model, options.mapper)
+            if options.input == "features"
+            else None
         )
         self.gloss_embedding = (
             nn.Embedding(options.gloss_vocab_size, config.d_model)

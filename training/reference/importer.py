@@ -101,6 +101,7 @@ def s2g_config(model, root: Path, run_dir: Path) -> S2GConfig:
             "decode_head": options.decode_head,
             "translation_heads": list(options.translation_heads),
         }
+    model_cfg["translation_input"] = options.translation_input
     raw = {"stage": "s2g", "run_dir": str(run_dir), "data": data, "model": model_cfg}
     return validate_config(raw, S2GConfig, run_dir / "config.yaml")
 
@@ -197,10 +198,14 @@ def import_s2t(
         _translation(c, pretrained, options, (vocab, str(gloss_table)), f)
         for c, f in zip(checkpoints, features)
     ]
+    reads = {_reads(t) for t in translations}
+    if len(reads) > 1:
+        raise SltError("S2T networks with projection and embedding V-L mappers; import them apart")
     if two:
-        recognizer = _with_translation_heads(recognizer, translations, paths)
+        recognizer = _with_translation_heads(recognizer, translations, paths, reads.pop())
     else:
         recognizer.head = translations[0].head  # the S2T network's head replaces the S2G one
+        recognizer.options = replace(recognizer.options, translation_input=reads.pop())
     out = Path(out)
     source = f"{s2g_checkpoint} + head of {', '.join(map(str, paths))}"
     s2g = write_s2g_run(recognizer, vocab, gloss_table, dataset, out / "s2g", options.fps, source)
@@ -231,8 +236,14 @@ def _gloss_features(count: int, given: Sequence[str] | None) -> list[str]:
     )
 
 
-def _with_translation_heads(recognizer: TwoStreamRecognizer, translations, paths):
-    """The TwoStream recognizer with each S2T network's head as a translation head."""
+def _reads(translation) -> str:
+    """What the network's V-L mapper reads of its head (`translation_input`)."""
+    return "probabilities" if translation.model.options.mapper == "embedding" else "features"
+
+
+def _with_translation_heads(recognizer: TwoStreamRecognizer, translations, paths, reads: str):
+    """The TwoStream recognizer with each S2T network's head as a translation head, giving
+    `reads` (features or probabilities)."""
     theirs = replace(recognizer.options.head, dropout=0.0)
     for path, t in zip(paths, translations):
         if replace(t.head.options, dropout=0.0) != theirs:
@@ -240,7 +251,11 @@ def _with_translation_heads(recognizer: TwoStreamRecognizer, translations, paths
                 f"{path}: its visual head is {t.head.options}, the S2G checkpoint's {theirs}; "
                 "import S2T networks trained on this S2G checkpoint's features"
             )
-    options = replace(recognizer.options, translation_heads=tuple(t.stream for t in translations))
+    options = replace(
+        recognizer.options,
+        translation_heads=tuple(t.stream for t in translations),
+        translation_input=reads,
+    )
     model = TwoStreamRecognizer(options, recognizer.vocab_size)
     missing, unexpected = model.load_state_dict(recognizer.state_dict(), strict=False)
     if unexpected or any(not k.startswith("translation_heads.") for k in missing):
@@ -366,7 +381,7 @@ def _check_translation_reload(run: TranslationRun, model: TranslationModel) -> N
 
 
 EVAL_OPTIONS = ("head", "heatmaps", "lateral", "pyramid", "decode_head", "num_keypoints",
-                "translation_heads")  # fmt: skip
+                "translation_heads", "translation_input")  # fmt: skip
 
 
 def _check_reload(run: S2GRun, model) -> None:

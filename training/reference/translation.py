@@ -118,7 +118,11 @@ def build_translation(
     """Our model (eval mode) with every weight of a G2T or S2T checkpoint; an S2T
     head's gloss rows permuted to `head_vocab` (vocabulary, its file) when given.
     `gloss_feature`: a TwoStream S2T network's head (fuse, rgb, keypoint; its config's
-    `gloss_feature_ensemble`, with or without `_gloss_feature`)."""
+    `gloss_feature_ensemble`, with or without `_gloss_feature` / `_gloss_probabilities`).
+
+    An embedding V-L mapper (`vl_mapper.mapping.weight`, CSL-Daily's `VLMapper.type:
+    embedding`) reads the head's gloss probabilities: its columns are permuted with the
+    head's rows, so that it reads our class order."""
     state = checkpoint.state
     if checkpoint.kind not in ("g2t", "s2t"):
         raise SltError(f"{checkpoint.path}: a {checkpoint.kind} checkpoint, not G2T/S2T")
@@ -133,9 +137,13 @@ def build_translation(
         )
     s2t = checkpoint.kind == "s2t"
     head_name, stream = _feature_head(checkpoint, gloss_feature) if s2t else (HEAD, None)
+    embedding = MAPPER + "weight" in state  # over gloss probabilities, not features
     options = TranslationOptions(
         input="features" if s2t else "gloss",
-        feature_dim=state[MAPPER + "0.weight"].shape[1] if s2t else 512,
+        feature_dim=state[MAPPER + ("weight" if embedding else "0.weight")].shape[1]
+        if s2t
+        else 512,
+        mapper="embedding" if embedding else "mlp",
         gloss_vocab_size=len(gloss_table),
         suffix_ids=gloss_suffix_ids(gloss_table, sign_lang, table_file) if s2t else (),
     )
@@ -148,6 +156,15 @@ def build_translation(
     translation_state = {
         k: v for k, v in state.items() if not k.startswith("recognition_network.") and k not in tied
     }
+    if embedding:  # its columns follow the head's classes
+        weight, rows = state[MAPPER + "weight"], head.classifier.weight.shape[0]
+        if weight.shape[1] != rows:
+            raise SltError(
+                f"{checkpoint.path}: {MAPPER}weight reads {weight.shape[1]} gloss probabilities, "
+                f"but {head_name} has {rows} classes ({weight.shape[1]} vs {rows})"
+            )
+        order = head_vocab[0].order if head_vocab is not None else tuple(range(rows))
+        translation_state[MAPPER + "weight"] = weight[:, list(order)]
     mapped = map_state(translation_state, pairs, own, (), checkpoint.path)
     model.load_state_dict(mapped, strict=False)  # tied weights share the embedding
     _check_tied(model, state)
@@ -181,7 +198,7 @@ def _feature_head(
         raise SltError(
             f"{checkpoint.path}: S2T heads {unknown} are not imported (shared_head pyramid?)"
         )
-    name = (gloss_feature or "").removesuffix("_gloss_feature")
+    name = (gloss_feature or "").removesuffix("_gloss_feature").removesuffix("_gloss_probabilities")
     if name not in FEATURE_HEADS:
         raise SltError(
             f"{checkpoint.path}: a TwoStream S2T network; say which head feeds its translation "

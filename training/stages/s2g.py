@@ -115,7 +115,11 @@ def build_model(
     if m.kind == "single_stream":
         model = SingleStreamRecognizer(
             SingleStreamOptions(
-                head=head, frozen_blocks=m.frozen_blocks, in_channels=channels, width=m.width
+                head=head,
+                frozen_blocks=m.frozen_blocks,
+                in_channels=channels,
+                width=m.width,
+                translation_input=m.translation_input,
             ),
             vocab_size,
         )
@@ -180,6 +184,7 @@ def two_stream_options(cfg: S2GConfig, head: VisualHeadOptions, num_keypoints: i
         distillation=m.distillation,
         decode_head=m.decode_head,
         translation_heads=tuple(m.translation_heads),
+        translation_input=m.translation_input,
     )
 
 
