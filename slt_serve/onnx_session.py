@@ -7,6 +7,9 @@ onnxruntime's telemetry stays off: `slt_serve/__init__.py` sets `ORT_DISABLE_TEL
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
 from pathlib import Path
 
@@ -51,6 +54,29 @@ def open_session(
     options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(Path(path)), options, providers=providers)
+        session = ort.InferenceSession(str(Path(path)), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise SltError(f"{path}: onnxruntime cannot load it ({e}); re-export the bundle") from None
+    release_free_memory()  # the parsed graph and the weights before prepacking
+    return session
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (another C library, another system)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere a
+    no-op). glibc keeps what was freed below its heap's top: loading a graph leaves its
+    parsed protobuf and the weights from before prepacking (~135 MB for a 194 MB int8
+    decoder at real size), and a recogniser window its smaller tensors, counted in the
+    process's RSS until the next request happens to reuse them."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -43,7 +43,7 @@ import numpy as np
 from slt_serve.clip_input import center_crop_pad, network_frames, network_keypoints, normalise
 from slt_serve.errors import SltError
 from slt_serve.manifest import InputSpec
-from slt_serve.onnx_session import open_session
+from slt_serve.onnx_session import open_session, release_free_memory
 from slt_serve.video import resize, resize_linear
 
 FEATURE_STRIDE = 4  # frames per output step of the 4-block S3D
@@ -169,7 +169,10 @@ class S2GRunner:
         kp = None
         if self.two_stream:
             kp = np.stack(points[start - first : end - first])
+        del rgb  # the window's uint8 copy, before the graph's activations
         log_probs, features = self.run_clip(x, kp, start // FEATURE_STRIDE)
+        del x
+        release_free_memory()  # what the window freed, before the next one or the decoder
         left = (core_start - start) // FEATURE_STRIDE
         steps = math.ceil((core_end - core_start) / FEATURE_STRIDE)
         return log_probs[left : left + steps], features[left : left + steps]
