@@ -2,6 +2,7 @@
 
     python benchmarks/bench_runtime.py [--seconds 10] [--fps 25] [--threads 2] [--repeats 3]
     python benchmarks/bench_runtime.py --size real --cache DIR [--seconds 60] [--whole-seconds 10]
+        [--agreement-clips 20]
 
 `--size real` (a real model's size, exported once into DIR and reused; rows in fresh
 torch-free processes, peak RSS and the FLOP floor): see `runtime_real.py`.
@@ -161,6 +162,10 @@ def main() -> None:
     parser.add_argument(
         "--whole-seconds", type=float, default=10.0,
         help="--size real: a clip this long run whole and in windows (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--agreement-clips", type=int, default=20,
+        help="--size real: 4 s clips whose glosses the int8 and fp32 recognisers must share",
     )  # fmt: skip
     args = parser.parse_args()
     if args.size == "real":

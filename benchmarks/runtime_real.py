@@ -4,18 +4,23 @@ Model, randomly initialised through the project's own code (`SingleStreamRecogni
 `build_mbart`, `export_bundle`): S3D at full width on 224² RGB frames at 25 fps, a
 visual head 512/2048 over ~1 100 glosses; an S2T mBART of mbart-large-cc25's shape
 (12 + 12 layers, d_model 1024, 16 heads, ffn 4096, 1 024 positions) with a
-2 500-piece tokenizer; beam 5, max length 60. It is exported twice, float and
-`quantize="int8"`, into `--cache DIR` (`DIR/fp32`, `DIR/int8`); a second run finds
-them there and skips the export (several minutes each on 2 cores).
+2 500-piece tokenizer; beam 5, max length 60. It is exported three times into `--cache
+DIR`: float (`DIR/fp32`), `quantize="int8"` (`DIR/int8`: static int8 S3D calibrated on
+`DIR/calibration/`'s 8 generated clips, int8 encoder/decoder) and `quantize="int8-text"`
+(`DIR/int8-text`: s2g.onnx float); a second run finds them there and skips the export
+(several minutes each on 2 cores).
 
 Each row translates the same clip (`--seconds` of 224² H.264, a bright square moving
 on noise) in a fresh torch-free process: the bundle loaded (RSS), one
 `Translator.translate` (stage times, real-time factor, peak RSS = VmHWM), and its
-glosses and text, compared with the int8 row at the runtime's defaults. Rows: both
+glosses and text, compared with the int8 row at the runtime's defaults. Rows: the three
 bundles at the defaults (window DEFAULT_WINDOW + DEFAULT_CONTEXT, s2g without a
-memory arena), the settings before issue 18 (256 + 16, arena) and the smaller windows
-a ~1.5 GB budget needs; then (`--whole-seconds`) the smallest window against one
-s2g run over a shorter clip.
+memory arena) and smaller windows for a ~1.5 GB budget; then (`--whole-seconds`) the
+smallest window against one s2g run over a shorter clip. `cpu s` is the row process's
+user + system time: on a CPU shared with other work, wall time (and RTF) grows with the
+load and CPU time much less, so compare rows by both. int8 vs float recogniser: the
+glosses of `--agreement-clips` more generated clips (4 s each, not the calibration
+ones) through the int8 and the fp32 bundle's s2g.onnx (`s2g_quantize.same_glosses`).
 
 The random S3D's BatchNorm statistics are set from one pass over random frames
 (`calibrate_batchnorm`): left at their initial values, its outputs hardly depend on
@@ -30,6 +35,7 @@ here with `--threads` threads (torch, 1024² × 1024²).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -51,17 +57,22 @@ SPEC = {
     "eval_crop": 1.0,
 }
 
-# rows: (label, bundle, window_frames, context_frames, s2g arena); window None: the
-# runtime's defaults (the export's DEFAULT_WINDOW / DEFAULT_CONTEXT, the s2g session's arena)
-BEFORE = ("before: window 256 + 16, arena", 256, 16, True)  # the defaults before issue 18
-SMALL_WINDOWS = (64, 48)  # windows (frames) for a ~1.5 GB peak at 224²; the last also runs
+# rows: (label, bundle, window_frames, context_frames, s2g arena); arena None: the runtime's
+SMALL_WINDOWS = (128, 96, 64)  # windows (frames) for a ~1.5 GB peak at 224²; the last also runs
 # against the whole clip (`--whole-seconds`)
+CALIBRATION = 8  # generated clips the int8 bundle's recogniser is calibrated on
+BUNDLES = {"fp32": None, "int8": "int8", "int8-text": "int8-text"}  # folder: quantize
 
 ROW = """
 import json, re, sys
 
 def mb(key):  # VmHWM: this process's peak (ru_maxrss would carry the parent's over exec)
     return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+def cpu():
+    import resource
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 
 from slt_serve.onnx_session import open_session
 from slt_serve.s2g import S2GRunner
@@ -75,8 +86,10 @@ if arena is not None:  # another arena setting than the runtime's
     session = open_session(bundle + "/s2g.onnx", ["CPUExecutionProvider"], threads, arena)
 t.s2g = S2GRunner(session, spec)
 loaded = mb("VmRSS")
+started = cpu()
 r = t.translate(video)
 print(json.dumps({"loaded_mb": loaded, "peak_mb": mb("VmHWM"), "torch": "torch" in sys.modules,
+                  "cpu_s": cpu() - started,
                   "gloss": r.gloss, "text": r.text, "timings": r.timings_ms, "duration": r.duration_s,
                   "window": t.s2g.spec.window_frames, "context": t.s2g.spec.context_frames}))
 """
@@ -108,8 +121,14 @@ def calibrate_batchnorm(model, *inputs) -> None:
 
 
 def build(cache: Path, fps: float) -> dict[str, Path]:
-    """The fp32 and int8 bundles in `cache`, exported unless a previous run left them."""
-    bundles = {q: cache / q for q in ("fp32", "int8")}
+    """The fp32, int8 and int8-text bundles in `cache`, exported unless a previous run left
+    them."""
+    bundles = {q: cache / q for q in BUNDLES}
+    calibration = [cache / "calibration" / f"clip{i}.mp4" for i in range(CALIBRATION)]
+    for i, path in enumerate(calibration):
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            clip(path, 4.0, fps, seed=100 + i)
     missing = [q for q, p in bundles.items() if not (p / "manifest.json").exists()]
     if not missing:
         print(f"reusing the bundles in {cache}", flush=True)
@@ -151,23 +170,28 @@ def build(cache: Path, fps: float) -> dict[str, Path]:
             RecognitionPart(recognizer, SPEC, vocab, fps=fps, ctc_beam_size=5),
             TranslationPart(model, tok, generation),
             ExportOptions(
-                name=f"bench-real-{q}", quantize=None if q == "fp32" else "int8", overwrite=True
+                name=f"bench-real-{q}",
+                quantize=BUNDLES[q],
+                calibration=tuple(calibration),
+                overwrite=True,
             ),
         )
         print(f"  {time.perf_counter() - started:.0f} s", flush=True)
     return bundles
 
 
-def clip(path: Path, seconds: float, fps: float) -> None:
+def clip(path: Path, seconds: float, fps: float, seed: int = 1) -> None:
+    """A bright square moving on noise (seed 1: the timed clip; others move it elsewhere)."""
     from slt_serve.video import write_video
 
     frames = int(round(seconds * fps))
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
+    y, speed = (80, 3) if seed == 1 else (int(rng.integers(0, SIZE - 64)), int(rng.integers(1, 7)))
     video = np.empty((frames, SIZE, SIZE, 3), dtype=np.uint8)
     for t in range(frames):
         video[t] = rng.integers(0, 80, (SIZE, SIZE, 3), dtype=np.uint8)
-        x = (3 * t) % (SIZE - 64)
-        video[t, 80:144, x : x + 64] = 230
+        x = (speed * t + seed) % (SIZE - 64)
+        video[t, y : y + 64, x : x + 64] = 230
     write_video(path, video, fps)
 
 
@@ -212,22 +236,45 @@ def floor(frames: int, threads: int) -> dict[str, float]:
 
 
 def rows(defaults: tuple[int, int]) -> list[tuple[str, str, int, int, bool | None]]:
-    """(label, bundle, window, context, arena): the runtime's defaults for both bundles, the
-    settings before issue 18, and the smaller windows a memory budget needs."""
+    """(label, bundle, window, context, arena): the runtime's defaults for the three bundles
+    and the smaller windows a memory budget needs (int8, and int8-text's float s2g)."""
     window, context = defaults
     return [
         (f"fp32, default: window {window} + {context}", "fp32", window, context, None),
         (f"int8, default: window {window} + {context}", "int8", window, context, None),
-        ("int8, " + BEFORE[0], "int8", *BEFORE[1:]),
+        (f"int8-text, default: window {window} + {context}", "int8-text", window, context, None),
         *((f"int8, window {w} + {context}", "int8", w, context, None) for w in SMALL_WINDOWS),
+        *(
+            (f"int8-text, window {w} + {context}", "int8-text", w, context, None)
+            for w in SMALL_WINDOWS[-1:]
+        ),
     ]
+
+
+def agreement(bundles: dict[str, Path], cache: Path, count: int, fps: float) -> tuple[int, int]:
+    """Clips (generated, 4 s, not the calibration ones) whose glosses the int8 bundle's
+    recogniser gives as the fp32 one's."""
+    from slt_export.s2g_quantize import same_glosses
+    from slt_serve.bundle import load_bundle
+
+    clips = [cache / "agreement" / f"clip{i}.mp4" for i in range(count)]
+    for i, path in enumerate(clips):
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            clip(path, 4.0, fps, seed=200 + i)
+    m = load_bundle(bundles["int8"]).manifest
+    beam = m.recognition.ctc_beam_size
+    float_s2g, int8_s2g = bundles["fp32"] / "s2g.onnx", bundles["int8"] / "s2g.onnx"
+    return same_glosses(float_s2g, int8_s2g, m.input, clips, beam, limit=count)
 
 
 def same(a: dict, b: dict) -> str:
     return "/".join("same" if a[k] == b[k] else "DIFFERENT" for k in ("gloss", "text"))
 
 
-def report(args, frames: int, results: list[tuple[tuple, dict]], whole: dict | None, cost) -> None:
+def report(
+    args, frames: int, results: list, whole: dict | None, cost, agreeing, quantization, load
+) -> None:
     print(
         f"bench_runtime --size real: {args.seconds:g} s clip at {args.fps:g} fps ({frames} frames, "
         f"{SIZE}²); S3D width 1 + head 512 ({GLOSSES} glosses), mBART 12+12 d 1024 "
@@ -237,7 +284,7 @@ def report(args, frames: int, results: list[tuple[tuple, dict]], whole: dict | N
     print()
     head = (
         f"{'row':<40}{'loaded MB':>10}{'peak MB':>9}{'s2g s':>8}{'enc s':>7}{'dec s':>7}"
-        f"{'total s':>9}{'RTF':>7}  glosses/text vs row 2"
+        f"{'total s':>9}{'RTF':>7}{'cpu s':>7}  glosses/text vs row 2"
     )
     print(head)
     ref = results[1][1]
@@ -246,10 +293,16 @@ def report(args, frames: int, results: list[tuple[tuple, dict]], whole: dict | N
         print(
             f"{label:<40}{r['loaded_mb']:>10.0f}{r['peak_mb']:>9.0f}{t['s2g'] / 1e3:>8.2f}"
             f"{t['encoder'] / 1e3:>7.2f}{t['decoder'] / 1e3:>7.2f}{t['total'] / 1e3:>9.2f}"
-            f"{t['total'] / 1e3 / r['duration']:>7.3f}  {same(r, ref)}"
+            f"{t['total'] / 1e3 / r['duration']:>7.3f}{r['cpu_s']:>7.1f}  {same(r, ref)}"
         )
     print()
     print(f"int8 vs fp32 (default rows): glosses/text {same(results[0][1], ref)}")
+    same_clips, clips = agreeing
+    print(
+        f"int8 vs fp32 recogniser on {clips} more 4 s clips: {same_clips}/{clips} the same "
+        f"glosses; on its calibration clips (manifest): {quantization.float_same_glosses}"
+    )
+    print(f"load average before / after the rows: {load[0]:.1f} / {load[1]:.1f} (2 cores)")
     if whole is not None:
         w = whole["windowed"]
         print(
@@ -282,6 +335,7 @@ def main(args) -> None:
     if not video.exists():
         clip(video, args.seconds, args.fps)
     results = []
+    load = [os.getloadavg()[0]]
     for row in rows((DEFAULT_WINDOW, DEFAULT_CONTEXT)):
         print(f"row: {row[0]} …", flush=True)
         results.append((row, run_row(bundles[row[1]], video, args.threads, *row[2:])))
@@ -295,5 +349,12 @@ def main(args) -> None:
         print("rows: windows vs whole clip …", flush=True)
         whole = {"seconds": args.whole_seconds, "windowed": run(SMALL_WINDOWS[-1])}
         whole["whole"] = run(frames + (-frames) % 4)
+    load.append(os.getloadavg()[0])
+    print("agreement clips …", flush=True)
+    agreeing = agreement(bundles, cache, args.agreement_clips, args.fps)
+    from slt_serve.bundle import load_bundle
+
+    quantization = load_bundle(bundles["int8"]).manifest.quantization
     frames = int(round(args.seconds * args.fps))
-    report(args, frames, results, whole, floor(frames, args.threads))
+    cost = floor(frames, args.threads)
+    report(args, frames, results, whole, cost, agreeing, quantization, load)
