@@ -92,7 +92,8 @@ def export_model(
         help="Frames per recogniser run when serving, a multiple of 4 (default 256); a longer "
         "clip runs in windows of this many, with the context frames either side that give "
         "one run's glosses (40 for SingleStream). Peak memory grows with window + 2 × context "
-        "(at 224² and full width ~4.5 MB a frame; docs/export.md has a sizing table).",
+        "(at 224² and full width ~5.6 MB a frame; a 60 s clip peaks at 1.31 GiB at 64 with an int8 bundle; "
+        "docs/export.md has a sizing table).",
     ),
 ) -> None:
     """Export a trained run as an ONNX bundle for the torch-free runtime, checked against PyTorch."""

@@ -18,8 +18,9 @@ more frames on either side, whose outputs are dropped, so the S3D sees real
 neighbours at the seams, and the cores' steps are concatenated: T frames give
 ceil(T / 4) steps as one run would. Only one window of frames is held at a
 time, so memory stays bounded whatever the video's length (at 224² and full
-width, about 5.5 MB per frame of window + context while s2g runs; the session
-has no memory arena, so that goes back once the window is done).
+width, about 5.6 MB per frame of window + context while s2g runs; the session
+has no memory arena, and glibc's freed heap is trimmed after each window, so that
+goes back once the window is done).
 
 The windows give the whole clip's outputs: output step j reads frames
 4j - 39 … 4j + 39 (S3D's four blocks: the stem's k=7 stride-2 temporal conv,
