@@ -82,3 +82,16 @@ def test_int8_without_calibration_clips_is_refused_before_export(tmp_path):
     with pytest.raises(SltError, match="int8-text"):
         tb.s2t_bundle(tmp_path / "q", kind="two_stream", quantize="int8", calibration=("x.mp4",))
     assert not (tmp_path / "q").exists()
+
+
+def test_cli_refuses_missing_calibration_clips(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-clips"
+    command = ["export", "model", str(tmp_path / "run"), "--out", str(tmp_path / "b")]
+    command += ["--quantize", "int8", "--calibration", str(missing)]
+    r = subprocess.run(
+        [sys.executable, "-m", "slt_serve.cli", *command], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and f"{missing}: no such file or folder" in r.stderr, r.stderr
