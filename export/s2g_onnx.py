@@ -98,7 +98,9 @@ def context_frames(model: nn.Module) -> int:
     """Frames of context either side of a serving window that cover every frame a step
     reads, a multiple of FEATURE_STRIDE: S3D's 31, 4 per step of each head conv's half
     kernel, and TwoStream's lateral convs (k_t - 1 frames each at half the frame rate, a
-    path crossing every lateral block). 40 for the reference's SingleStream head (3, 3)."""
+    path crossing every lateral block). 40 for the reference's SingleStream head (3, 3),
+    60 for its TwoStream (k_t = 7 laterals); a changed frame was measured to reach 39 and
+    57 frames on those full-size networks (docs/coming-from-twostream-slt.md)."""
     if isinstance(model, SingleStreamRecognizer):
         head = model.head.options
         reach = S3D_REACH

@@ -29,8 +29,10 @@ inceptions; then the visual head's two k=3 convs over steps: a 79-frame
 temporal receptive field), so `context_frames` ≥ 39 (exports write 40) covers
 it, and the graph's `first_step` input starts each window's positional
 encoding at its clip position. On onnxruntime's CPU provider the outputs came
-out bitwise equal to one run's; graphs exported before `first_step` restart
-positions at 0 in every window.
+out bitwise equal to one run's on a small model, within 4e-6 on full-size imported
+SingleStream and TwoStream bundles (a convolution over another length rounds
+differently; docs/coming-from-twostream-slt.md); graphs exported before
+`first_step` restart positions at 0 in every window.
 """
 
 from __future__ import annotations
