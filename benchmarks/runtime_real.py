@@ -16,7 +16,9 @@ on noise) in a fresh torch-free process: the bundle loaded (RSS), one
 glosses and text, compared with the int8 row at the runtime's defaults. Rows: the three
 bundles at the defaults (window DEFAULT_WINDOW + DEFAULT_CONTEXT, s2g without a
 memory arena) and smaller windows for a ~1.5 GB budget; then (`--whole-seconds`) the
-smallest window against one s2g run over a shorter clip. `cpu s` is the row process's
+smallest window against one s2g run over a shorter clip. Where the peak is: the RSS
+before and the peak during the recogniser's and the decoder's runs (VmHWM reset through
+/proc/self/clear_refs before each). `cpu s` is the row process's
 user + system time: on a CPU shared with other work, wall time (and RTF) grows with the
 load and CPU time much less, so compare rows by both. int8 vs float recogniser: the
 glosses of `--agreement-clips` more generated clips (4 s each, not the calibration
@@ -74,6 +76,23 @@ def cpu():
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
 
+peaks = {"all": 0.0}  # stage: [peak during its runs, largest RSS before one]
+
+class Stage:  # a session whose runs' peaks are kept: VmHWM is reset before each run
+    def __init__(self, name, session):
+        self.name, self.session = name, session
+        peaks[name] = [0.0, 0.0]
+    def __getattr__(self, key):
+        return getattr(self.session, key)
+    def run(self, *args, **kwargs):
+        before = mb("VmRSS")
+        peaks["all"] = max(peaks["all"], mb("VmHWM"))
+        open("/proc/self/clear_refs", "w").write("5")  # VmHWM := VmRSS
+        out = self.session.run(*args, **kwargs)
+        p = peaks[self.name]
+        p[0], p[1] = max(p[0], mb("VmHWM")), max(p[1], before)
+        return out
+
 from slt_serve.onnx_session import open_session
 from slt_serve.s2g import S2GRunner
 from slt_serve.translator import TranslateOptions, Translator
@@ -84,12 +103,13 @@ spec = t.spec.model_copy(update={"window_frames": window, "context_frames": cont
 session = t.s2g.session
 if arena is not None:  # another arena setting than the runtime's
     session = open_session(bundle + "/s2g.onnx", ["CPUExecutionProvider"], threads, arena)
-t.s2g = S2GRunner(session, spec)
+t.s2g = S2GRunner(Stage("s2g", session), spec)
+t.seq2seq.decoder = Stage("decoder", t.seq2seq.decoder)
 loaded = mb("VmRSS")
 started = cpu()
 r = t.translate(video)
-print(json.dumps({"loaded_mb": loaded, "peak_mb": mb("VmHWM"), "torch": "torch" in sys.modules,
-                  "cpu_s": cpu() - started,
+print(json.dumps({"loaded_mb": loaded, "peak_mb": max(peaks.pop("all"), mb("VmHWM")),
+                  "torch": "torch" in sys.modules, "cpu_s": cpu() - started, "stages": peaks,
                   "gloss": r.gloss, "text": r.text, "timings": r.timings_ms, "duration": r.duration_s,
                   "window": t.s2g.spec.window_frames, "context": t.s2g.spec.context_frames}))
 """
@@ -284,7 +304,8 @@ def report(
     print()
     head = (
         f"{'row':<40}{'loaded MB':>10}{'peak MB':>9}{'s2g s':>8}{'enc s':>7}{'dec s':>7}"
-        f"{'total s':>9}{'RTF':>7}{'cpu s':>7}  glosses/text vs row 2"
+        f"{'total s':>9}{'RTF':>7}{'cpu s':>7}{'s2g pk':>8}{'pre':>6}{'dec pk':>8}"
+        "  glosses/text vs row 2"
     )
     print(head)
     ref = results[1][1]
@@ -293,7 +314,9 @@ def report(
         print(
             f"{label:<40}{r['loaded_mb']:>10.0f}{r['peak_mb']:>9.0f}{t['s2g'] / 1e3:>8.2f}"
             f"{t['encoder'] / 1e3:>7.2f}{t['decoder'] / 1e3:>7.2f}{t['total'] / 1e3:>9.2f}"
-            f"{t['total'] / 1e3 / r['duration']:>7.3f}{r['cpu_s']:>7.1f}  {same(r, ref)}"
+            f"{t['total'] / 1e3 / r['duration']:>7.3f}{r['cpu_s']:>7.1f}"
+            f"{r['stages']['s2g'][0]:>8.0f}{r['stages']['s2g'][1]:>6.0f}"
+            f"{r['stages']['decoder'][0]:>8.0f}  {same(r, ref)}"
         )
     print()
     print(f"int8 vs fp32 (default rows): glosses/text {same(results[0][1], ref)}")
@@ -303,6 +326,11 @@ def report(
         f"glosses; on its calibration clips (manifest): {quantization.float_same_glosses}"
     )
     print(f"load average before / after the rows: {load[0]:.1f} / {load[1]:.1f} (2 cores)")
+    print(
+        "s2g pk / dec pk: the peak RSS during the recogniser's / decoder's runs (VmHWM reset "
+        "before each); pre: the largest RSS before a recogniser run (bundle + the window's "
+        "frames and float input)"
+    )
     if whole is not None:
         w = whole["windowed"]
         print(
