@@ -48,7 +48,7 @@ class ExportConfig(Section):
     """The bundle the S2T run becomes (`slt export model`)."""
 
     enabled: bool = True
-    quantize: Literal["int8"] | None = None  # onnxruntime dynamic quantisation
+    quantize: Literal["int8", "int8-text"] | None = None  # `slt export model --quantize`
     pose: Path | None = None  # two_stream: pose.onnx (`slt export pose`) the bundle carries
     name: str | None = None  # the model's name in the bundle and every answer; None: run_dir's
 
