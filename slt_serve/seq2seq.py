@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slt_serve.beam_search import BeamSettings, beam_search_scored, mean_probability_logits
+from slt_serve.bundle import DECODER, ENCODER
 from slt_serve.errors import SltError
 from slt_serve.manifest import Translation
 from slt_serve.onnx_session import open_session
@@ -181,15 +182,14 @@ def open_translation(
     translation: Translation,
     providers: list[str],
     threads: int = 0,
-    encoder: str = "encoder.onnx",
-    decoder: str = "decoder.onnx",
 ) -> Seq2Seq | Ensemble:
     """A bundle's translation graphs (`file(name)`: a bundle file's path): a `Seq2Seq`, or an
     `Ensemble` when the manifest lists more networks."""
+    listed = translation.networks()
     networks = [
-        Seq2Seq.open(file(enc or encoder), file(dec or decoder), shapes, providers, threads)
-        for shapes, enc, dec in translation.networks()
+        Seq2Seq.open(file(enc or ENCODER), file(dec or DECODER), shapes, providers, threads)
+        for shapes, enc, dec in listed
     ]
     if len(networks) == 1:
         return networks[0]
-    return Ensemble(networks, [shapes.feature_dim for shapes, _, _ in translation.networks()])
+    return Ensemble(networks, [shapes.feature_dim for shapes, _, _ in listed])
