@@ -45,7 +45,8 @@ def open_session(
 
     arena=False: no CPU memory arena, so each run's tensors go back to the system when the
     run ends instead of staying reserved at the largest run's size (`S2GRunner`: a window's
-    activations, hundreds of MB at 224²); the decoder's many small steps keep the arena."""
+    activations, hundreds of MB at 224²; the decoder, whose arena kept ~130 MB of a real-size
+    beam search's caches between requests)."""
     import onnxruntime as ort
 
     ort.disable_telemetry_events()

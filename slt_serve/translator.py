@@ -60,7 +60,7 @@ from slt_serve.confidence import (
 from slt_serve.decoding import ctc_decode_spans
 from slt_serve.errors import SltError
 from slt_serve.manifest import Manifest
-from slt_serve.onnx_session import providers_for
+from slt_serve.onnx_session import providers_for, release_free_memory
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
 from slt_serve.seq2seq import open_translation
 from slt_serve.vocab import GlossVocab
@@ -480,4 +480,5 @@ class Translator:
             ids, score = self.seq2seq.generate_scored(
                 source, mask, self.generation, encoded=encoded
             )[0]
+        release_free_memory()  # the search's caches, before the next request's recogniser
         return self.tokenizer.decode(ids), score

@@ -264,6 +264,8 @@ def test_clip_input_matches_training_preprocessing():
     want_rgb = crop_resize(frames, box, 64)
     np.testing.assert_array_equal(network_frames(frames, spec), want_rgb)
     np.testing.assert_allclose(normalise(want_rgb, spec), to_input(want_rgb, options).permute(1, 0, 2, 3).numpy(), atol=1e-6)  # fmt: skip
+    # uint8 frames take a lookup table; float ones (reference_resize) the formula: same bits
+    np.testing.assert_array_equal(normalise(want_rgb, spec), normalise(want_rgb.astype(np.float32), spec))  # fmt: skip
     points = rng.uniform(0, 200, (5, 4, 3)).astype(np.float32)
     got = network_keypoints(points, 200, 160, spec)
     x0, y0, w, h = box
