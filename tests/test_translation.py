@@ -12,7 +12,12 @@ import torch.nn.functional as F
 
 from slt_serve.errors import SltError
 from slt_training.data.annotations import Clip
-from slt_training.data.text_data import TranslationDataset, collate, token_batches
+from slt_training.data.text_data import (
+    TranslationDataset,
+    collate,
+    drop_source_words,
+    token_batches,
+)
 from slt_training.models.translation import (
     IGNORE_INDEX,
     GenerateOptions,
@@ -61,6 +66,32 @@ def test_collate_pads_sources_and_ignores_padded_labels(tokenizer):
     assert batch.labels[1, len(c.target) :].eq(IGNORE_INDEX).all()
     assert batch.labels[0, : len(a.target)].tolist() == a.target
     assert batch.names == ["a", "c"] and batch.texts == [CLIPS[0].text, CLIPS[2].text]
+
+
+def test_source_word_dropout_replaces_gloss_pieces_only(tokenizer):
+    from slt_training.config import S2TConfig, TrainingConfig
+    from slt_training.stages.translation_task import batched_loader_args
+
+    ds = TranslationDataset(CLIPS, tokenizer)
+    batch = collate([ds[0], ds[2]], tokenizer.pad_id)
+    assert drop_source_words(batch, 0.0, tokenizer.unk_id) is batch
+    torch.manual_seed(0)
+    dropped = drop_source_words(batch, 0.5, tokenizer.unk_id).input_ids
+    for row, (old, new) in enumerate(zip(batch.input_ids, dropped)):
+        n = len(ds[[0, 2][row]].source)  # glosses </s> LANG, then padding
+        changed = old.ne(new)
+        assert new[changed].eq(tokenizer.unk_id).all()
+        assert not changed[n - 2 :].any()  # </s>, LANG and padding stay
+    assert dropped.eq(tokenizer.unk_id).any() and dropped.ne(tokenizer.unk_id).any()
+    _, _, collate_fn, _ = batched_loader_args(
+        ds, TrainingConfig(), None, tokenizer.pad_id, 0.999, 3
+    )
+    glosses = collate_fn([[ds[0]]]).input_ids[0, : len(ds[0].source) - 2]
+    assert glosses.eq(3).all()  # the training batches get it (p near 1)
+    with pytest.raises(ValueError, match="source_word_dropout"):
+        S2TConfig.model_validate(
+            {"run_dir": "r", "s2g_run": "s", "model": {"source_word_dropout": 0.1}}
+        )
 
 
 def test_token_batches_cover_everything_once_under_the_budget(tokenizer):

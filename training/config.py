@@ -372,6 +372,9 @@ class TranslationModelConfig(Section):
     pretrained: Path | None = None  # local mBART folder (config.json, weights, tokenizer.json)
     dropout: float = Field(0.1, ge=0, lt=1)  # residual/embedding dropout (reference: 0.3)
     attention_dropout: float = Field(0.1, ge=0, lt=1)  # reference: 0.1
+    # G2T training: each gloss sub-word of the source becomes <unk> with this probability
+    # (source word dropout, Sennrich & Zhang 2019: a regulariser for low-resource NMT); S2T: 0
+    source_word_dropout: float = Field(0.0, ge=0, lt=1)
     label_smoothing: float = Field(0.2, ge=0, lt=1)  # reference: 0.2
     lr: float | None = Field(None, gt=0)  # mBART's learning rate; None: training.lr
     # "reference": TwoStream-SLT's label-smoothed KL loss, summed and divided by the batch
@@ -441,6 +444,10 @@ class S2TConfig(Section):
         elif self.model.shape():
             raise ValueError(
                 f"g2t_run gives the mBART's shape: leave model.{', model.'.join(self.model.shape())} unset"
+            )
+        if self.model.source_word_dropout:
+            raise ValueError(
+                "model.source_word_dropout drops gloss tokens (G2T); S2T reads features: unset it"
             )
         if self.finetune_s2g and self.data.max_tokens is not None:
             raise ValueError("data.max_tokens batches text only; with finetune_s2g use batch_size")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -133,6 +133,18 @@ def collate(examples: Sequence[TextExample], pad_id: int) -> TextBatch:
     if g2t:
         return TextBatch(names, texts, mask, labels, input_ids=inputs)
     return TextBatch(names, texts, mask, labels, features=inputs)
+
+
+def drop_source_words(batch: TextBatch, p: float, unk_id: int) -> TextBatch:
+    """G2T source word dropout (Sennrich & Zhang 2019, a regulariser for low-resource
+    NMT): each gloss sub-word becomes `unk_id` with probability `p` (torch's global RNG,
+    like dropout, so a resumed run draws the same); `</s> LANG` and padding stay."""
+    if p <= 0:
+        return batch
+    ids = batch.input_ids
+    glosses = torch.arange(ids.size(1)) < batch.attention_mask.sum(1, keepdim=True) - 2
+    drop = glosses & (torch.rand(ids.shape) < p)
+    return replace(batch, input_ids=ids.masked_fill(drop, unk_id))
 
 
 def token_batches(

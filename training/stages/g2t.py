@@ -62,7 +62,12 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     }
     batches = {s: partial(task.eval_batches, d, tokenizer.pad_id) for s, d in datasets.items()}
     loader_args = task.batched_loader_args(
-        train_set, cfg.training, cfg.data.max_tokens, tokenizer.pad_id
+        train_set,
+        cfg.training,
+        cfg.data.max_tokens,
+        tokenizer.pad_id,
+        cfg.model.source_word_dropout,
+        tokenizer.unk_id,
     )
     return task.fit_and_evaluate(
         "g2t", cfg, run_dir, model, mbart, loader_args, batches, tokenizer, resume

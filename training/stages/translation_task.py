@@ -38,7 +38,13 @@ from slt_training.config import (
     config_hash,
 )
 from slt_training.data.annotations import Clip, split_path
-from slt_training.data.text_data import TextBatch, TextExample, collate, token_batches
+from slt_training.data.text_data import (
+    TextBatch,
+    TextExample,
+    collate,
+    drop_source_words,
+    token_batches,
+)
 from slt_training.metrics import evaluate_text
 from slt_training.models.translation import GenerateOptions
 from slt_training.runs import ModelSpec, TranslationRun, load_state, read_weights
@@ -192,15 +198,27 @@ class BatchView(Dataset):
         return [self.dataset[i] for i in indices]
 
 
-def _collate_one(items: list[list[TextExample]], pad_id: int) -> TextBatch:
-    return collate(items[0], pad_id)
+def _collate_one(
+    items: list[list[TextExample]], pad_id: int, word_dropout: float = 0.0, unk_id: int = 0
+) -> TextBatch:
+    batch = collate(items[0], pad_id)
+    return drop_source_words(batch, word_dropout, unk_id) if word_dropout else batch
 
 
-def batched_loader_args(dataset, training: TrainingConfig, max_tokens: int | None, pad_id: int):
-    """(dataset, sampler, collate_fn, training config) for the Trainer: one batch per item."""
+def batched_loader_args(
+    dataset,
+    training: TrainingConfig,
+    max_tokens: int | None,
+    pad_id: int,
+    word_dropout: float = 0.0,
+    unk_id: int = 0,
+):
+    """(dataset, sampler, collate_fn, training config) for the Trainer: one batch per item;
+    `word_dropout` > 0 (G2T): `drop_source_words` on each training batch."""
     sampler = TextBatches(dataset.examples, training.batch_size, max_tokens, training.seed)
     one = training.model_copy(update={"batch_size": 1})  # the sampler's items are batches
-    return BatchView(dataset), sampler, partial(_collate_one, pad_id=pad_id), one
+    collate_fn = partial(_collate_one, pad_id=pad_id, word_dropout=word_dropout, unk_id=unk_id)
+    return BatchView(dataset), sampler, collate_fn, one
 
 
 def eval_batches(dataset, pad_id: int, max_tokens: int = EVAL_MAX_TOKENS) -> Iterable[TextBatch]:
