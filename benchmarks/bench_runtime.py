@@ -167,6 +167,11 @@ def main() -> None:
         "--agreement-clips", type=int, default=20,
         help="--size real: 4 s clips whose glosses the int8 and fp32 recognisers must share",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="--size real: also the int8 bundle's kernel time by op type (onnxruntime profiler)",
+    )
     args = parser.parse_args()
     if args.size == "real":
         import runtime_real

@@ -118,6 +118,38 @@ print(json.dumps({"loaded_mb": loaded, "peak_mb": max(peaks.pop("all"), mb("VmHW
                   "window": t.s2g.spec.window_frames, "context": t.s2g.spec.context_frames}))
 """
 
+# the int8 bundle's second request with onnxruntime's profiler on the recogniser and the
+# decoder: kernel time by op type (what a request spends its graph time on)
+PROFILE = """
+import collections, json, sys, tempfile
+import onnxruntime as ort
+from slt_serve.onnx_session import CPU
+from slt_serve.s2g import S2GRunner
+from slt_serve.translator import TranslateOptions, Translator
+
+bundle, video, threads = json.loads(sys.argv[1])
+t = Translator.from_bundle(bundle, TranslateOptions(device="cpu", threads=threads))
+t.translate(video)  # the first request, not profiled
+folder = tempfile.mkdtemp(prefix="bench-profile-")
+def profiled(name, arena):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.enable_cpu_mem_arena, o.log_severity_level = threads, arena, 3
+    o.enable_profiling, o.profile_file_prefix = True, folder + "/" + name
+    return ort.InferenceSession(bundle + "/" + name + ".onnx", o, providers=[CPU])
+t.s2g = S2GRunner(profiled("s2g", False), t.spec)
+t.seq2seq.decoder = profiled("decoder", False)
+t.translate(video)  # warm-up of the profiled sessions
+t.translate(video)
+out = {}
+for name, session in (("s2g", t.s2g.session), ("decoder", t.seq2seq.decoder)):
+    ops = collections.Counter()
+    for e in json.load(open(session.end_profiling())):
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            ops[e["args"]["op_name"]] += e["dur"] / 1e3 / 2  # ms a request (2 profiled)
+    out[name] = ops.most_common()
+print(json.dumps(out))
+"""
+
 
 def words(rng, count: int, syllables: tuple[str, ...]) -> list[str]:
     """`count` distinct made-up words of 1-3 syllables."""
@@ -292,6 +324,29 @@ def agreement(bundles: dict[str, Path], cache: Path, count: int, fps: float) -> 
     return same_glosses(float_s2g, int8_s2g, m.input, clips, beam, limit=count)
 
 
+def op_profile(bundle: Path, video: Path, threads: int, top: int = 8) -> None:
+    """Print the int8 bundle's kernel time by op type, recogniser and decoder side by side."""
+    argument = json.dumps([str(bundle), str(video), threads])
+    done = subprocess.run(
+        [sys.executable, "-c", PROFILE, argument], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise SystemExit(f"the profile failed:\n{done.stderr[-3000:]}")
+    ops = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\nkernel time by op type, int8 bundle, a request after the first ({threads} threads):")
+    print(f"{'s2g op':<24}{'ms':>8}{'share':>7}    {'decoder op':<24}{'ms':>8}{'share':>7}")
+    totals = {k: sum(ms for _, ms in v) for k, v in ops.items()}
+    for i in range(top):
+        cells = []
+        for name in ("s2g", "decoder"):
+            op, ms = ops[name][i] if i < len(ops[name]) else ("", 0.0)
+            cells.append(f"{op:<24}{ms:>8.0f}{ms / totals[name]:>7.1%}" if op else " " * 39)
+        print("    ".join(cells))
+    print(
+        f"{'all ops':<24}{totals['s2g']:>8.0f}{'':>7}    {'all ops':<24}{totals['decoder']:>8.0f}"
+    )
+
+
 def same(a: dict, b: dict) -> str:
     return "/".join("same" if a[k] == b[k] else "DIFFERENT" for k in ("gloss", "text"))
 
@@ -391,3 +446,5 @@ def main(args) -> None:
     frames = int(round(args.seconds * args.fps))
     cost = floor(frames, args.threads)
     report(args, frames, results, whole, cost, agreeing, quantization, load)
+    if args.profile:
+        op_profile(bundles["int8"], video, args.threads)
