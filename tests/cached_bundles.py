@@ -39,9 +39,18 @@ def bundle(cache_dir: Path, kind: str) -> Path:
     target = cache_dir / f"{kind}-{_key()}"
     if (target / "manifest.json").is_file():
         return target
-    import tiny_bundles as tb  # imports torch: only when a bundle must be made
+    from filelock import FileLock  # torch's dependency, as tiny_bundles is torch's
 
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_dir / f"{kind}.lock"):  # pytest-xdist: one worker exports, the others wait
+        if not (target / "manifest.json").is_file():
+            _export(cache_dir, kind, target)
+    return target
+
+
+def _export(cache_dir: Path, kind: str, target: Path) -> None:
+    import tiny_bundles as tb  # imports torch: only when a bundle must be made
+
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         made = Path(tmp) / kind
         if kind == "s2t":
@@ -53,4 +62,3 @@ def bundle(cache_dir: Path, kind: str) -> Path:
         for old in cache_dir.glob(f"{kind}-*"):
             shutil.rmtree(old, ignore_errors=True)
         made.rename(target)
-    return target
