@@ -146,7 +146,8 @@ def serve(
     device: str = DeviceOpt,
     threads: int = typer.Option(
         0,
-        help="onnxruntime intra-op threads per graph (0: its default, every core); with "
+        help="onnxruntime intra-op threads per graph (0: OMP_NUM_THREADS if set, else every "
+        "core); with "
         "--workers N on C cores, C/N keeps the workers from contending for every core.",
     ),
     window_frames: int = typer.Option(
@@ -346,7 +347,9 @@ def translate(
     ),
     device: str = DeviceOpt,
     threads: int = typer.Option(
-        0, help="onnxruntime intra-op threads per graph (0: its default); see slt serve --threads."
+        0,
+        help="onnxruntime intra-op threads per graph (0: OMP_NUM_THREADS if set, else every "
+        "core); see slt serve --threads.",
     ),
     window_frames: int = typer.Option(
         None,

@@ -38,10 +38,20 @@ def providers_for(device: str) -> list[str]:
     return [CPU]
 
 
+def intra_op_threads(threads: int) -> int:
+    """`threads`, or for 0 the `OMP_NUM_THREADS` environment variable when it is a positive
+    number (what PyTorch and a container's CPU quota set), else 0: onnxruntime's default, a
+    thread per core, which oversubscribes a CPU shared by several processes."""
+    if threads:
+        return threads
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 0
+
+
 def open_session(
     path: str | os.PathLike, providers: list[str], threads: int = 0, arena: bool = True
 ):
-    """An inference session on `path`; `threads` intra-op threads (0: onnxruntime's choice).
+    """An inference session on `path`; `threads` intra-op threads (0: `intra_op_threads`).
 
     arena=False: no CPU memory arena, so each run's tensors go back to the system when the
     run ends instead of staying reserved at the largest run's size (`S2GRunner`: a window's
@@ -51,7 +61,7 @@ def open_session(
 
     ort.disable_telemetry_events()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = intra_op_threads(threads)
     options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3
     try:

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from slt_serve.errors import SltError
+from slt_serve.onnx_session import intra_op_threads
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class PoseOptions:
     box_min_points: int = 8  # fewer confident keypoints: the full frame instead
     blur_kernel: int | None = None  # DARK blur kernel; None: the model's; 0: no refinement
     providers: tuple[str, ...] | None = None  # onnxruntime providers; None: CUDA when present
-    threads: int = 0  # onnxruntime intra-op threads (0: its default)
+    threads: int = 0  # onnxruntime intra-op threads (0: OMP_NUM_THREADS if set, else every core)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "box_padding"):
@@ -297,7 +298,7 @@ class PoseEstimator:
         if not path.is_file():
             raise SltError(f"{path}: no pose model there; make one with `slt export pose CKPT`")
         so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
+        so.intra_op_num_threads = intra_op_threads(options.threads)
         so.log_severity_level = 3
         providers = list(options.providers) if options.providers else default_providers()
         try:

@@ -80,7 +80,7 @@ class TranslateOptions:
     max_seconds: float = DEFAULT_MAX_SECONDS  # longest video translated; longer ones are refused
     beam_size: int | None = None  # text beam width (None: the manifest's)
     ctc_beam_size: int | None = None  # gloss beam width (None: the manifest's; 1: greedy)
-    threads: int = 0  # onnxruntime intra-op threads per graph (0: onnxruntime's default)
+    threads: int = 0  # onnxruntime intra-op threads per graph (0: `intra_op_threads`)
     window_frames: int | None = None  # recogniser window (None: the manifest's); less: less memory
     pose: str | os.PathLike | None = None  # a pose.onnx for a two_stream bundle without one
     verify: bool = True  # check every file's sha256 (sizes are always checked)
@@ -93,7 +93,9 @@ class TranslateOptions:
             if value is not None and value < 1:
                 raise SltError(f"{label} must be at least 1, got {value}")
         if self.threads < 0:
-            raise SltError(f"threads must be 0 (onnxruntime's default) or more, got {self.threads}")
+            raise SltError(
+                f"threads must be 0 (OMP_NUM_THREADS, else every core) or more, got {self.threads}"
+            )
 
 
 @dataclass(frozen=True)

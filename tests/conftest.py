@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N test processes share the cores,
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one torch / onnxruntime thread each
 
 import cached_bundles
 import pytest

@@ -170,7 +170,7 @@ def test_memory_options_reach_the_cli(tmp_path):
     r = slt("translate", "--sample", "--threads", "1", "--out", out)
     assert r.returncode == 0 and "translated 2, failed 0" in r.stdout, r.stdout + r.stderr
     r = slt("translate", "--sample", "--threads", "-1", "--out", tmp_path / "b.jsonl")
-    assert r.returncode == 2 and r.stderr.strip().endswith("threads must be 0 (onnxruntime's default) or more, got -1")  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().endswith("threads must be 0 (OMP_NUM_THREADS, else every core) or more, got -1")  # fmt: skip
     r = slt("translate", "--sample", "--window-frames", "8", "--out", tmp_path / "w.jsonl")
     assert r.returncode == 0 and "translated 2, failed 0" in r.stdout, r.stdout + r.stderr
     r = slt("translate", "--sample", "--window-frames", "6", "--out", tmp_path / "w6.jsonl")

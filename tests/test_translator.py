@@ -287,3 +287,18 @@ def test_ctc_alignment_agrees_with_greedy_spans():
     assert ctc_align(lp, []) == []
     with pytest.raises(SltError, match="cannot be aligned"):
         ctc_align(lp[:2], [1, 1, 1])
+
+
+def test_threads_0_follows_omp_num_threads(monkeypatch, s2t_bundle):
+    """threads 0: OMP_NUM_THREADS when it is a positive number, else onnxruntime's default."""
+    from slt_serve.onnx_session import CPU, intra_op_threads, open_session
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert (intra_op_threads(0), intra_op_threads(2)) == (3, 2)
+    session = open_session(s2t_bundle / "encoder.onnx", [CPU])
+    assert session.get_session_options().intra_op_num_threads == 3
+    for value in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert intra_op_threads(0) == 0
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert intra_op_threads(0) == 0
