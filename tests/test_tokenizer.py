@@ -81,6 +81,29 @@ def test_glosses_as_tokens_are_one_id_each_and_never_decoded():
     assert tok.tokenizer.token_to_id(gloss_token("REGEN")) not in tok.pieces("REGEN regnet")
 
 
+def test_characters_let_unspaced_text_share_the_glosses_pieces(tmp_path):
+    """Chinese: without `characters` BPE merges the unspaced text into pieces that the
+    space-separated glosses never use; with it, both are the same characters."""
+    texts = ["你们好！", "今天星期几？", "今天我想吃面条。", "他今年四岁。"] * 20
+    glosses = [["你们", "好"], ["今天", "星期", "多少"], ["今天", "我", "想", "面"], ["他", "今天"]]
+
+    def shared(tok: TextTokenizer) -> bool:
+        return set(tok.source_ids(["今天", "星期"])[:-2]) <= set(tok.target_ids("今天星期几？"))
+
+    merged = train_tokenizer(texts, glosses * 20, TokenizerOptions(vocab_size=200, lang="zh_CN"))
+    assert not shared(merged)
+    options = TokenizerOptions(vocab_size=200, lang="zh_CN", characters=True)
+    tok = train_tokenizer(texts + ["Guten Morgen"] * 20, glosses * 20, options)
+    assert shared(tok)
+    assert all(len(tok.tokenizer.id_to_token(i).strip("▁")) <= 1 for i in tok.pieces("今天星期几"))
+    assert len(tok.pieces("Morgen")) == 1  # other scripts still get sub-words
+    tok.save(tmp_path)  # what serving reads: the same pieces, the text back without spaces
+    again = TextTokenizer.load(tmp_path)
+    for text in texts[:4]:
+        assert again.target_ids(text) == tok.target_ids(text)
+        assert again.decode(again.target_ids(text)) == text
+
+
 def test_training_is_deterministic():
     a, b = _train(), _train()
     assert a.tokenizer.to_str() == b.tokenizer.to_str()

@@ -354,6 +354,7 @@ class TokenizerConfig(Section):
     glosses: Literal["text", "tokens"] = "text"  # G2T source: lowercased sub-words or one token each
     lang_token: str | None = None  # mBART language token; None: from data.lang (de → de_DE)
     lowercase: bool = False  # lowercase the text before splitting it
+    characters: bool = False  # Han/kana/Hangul characters one piece each (Chinese: see CSL-Daily)
 
 
 SHAPE_KEYS = ("encoder_layers", "decoder_layers", "d_model", "ffn", "heads")

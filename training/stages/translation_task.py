@@ -101,6 +101,7 @@ def make_tokenizer(
             lang=lang_token(cfg_tok, lang),
             glosses=cfg_tok.glosses,
             lowercase=cfg_tok.lowercase,
+            characters=cfg_tok.characters,
         )
         glosses = [c.glosses for c in train_clips] if with_glosses else []
         tok = train_tokenizer([c.text for c in train_clips], glosses, options)

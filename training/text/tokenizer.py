@@ -9,6 +9,11 @@ pruned mbart-large-cc25 tokenizer have the same layout and one wrapper reads bot
 Sequences follow mBART: the source is `tokens </s> LANG`, the decoder starts at
 `LANG` and the target is `tokens </s>`.
 
+Text without spaces between words (Chinese, Japanese) can be split into characters
+first (`characters=True`: every Han, kana or Hangul character one piece, never merged):
+otherwise the BPE merges whole unspaced sentences into pieces that the space-separated
+glosses (`▁今天`) never share with the text (`今天`), and G2T has nothing to copy.
+
 Glosses are encoded either as text (lowercased, split into the same sub-words as
 the text) or as their own tokens: added special tokens `<gloss:NAME>`, whose
 marker cannot clash with text (an added token is matched anywhere in the input,
@@ -25,7 +30,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from slt_serve.errors import SltError
 from slt_serve.tokenizer import (  # noqa: F401  (re-exported: training code imports them here)
@@ -46,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 GLOSS_MODES = ("text", "tokens")
 METASPACE = "▁"
+# the characters `characters=True` isolates: scripts written without spaces between words
+CHARACTERS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class TokenizerOptions:
     lang: str = "de_DE"  # the language token (mBART codes: de_DE, zh_CN, vi_VN, en_XX)
     glosses: str = "text"  # "text": glosses as lowercased sub-words; "tokens": one token a gloss
     lowercase: bool = False  # lowercase text (the corpora we score are lowercased already)
+    characters: bool = False  # Han/kana/Hangul characters one piece each (see the docstring)
 
     def verify(self) -> TokenizerOptions:
         if self.glosses not in GLOSS_MODES:
@@ -78,6 +86,9 @@ def _new_tokenizer(options: TokenizerOptions) -> tuple[Tokenizer, trainers.Train
     steps = [normalizers.NFC()] + ([normalizers.Lowercase()] if options.lowercase else [])
     tok.normalizer = normalizers.Sequence(steps)
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")
+    if options.characters:
+        split = pre_tokenizers.Split(Regex(CHARACTERS), behavior="isolated")
+        tok.pre_tokenizer = pre_tokenizers.Sequence([tok.pre_tokenizer, split])
     tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
     return tok, trainer
 
