@@ -114,12 +114,13 @@ def quantize_s2g(path: Path, spec: InputSpec, clips: Sequence[Path]) -> None:
             if clip is None:
                 return None
             frames = [runner.prepare(f)[0] for f in clip_frames(clip, spec, CALIBRATION_FRAMES)]
-            return {
-                "frames": normalise(np.stack(frames), spec),
-                "first_step": np.asarray(0, np.int64),
-            }
+            feeds = {"frames": normalise(np.stack(frames), spec)}
+            if "first_step" in inputs:  # graphs exported before it have no such input
+                feeds["first_step"] = np.asarray(0, np.int64)
+            return feeds
 
     runner = S2GRunner.open(path, spec, [CPU])  # its preprocessing, as served
+    inputs = runner.input_names
     check_calibration("two_stream" if runner.two_stream else "single_stream", clips)
     del runner.session
     with tempfile.TemporaryDirectory(prefix="s2g-int8-", dir=path.parent) as tmp:
