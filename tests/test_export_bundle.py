@@ -47,7 +47,8 @@ def test_single_stream_s2t_bundle_layout_manifest_and_parity(single):
     assert all(len(f.sha256) == 64 and f.bytes > 0 for f in m.files.values())
     assert m.digest == manifest_digest(m.to_json()) and m.digest.startswith("sha256:")
     p = m.parity
-    assert p.s2g.same_glosses == p.s2g.clips == 2
+    assert p.s2g.same_glosses == p.s2g.clips == 3  # 12, 21 frames and a whole window
+    assert p.s2g.frames[-1] == m.input.window_frames + 2 * m.input.context_frames
     assert p.translation.same_tokens == p.translation.sources == 3
     assert p.max_rel_diff < 1e-4
 
@@ -108,7 +109,7 @@ def test_int8_s2t_bundle_keeps_the_recogniser_float(tmp_path):
     assert not ops["s2g.onnx"] & {"DynamicQuantizeLinear", "MatMulInteger"}
     assert "MatMulInteger" in ops["decoder.onnx"]
     q = result.manifest.quantization
-    assert q.same_glosses == q.fp32_same_glosses == "2/2" and "encoder and decoder" in q.method
+    assert q.same_glosses == q.fp32_same_glosses == "3/3" and "encoder and decoder" in q.method
 
 
 def test_int8_g2t_bundle_reports_the_change_and_translates(g2t):
@@ -190,7 +191,7 @@ def test_two_stream_bundle_translates_frames_with_keypoints_like_pytorch(tmp_pat
     assert m.kind == "two_stream" and m.input.keypoints == tb.KEYPOINTS
     assert m.graphs.s2g.inputs == ("frames", "keypoints", "first_step")
     assert m.input.context_frames == 48  # S3D 31 + 3 laterals × (3 - 1) + head 8 = 45, to 4s
-    assert m.parity.s2g.same_glosses == 2
+    assert m.parity.s2g.same_glosses == 3
     frames = tb.random_video(20, seed=3)
     rng = np.random.default_rng(3)
     points = np.zeros((20, 133, 3), dtype=np.float32)  # the whole layout, in frame pixels
@@ -280,7 +281,7 @@ def test_slt_export_model_from_an_s2g_run_translates_its_videos(tmp_path):
     s2g.train(cfg)
     r = _slt("export", "model", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "single_stream s2g bundle" in r.stdout and "2/2 clips same glosses" in r.stdout
+    assert "single_stream s2g bundle" in r.stdout and "3/3 clips same glosses" in r.stdout
     translator = Translator.from_bundle(tmp_path / "bundle")
     assert translator.stage == "s2g" and translator.ctc_beam_size == 2
     assert "confidence: calibrated on" in r.stdout and translator.thresholds.calibrated
