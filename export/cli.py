@@ -82,6 +82,11 @@ def export_model(
     ),
     name: str = typer.Option(None, help="Bundle name in the manifest (default: the folder name)."),
     overwrite: bool = typer.Option(False, help="Replace an existing bundle at --out."),
+    window_check: bool = typer.Option(
+        True,
+        help="The parity check also runs one whole serving window (window + context frames "
+        "either side) through PyTorch and the bundle: minutes for a full-size TwoStream on a CPU.",
+    ),
     calibrate_clips: int = typer.Option(
         200,
         help="Dev clips the bundle translates to calibrate its confidence thresholds "
@@ -116,6 +121,7 @@ def export_model(
         calibration=tuple(Path(p) for p in discover(calibration or [])),
         overwrite=overwrite,
         window_frames=DEFAULT_WINDOW if window_frames is None else window_frames,
+        window_check=window_check,
     )
     result = export_run(run_dir, out, options, fps=fps, calibrate_clips=calibrate_clips)
     typer.echo(summary(result))

@@ -342,7 +342,7 @@ def _bundle_of_import(tmp, name: str, variant: str, run, *import_options):
     state = _variant_state(name, variant)
     checkpoint = write_reference_checkpoint(tmp / f"{name}.ckpt", state, s2g=False)
     _cli("import", "slrt", checkpoint, "--pretrained", kit_dir("tiny_mbart_de"), *import_options)
-    _cli("export", "model", run, "--out", tmp / "bundle")
+    _cli("export", "model", run, "--out", tmp / "bundle", "--no-window-check")  # full-size S3D
     return Translator.from_bundle(tmp / "bundle", TranslateOptions())
 
 
