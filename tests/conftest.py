@@ -48,3 +48,10 @@ def single():
     import tiny_bundles
 
     return tiny_bundles.shared("single", tiny_bundles.s2t_bundle)
+
+
+def pytest_collection_modifyitems(items):
+    """Files with `slow` tests first (order kept otherwise): under `pytest -n`, whose workers
+    take a file at a time, the long files start at once instead of finishing last."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
