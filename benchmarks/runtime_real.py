@@ -136,8 +136,8 @@ def profiled(name, arena):
     o.intra_op_num_threads, o.enable_cpu_mem_arena, o.log_severity_level = threads, arena, 3
     o.enable_profiling, o.profile_file_prefix = True, folder + "/" + name
     return ort.InferenceSession(bundle + "/" + name + ".onnx", o, providers=[CPU])
-t.s2g = S2GRunner(profiled("s2g", False), t.spec)
-t.seq2seq.decoder = profiled("decoder", False)
+t.s2g = S2GRunner(profiled("s2g", False), t.spec)  # arenas as the runtime opens them
+t.seq2seq.decoder = profiled("decoder", True)
 t.translate(video)  # warm-up of the profiled sessions
 t.translate(video)
 out = {}

@@ -202,8 +202,7 @@ class BatchView(Dataset):
 def _collate_one(
     items: list[list[TextExample]], pad_id: int, word_dropout: float = 0.0, unk_id: int = 0
 ) -> TextBatch:
-    batch = collate(items[0], pad_id)
-    return drop_source_words(batch, word_dropout, unk_id) if word_dropout else batch
+    return drop_source_words(collate(items[0], pad_id), word_dropout, unk_id)
 
 
 def batched_loader_args(
