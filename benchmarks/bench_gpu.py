@@ -242,19 +242,19 @@ def bound_seq2seq(seq2seq, device: str):
             held = [ort.OrtValue.ortvalue_from_numpy(a, device, 0) for a in cross.values()]
             for name, value in zip(cross, held):
                 binding.bind_ortvalue_input(name, value)
-            outputs = [o.name for o in self.decoder.get_outputs()]
+            feeding = self.feeding
 
             def step(tokens, past_keys, past_values):
                 binding.bind_cpu_input("input_ids", np.ascontiguousarray(tokens))
-                binding.bind_cpu_input("past_keys", np.ascontiguousarray(past_keys))
-                binding.bind_cpu_input("past_values", np.ascontiguousarray(past_values))
-                for name in outputs:
+                for name, value in feeding.past(past_keys, past_values).items():
+                    binding.bind_cpu_input(name, np.ascontiguousarray(value))
+                for name in feeding.outputs:
                     binding.bind_output(name)
                 self.decoder.run_with_iobinding(binding)
-                return binding.copy_outputs_to_cpu()
+                return feeding.unpack(binding.copy_outputs_to_cpu())
 
-            empty = self.cache.empty(source.shape[0] * beams)
-            return beam_search_scored(step, source.shape[0], (empty, empty.copy()), settings)
+            empty = feeding.empty(source.shape[0] * beams)
+            return beam_search_scored(step, source.shape[0], empty, settings)
 
     s = seq2seq
     return BoundSeq2Seq(s.encoder, s.decoder, s.cache, s.max_source, s.suffix)

@@ -83,7 +83,13 @@ from slt_serve.onnx_session import CPU
 from slt_serve.pose_mediapipe import NAME as MEDIAPIPE
 from slt_serve.pose_mediapipe import is_named as is_mediapipe
 from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
-from slt_serve.seq2seq import Ensemble, Seq2Seq, open_translation
+from slt_serve.seq2seq import (
+    Ensemble,
+    Seq2Seq,
+    decoder_inputs,
+    decoder_outputs,
+    open_translation,
+)
 from slt_serve.tokenizer import TextTokenizer
 from slt_serve.vocab import GlossVocab
 from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRecognizer
@@ -471,12 +477,11 @@ def _write_translation(tmp: Path, part: TranslationPart, sections: _Sections) ->
         members.append(EnsembleMember(**names, **_network_shapes(member)))
     part.tokenizer.save(tmp / TOKENIZER)
     source = mbart_onnx.ENCODER_INPUTS_S2T if reads_features else mbart_onnx.ENCODER_INPUTS_G2T
+    layers = model.mbart.config.decoder_layers
     graphs = sections.graphs.model_copy(
         update={
             "encoder": GraphIO(inputs=source, outputs=mbart_onnx.ENCODER_OUTPUTS),
-            "decoder": GraphIO(
-                inputs=mbart_onnx.DECODER_INPUTS, outputs=mbart_onnx.DECODER_OUTPUTS
-            ),
+            "decoder": GraphIO(inputs=decoder_inputs(layers), outputs=decoder_outputs(layers)),
         }
     )
     translation = Translation(
@@ -696,18 +701,9 @@ class _Parity:
         return hidden, first_logits, tokens
 
     def _first_step_logits(self, seq: Seq2Seq, encoded, mask, start_id: int) -> np.ndarray:
-        empty = seq.cache.empty(1)
-        logits, _, _ = seq.decoder.run(
-            None,
-            {
-                "input_ids": np.full((1, 1), start_id, dtype=np.int64),
-                "encoder_attention_mask": mask,
-                "cross_keys": encoded[1],
-                "cross_values": encoded[2],
-                "past_keys": empty,
-                "past_values": empty.copy(),
-            },
-        )
+        cross = seq.cross_inputs(mask, encoded[1], encoded[2], 1)
+        start = np.full((1, 1), start_id, dtype=np.int64)
+        logits, _, _ = seq.step(start, *seq.feeding.empty(1), cross)
         return logits
 
     def _check_translation(self, seq: Seq2Seq | Ensemble, report: _Report) -> None:
@@ -721,7 +717,7 @@ class _Parity:
             for i, net in enumerate(networks):
                 own = encoded[i] if isinstance(seq, Ensemble) else encoded
                 start = settings.decoder_start_id
-                logits = self._first_step_logits(net, own, net.source_mask(mask), start)
+                logits = self._first_step_logits(net, own, mask, start)
                 diffs += [_rel(own[0], want_hidden[i]), _rel(logits, want_logits[i])]
             tokens = seq.generate(source, mask, settings, encoded=encoded)[0]
             same += tokens == want_tokens

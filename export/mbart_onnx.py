@@ -9,16 +9,23 @@ language rows appended after each source's valid steps, ×√d_model (S2T); the
 manifest's `translation.source_suffix` tells the runtime how many rows that adds.
 
 decoder.onnx: one decoding step for N hypotheses: the last token of each, the
-source mask, the cross keys/values and the self-attention keys/values of the
-tokens so far → next-token logits and the self-attention keys/values with this
-step appended. Generation is linear in its length, and the runtime reorders the
-cache by beam with one `take` along axis 1.
+source mask, and per decoder layer the self-attention keys/values of the tokens so
+far and the cross-attention keys/values → next-token logits and each layer's
+self-attention keys/values with this step appended. Generation is linear in its
+length, and the runtime reorders each layer's cache by beam with one `take`.
 
-Past and cross keys/values travel as plain stacked tensors, (layers, N, heads,
-steps, head_dim), not as transformers' cache objects. The step is written here
-with the mBART modules' own weights (embeddings, layer norms, projections) in
-the order `MBartDecoderLayer` applies them; `export_translation` checks it
-against `TranslationModel.generate` (same tokens) before anything is kept.
+The caches travel one tensor per layer, (N, heads, steps, head_dim), under the
+names transformers' ONNX exports give them (`past_key_values.{i}.decoder.key`,
+`….encoder.value`, `present.{i}.decoder.key`), not as transformers' cache
+objects: each step then reads each layer's tensors where they are and writes one
+copy of the self-attention cache. Bundles before this stacked every layer in one
+(layers, N, heads, steps, head_dim) tensor (`past_keys`, `cross_keys`, …), which the
+graph split and re-stacked at every step: at mbart-large's size that copying was a
+quarter of the decoder's time. The runtime still reads those bundles
+(`slt_serve.seq2seq`). The step is written here with the mBART modules' own
+weights (embeddings, layer norms, projections) in the order `MBartDecoderLayer`
+applies them; `export_translation` checks it against `TranslationModel.generate`
+(same tokens) before anything is kept.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from transformers import MBartForConditionalGeneration
 
+from slt_serve.seq2seq import decoder_inputs, decoder_outputs
 from slt_training.models.translation import TranslationModel
 
 from .dynamo import export_graph
@@ -34,15 +42,6 @@ from .dynamo import export_graph
 ENCODER_INPUTS_G2T = ("input_ids", "attention_mask")
 ENCODER_INPUTS_S2T = ("features", "attention_mask")
 ENCODER_OUTPUTS = ("encoder_hidden", "cross_keys", "cross_values")
-DECODER_INPUTS = (
-    "input_ids",
-    "encoder_attention_mask",
-    "cross_keys",
-    "cross_values",
-    "past_keys",
-    "past_values",
-)
-DECODER_OUTPUTS = ("logits", "present_keys", "present_values")
 
 
 def _additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -88,7 +87,7 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderStep(nn.Module):
-    """One mBART decoding step with the self-attention cache as plain tensors."""
+    """One mBART decoding step with each layer's caches as plain tensors (`decoder_inputs`)."""
 
     def __init__(self, mbart: MBartForConditionalGeneration) -> None:
         super().__init__()
@@ -98,42 +97,33 @@ class DecoderStep(nn.Module):
         self.register_buffer("final_logits_bias", mbart.final_logits_bias, persistent=False)
         self.heads = mbart.config.decoder_attention_heads
 
-    def forward(
-        self,
-        input_ids: Tensor,
-        encoder_attention_mask: Tensor,
-        cross_keys: Tensor,
-        cross_values: Tensor,
-        past_keys: Tensor,
-        past_values: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, input_ids: Tensor, encoder_attention_mask: Tensor, *caches: Tensor):
+        """`caches`: per layer, past keys, past values, cross keys, cross values."""
         d = self.decoder
-        position = past_keys.shape[3]
+        position = caches[0].shape[2]
         positions = torch.full_like(input_ids, position) + d.embed_positions.offset
         h = d.embed_tokens(input_ids) + d.embed_positions.weight[positions]
         h = d.layernorm_embedding(h)
         cross_mask = _additive_mask(encoder_attention_mask, h.dtype)
-        new_keys, new_values = [], []
+        present = []
         for i, layer in enumerate(d.layers):
+            past_keys, past_values, cross_keys, cross_values = caches[4 * i : 4 * i + 4]
             attn = layer.self_attn
             x = layer.self_attn_layer_norm(h)
             q = _heads(attn.q_proj(x), self.heads)
-            k = torch.cat([past_keys[i], _heads(attn.k_proj(x), self.heads)], dim=2)
-            v = torch.cat([past_values[i], _heads(attn.v_proj(x), self.heads)], dim=2)
-            new_keys.append(k)
-            new_values.append(v)
+            k = torch.cat([past_keys, _heads(attn.k_proj(x), self.heads)], dim=2)
+            v = torch.cat([past_values, _heads(attn.v_proj(x), self.heads)], dim=2)
+            present += [k, v]
             h = h + attn.out_proj(_attend(q, k, v, None, attn.scaling))
             cross = layer.encoder_attn
             x = layer.encoder_attn_layer_norm(h)
             q = _heads(cross.q_proj(x), self.heads)
-            h = h + cross.out_proj(
-                _attend(q, cross_keys[i], cross_values[i], cross_mask, cross.scaling)
-            )
+            h = h + cross.out_proj(_attend(q, cross_keys, cross_values, cross_mask, cross.scaling))
             x = layer.final_layer_norm(h)
             h = h + layer.fc2(layer.activation_fn(layer.fc1(x)))
         h = d.layer_norm(h)
         logits = self.lm_head(h[:, -1]) + self.final_logits_bias
-        return logits, torch.stack(new_keys), torch.stack(new_values)
+        return (logits, *present)
 
 
 def source_suffix(model: TranslationModel) -> int:
@@ -142,11 +132,10 @@ def source_suffix(model: TranslationModel) -> int:
     return len(model.options.suffix_ids) if reference_s2t else 0
 
 
-def cache_shape(mbart: MBartForConditionalGeneration, n: int, steps: int) -> tuple[int, ...]:
-    """(layers, n, heads, steps, head_dim) of a keys/values stack."""
-    c = mbart.config
-    heads = c.decoder_attention_heads
-    return (c.decoder_layers, n, heads, steps, c.d_model // heads)
+def layer_cache_shape(mbart: MBartForConditionalGeneration, n: int, steps: int) -> tuple:
+    """(n, heads, steps, head_dim) of one layer's keys or values."""
+    heads = mbart.config.decoder_attention_heads
+    return (n, heads, steps, mbart.config.d_model // heads)
 
 
 def export_encoder(model: TranslationModel, opset: int | None = None):
@@ -177,20 +166,17 @@ def export_decoder(model: TranslationModel, opset: int | None = None):
     hyps = torch.export.Dim("hyps", min=1, max=4096)
     source = torch.export.Dim("source", min=2, max=4096)
     past = torch.export.Dim("past", min=0, max=4096)
+    layers = model.mbart.config.decoder_layers
+    caches, cache_axes = [], []
+    for _ in range(layers):
+        for steps, axis in ((p, past), (p, past), (s, source), (s, source)):
+            caches.append(torch.randn(layer_cache_shape(model.mbart, n, steps)))
+            cache_axes.append({0: hyps, 2: axis})
     example = (
         torch.full((n, 1), model.decoder_start_id, dtype=torch.long),
         torch.ones(n, s, dtype=torch.long),
-        torch.randn(cache_shape(model.mbart, n, s)),
-        torch.randn(cache_shape(model.mbart, n, s)),
-        torch.randn(cache_shape(model.mbart, n, p)),
-        torch.randn(cache_shape(model.mbart, n, p)),
+        *caches,
     )
-    shapes = {
-        "input_ids": {0: hyps},
-        "encoder_attention_mask": {0: hyps, 1: source},
-        "cross_keys": {1: hyps, 3: source},
-        "cross_values": {1: hyps, 3: source},
-        "past_keys": {1: hyps, 3: past},
-        "past_values": {1: hyps, 3: past},
-    }
-    return export_graph(step, example, list(DECODER_INPUTS), list(DECODER_OUTPUTS), shapes, opset)
+    shapes = ({0: hyps}, {0: hyps, 1: source}, tuple(cache_axes))  # *caches: one entry
+    names = list(decoder_inputs(layers)), list(decoder_outputs(layers))
+    return export_graph(step, example, *names, shapes, opset)

@@ -31,7 +31,9 @@ Greedy search (`num_beams` 1) is the same under both rules.
 
 `step(tokens, past_keys, past_values)` runs the decoder on the last token of each
 hypothesis (N = sources × beams) and returns (logits (N, V), keys, values) with
-that step appended; the cache is reordered by beam along axis 1. An ensemble's
+that step appended; the cache is reordered by beam: `Layers` (one (N, heads, steps,
+head_dim) array a layer) along axis 0, a stacked array (layers, N, …) along axis 1,
+and not at all on a step where every hypothesis continues itself (greedy search). An ensemble's
 step (`slt_serve.seq2seq.Ensemble`) passes lists of caches, one per network, each
 reordered the same way, and returns `mean_probability_logits` of its networks.
 """
@@ -94,10 +96,17 @@ def mean_probability_logits(logits: list[np.ndarray]) -> np.ndarray:
         return np.log(probs).astype(np.float32, copy=False)
 
 
+class Layers(list):
+    """A cache of one (N, heads, steps, head_dim) array a decoder layer."""
+
+
 def reorder(cache, flat: np.ndarray):
-    """A cache (an array, or a list of them for an ensemble) with hypotheses `flat` along axis 1."""
+    """A cache with hypotheses `flat`: `Layers` along axis 0, a stacked array along axis 1,
+    a plain list (an ensemble's, one cache a network) each."""
     if isinstance(cache, np.ndarray):
         return cache[:, flat]
+    if isinstance(cache, Layers):
+        return Layers(layer[flat] for layer in cache)
     return [reorder(c, flat) for c in cache]
 
 
@@ -160,6 +169,7 @@ def beam_search_scored(
     beams = _Beams.start(b, s)
     keys, values = empty_cache
     offsets = (np.arange(b) * nb)[:, None]
+    same = np.arange(b * nb)
     cur = 1
     while True:
         logits, keys, values = step(beams.running[:, :, cur - 1].reshape(-1, 1), keys, values)
@@ -168,7 +178,8 @@ def beam_search_scored(
         just = ends & (np.arange(2 * nb) < nb)[None, :]  # among the first `beams` only
         _finish(beams, cand, cand_scores, just, cur, cur + 1, s)
         flat = (origin + offsets).reshape(-1)  # the cache follows the beams that run on
-        keys, values = reorder(keys, flat), reorder(values, flat)
+        if (flat != same).any():
+            keys, values = reorder(keys, flat), reorder(values, flat)
         # 4.11.3 bounds by the best candidate (EOS ones too), 5.x by the best running beam
         best = cand_scores[:, :1] if s.reference else beams.running_scores[:, :1]
         best = best / np.float32(float(cur) ** s.length_penalty)

@@ -2,6 +2,9 @@
 
 `Seq2Seq.generate` encodes a batch of sources, repeats the encoder's cross-attention
 keys/values for every beam, and runs `beam_search` with decoder.onnx as its step.
+decoder.onnx takes each layer's caches as its own tensor (`slt_export.mbart_onnx`);
+a bundle exported before that takes them stacked, (layers, N, heads, steps, head_dim),
+and `Seq2Seq` feeds whichever its graph's inputs name (`DecoderCache`).
 Where the encoder appends rows after each source (`Translation.source_suffix`), the
 decoder's source mask is the source's, extended by them (`source_mask`).
 The export's parity check runs this same code against `TranslationModel.generate`.
@@ -22,23 +25,96 @@ from pathlib import Path
 
 import numpy as np
 
-from slt_serve.beam_search import BeamSettings, beam_search_scored, mean_probability_logits
+from slt_serve.beam_search import (
+    BeamSettings,
+    Layers,
+    beam_search_scored,
+    mean_probability_logits,
+)
 from slt_serve.bundle import DECODER, ENCODER
 from slt_serve.errors import SltError
 from slt_serve.manifest import Translation
 from slt_serve.onnx_session import open_session
 
+CACHE_INPUTS = ("decoder.key", "decoder.value", "encoder.key", "encoder.value")
+
+
+def decoder_inputs(layers: int) -> tuple[str, ...]:
+    """decoder.onnx's inputs: the token, the source mask, then each layer's caches."""
+    cache = [f"past_key_values.{i}.{name}" for i in range(layers) for name in CACHE_INPUTS]
+    return ("input_ids", "encoder_attention_mask", *cache)
+
+
+def decoder_outputs(layers: int) -> tuple[str, ...]:
+    """decoder.onnx's outputs: next-token logits, then each layer's self-attention cache."""
+    cache = [f"present.{i}.decoder.{kv}" for i in range(layers) for kv in ("key", "value")]
+    return ("logits", *cache)
+
 
 @dataclass(frozen=True)
 class CacheShape:
-    """Decoder key/value stacks are (layers, N, heads, steps, head_dim)."""
+    """A layer's decoder keys/values are (N, heads, steps, head_dim)."""
 
     layers: int
     heads: int
     head_dim: int
 
-    def empty(self, n: int) -> np.ndarray:
-        return np.zeros((self.layers, n, self.heads, 0, self.head_dim), dtype=np.float32)
+
+class DecoderCache:
+    """How a decoder.onnx takes its caches: one tensor per layer and kind (`past_key_values
+    .{i}.decoder.key`, …; the beam search reorders `Layers`), or, in bundles exported
+    before, every layer stacked in `past_keys` / `past_values` / `cross_keys` /
+    `cross_values` (reordered along axis 1)."""
+
+    def __init__(self, decoder, shape: CacheShape) -> None:
+        self.shape = shape
+        self.stacked = "past_keys" in {i.name for i in decoder.get_inputs()}
+        stacked_outputs = ["logits", "present_keys", "present_values"]
+        self.outputs = stacked_outputs if self.stacked else list(decoder_outputs(shape.layers))
+        inputs = decoder_inputs(shape.layers)[2:]
+        self.names = [inputs[i : i + 4] for i in range(0, len(inputs), 4)]
+
+    def empty(self, n: int):
+        """(keys, values) of n hypotheses with no steps yet."""
+        s = self.shape
+        if self.stacked:
+            zeros = np.zeros((s.layers, n, s.heads, 0, s.head_dim), dtype=np.float32)
+            return zeros, zeros.copy()
+        zeros = np.zeros((n, s.heads, 0, s.head_dim), dtype=np.float32)
+        return Layers([zeros] * s.layers), Layers([zeros] * s.layers)
+
+    def cross(self, keys: np.ndarray, values: np.ndarray, beams: int) -> dict[str, np.ndarray]:
+        """The encoder's stacked cross keys/values, one row per beam, as the graph's feeds."""
+        if self.stacked:
+            return {
+                "cross_keys": np.repeat(keys, beams, axis=1),
+                "cross_values": np.repeat(values, beams, axis=1),
+            }
+        feeds = {}
+        for names, k, v in zip(self.names, keys, values):
+            feeds[names[2]] = np.repeat(k, beams, axis=0)
+            feeds[names[3]] = np.repeat(v, beams, axis=0)
+        return feeds
+
+    def past(self, keys, values) -> dict[str, np.ndarray]:
+        """The self-attention caches as the graph's feeds."""
+        if self.stacked:
+            return {"past_keys": keys, "past_values": values}
+        feeds = {}
+        for names, k, v in zip(self.names, keys, values):
+            feeds[names[0]], feeds[names[1]] = k, v
+        return feeds
+
+    def unpack(self, outputs: list) -> tuple:
+        """The graph's outputs (in `outputs` order) → (logits, keys, values)."""
+        if self.stacked:
+            return tuple(outputs)
+        return outputs[0], Layers(outputs[1::2]), Layers(outputs[2::2])
+
+    def run(self, decoder, tokens, past_keys, past_values, fixed: dict) -> tuple:
+        """One step: (logits, keys, values) with this step appended."""
+        feeds = {"input_ids": tokens} | self.past(past_keys, past_values) | fixed
+        return self.unpack(decoder.run(self.outputs, feeds))
 
 
 class Seq2Seq:
@@ -48,6 +124,7 @@ class Seq2Seq:
         self, encoder, decoder, cache: CacheShape, max_source: int, suffix: int = 0
     ) -> None:
         self.encoder, self.decoder, self.cache = encoder, decoder, cache
+        self.feeding = DecoderCache(decoder, cache)
         self.source_name = encoder.get_inputs()[0].name  # "features" (S2T) or "input_ids" (G2T)
         self.max_source = max_source  # longest source, the suffix rows not counted
         self.suffix = suffix  # rows the encoder appends after each source's valid steps
@@ -100,11 +177,12 @@ class Seq2Seq:
     def cross_inputs(self, mask, keys, values, beams: int) -> dict[str, np.ndarray]:
         """The decoder's per-call inputs (source mask, cross-attention keys/values), one row
         per beam: the same at every step of the search."""
-        return {
-            "encoder_attention_mask": np.repeat(self.source_mask(mask), beams, axis=0),
-            "cross_keys": np.repeat(keys, beams, axis=1),
-            "cross_values": np.repeat(values, beams, axis=1),
-        }
+        source_mask = np.repeat(self.source_mask(mask), beams, axis=0)
+        return {"encoder_attention_mask": source_mask} | self.feeding.cross(keys, values, beams)
+
+    def step(self, tokens, past_keys, past_values, cross: dict) -> tuple:
+        """decoder.onnx once: (logits, keys, values) with this step appended."""
+        return self.feeding.run(self.decoder, tokens, past_keys, past_values, cross)
 
     def generate_scored(
         self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
@@ -115,11 +193,10 @@ class Seq2Seq:
         cross = self.cross_inputs(mask, keys, values, beams)
 
         def step(tokens, past_keys, past_values):
-            feeds = {"input_ids": tokens, "past_keys": past_keys, "past_values": past_values}
-            return self.decoder.run(None, feeds | cross)
+            return self.step(tokens, past_keys, past_values, cross)
 
-        empty = self.cache.empty(source.shape[0] * beams)
-        return beam_search_scored(step, source.shape[0], (empty, empty.copy()), settings)
+        empty = self.feeding.empty(source.shape[0] * beams)
+        return beam_search_scored(step, source.shape[0], empty, settings)
 
 
 class Ensemble:
@@ -167,14 +244,14 @@ class Ensemble:
 
         def step(tokens, past_keys, past_values):
             outs = [
-                n.decoder.run(None, {"input_ids": tokens, "past_keys": k, "past_values": v} | c)
+                n.step(tokens, k, v, c)
                 for n, k, v, c in zip(self.networks, past_keys, past_values, crosses)
             ]
             logits = mean_probability_logits([o[0] for o in outs])
             return logits, [o[1] for o in outs], [o[2] for o in outs]
 
-        empty = [n.cache.empty(source.shape[0] * beams) for n in self.networks]
-        cache = (empty, [e.copy() for e in empty])
+        empty = [n.feeding.empty(source.shape[0] * beams) for n in self.networks]
+        cache = ([keys for keys, _ in empty], [values for _, values in empty])
         return beam_search_scored(step, source.shape[0], cache, settings)
 
 

@@ -84,6 +84,74 @@ def test_numpy_beam_search_matches_transformers_generate(single):
         assert seq.generate(source, mask, settings)[0] == want[0].tolist()
 
 
+class _StackedStep(torch.nn.Module):
+    """The decoder graph as bundles before per-layer caches took it: every layer's caches
+    stacked in one (layers, N, heads, steps, head_dim) tensor each."""
+
+    def __init__(self, mbart) -> None:
+        super().__init__()
+        from slt_export.mbart_onnx import DecoderStep
+
+        self.step = DecoderStep(mbart)
+
+    def forward(self, input_ids, mask, cross_keys, cross_values, past_keys, past_values):
+        caches = []
+        for layer in zip(past_keys, past_values, cross_keys, cross_values):
+            caches += layer
+        logits, *present = self.step(input_ids, mask, *caches)
+        return logits, torch.stack(present[0::2]), torch.stack(present[1::2])
+
+
+def test_decoder_takes_each_layers_cache_and_stacked_bundles_still_translate(single, tmp_path):
+    from slt_export.dynamo import export_graph
+
+    result, _, model, _ = single
+    m = result.manifest.translation
+    decoder = open_session(result.path / "decoder.onnx", [CPU])
+    names = [i.name for i in decoder.get_inputs()]
+    assert tuple(names) == result.manifest.graphs.decoder.inputs
+    assert len(names) == 2 + 4 * m.decoder_layers
+    assert names[2:6] == [
+        "past_key_values.0.decoder.key",
+        "past_key_values.0.decoder.value",
+        "past_key_values.0.encoder.key",
+        "past_key_values.0.encoder.value",
+    ]
+    # the same step exported as bundles before took it, every layer stacked
+    hyps, source, past = (torch.export.Dim(x, min=m) for x, m in (("h", 1), ("s", 2), ("p", 0)))
+    cross, cache = {1: hyps, 3: source}, {1: hyps, 3: past}
+    stack = (m.decoder_layers, 3, m.heads)
+    example = (
+        torch.zeros(3, 1, dtype=torch.long),
+        torch.ones(3, 5, dtype=torch.long),
+        *(torch.randn(*stack, 5, m.head_dim) for _ in range(2)),
+        *(torch.randn(*stack, 4, m.head_dim) for _ in range(2)),
+    )
+    inputs = ["input_ids", "encoder_attention_mask", "cross_keys", "cross_values"]
+    inputs += ["past_keys", "past_values"]
+    proto = export_graph(
+        _StackedStep(model.mbart).eval(),
+        example,
+        inputs,
+        ["logits", "present_keys", "present_values"],
+        ({0: hyps}, {0: hyps, 1: source}, cross, cross, cache, cache),
+    )
+    (tmp_path / "stacked.onnx").write_bytes(proto.SerializeToString())
+    stacked = open_session(tmp_path / "stacked.onnx", [CPU])
+    encoder = open_session(result.path / "encoder.onnx", [CPU])
+    shape = CacheShape(m.decoder_layers, m.heads, m.head_dim)
+    per_layer, old = Seq2Seq(encoder, decoder, shape, 256), Seq2Seq(encoder, stacked, shape, 256)
+    assert not per_layer.feeding.stacked and old.feeding.stacked
+    sources = np.random.default_rng(3).standard_normal((2, 7, tb.HIDDEN)).astype(np.float32)
+    mask = np.ones((2, 7), dtype=np.int64)
+    for beams in (3, 1):
+        settings = BeamSettings(beams, 1.0, 12, model.decoder_start_id, model.eos_id, 1)
+        new_scored = per_layer.generate_scored(sources, mask, settings)
+        old_scored = old.generate_scored(sources, mask, settings)
+        assert [t for t, _ in new_scored] == [t for t, _ in old_scored]
+        assert [s for _, s in new_scored] == pytest.approx([s for _, s in old_scored], abs=1e-5)
+
+
 def test_beam_search_batches_sources_like_one_at_a_time(single):
     result, _, model, _ = single
     m = result.manifest.translation
