@@ -168,6 +168,11 @@ def main() -> None:
         help="--size real: 4 s clips whose glosses the int8 and fp32 recognisers must share",
     )  # fmt: skip
     parser.add_argument(
+        "--video",
+        help="--size real: time this real clip, its frames repeated to --seconds at its own "
+        "size and frame rate, instead of the generated one (a square moving on noise)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="--size real: also the int8 bundle's kernel time by op type (onnxruntime profiler)",

@@ -10,8 +10,11 @@ DIR`: float (`DIR/fp32`), `quantize="int8"` (`DIR/int8`: static int8 S3D calibra
 (`DIR/int8-text`: s2g.onnx float); a second run finds them there and skips the export
 (several minutes each on 2 cores).
 
-Each row translates the same clip (`--seconds` of 224² H.264, a bright square moving
-on noise) in a fresh torch-free process: the bundle loaded (RSS), one
+Each row translates the same clip in a fresh torch-free process: `--seconds` of 224²
+H.264, a bright square moving on noise (~4.7 Mbit/s: a worst case for the video
+decoder, ~0.45 s of a 10 s clip), or with `--video FILE` a real clip's frames
+repeated to `--seconds` at its own size and rate and re-encoded (the runtime decodes
+and resizes it as it would a user's upload): the bundle loaded (RSS), one
 `Translator.translate` after a first one (stage times and real-time factor of the second,
 as a serving process's later requests run; `1st RTF`: the first request's), peak RSS =
 VmHWM over both, and its
@@ -251,6 +254,17 @@ def clip(path: Path, seconds: float, fps: float, seed: int = 1) -> None:
     write_video(path, video, fps)
 
 
+def repeated(source: Path, path: Path, seconds: float) -> None:
+    """`source`'s frames, repeated until `seconds` long, as H.264 at its own size and rate."""
+    from slt_serve.video import probe, read_frames, write_video
+
+    fps = probe(source).fps
+    frames = read_frames(source)
+    frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # even sides
+    count = int(round(seconds * fps))
+    write_video(path, (frames[i % len(frames)] for i in range(count)), fps)
+
+
 def run_row(bundle: Path, video: Path, threads: int, window, context, arena) -> dict:
     argument = json.dumps([str(bundle), str(video), threads, window, context, arena])
     done = subprocess.run(
@@ -354,9 +368,10 @@ def same(a: dict, b: dict) -> str:
 def report(
     args, frames: int, results: list, whole: dict | None, cost, agreeing, quantization, load
 ) -> None:
+    source = f"{Path(args.video).name} repeated" if args.video else f"{SIZE}² square on noise"
     print(
-        f"bench_runtime --size real: {args.seconds:g} s clip at {args.fps:g} fps ({frames} frames, "
-        f"{SIZE}²); S3D width 1 + head 512 ({GLOSSES} glosses), mBART 12+12 d 1024 "
+        f"bench_runtime --size real: {args.seconds:g} s clip ({source}) at {args.fps:g} fps "
+        f"({frames} frames at {SIZE}²); S3D width 1 + head 512 ({GLOSSES} glosses), mBART 12+12 d 1024 "
         f"({TOKENS} pieces), beams 5, max length 60; {args.threads} threads; one fresh "
         "torch-free process a row, timed on its second request"
     )
@@ -419,9 +434,14 @@ def main(args) -> None:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench-real-"))
     cache.mkdir(parents=True, exist_ok=True)
     bundles = build(cache, args.fps)
-    video = cache / f"clip-{args.seconds:g}s.mp4"
-    if not video.exists():
-        clip(video, args.seconds, args.fps)
+    if args.video:
+        video = cache / f"clip-{Path(args.video).stem}-{args.seconds:g}s.mp4"
+        if not video.exists():
+            repeated(Path(args.video), video, args.seconds)
+    else:
+        video = cache / f"clip-{args.seconds:g}s.mp4"
+        if not video.exists():
+            clip(video, args.seconds, args.fps)
     results = []
     load = [os.getloadavg()[0]]
     for row in rows((DEFAULT_WINDOW, DEFAULT_CONTEXT)):
