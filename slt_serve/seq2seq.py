@@ -111,10 +111,25 @@ class DecoderCache:
             return tuple(outputs)
         return outputs[0], Layers(outputs[1::2]), Layers(outputs[2::2])
 
-    def run(self, decoder, tokens, past_keys, past_values, fixed: dict) -> tuple:
+    def run(self, decoder, tokens, past_keys, past_values, fixed: dict, options=None) -> tuple:
         """One step: (logits, keys, values) with this step appended."""
         feeds = {"input_ids": tokens} | self.past(past_keys, past_values) | fixed
-        return self.unpack(decoder.run(self.outputs, feeds))
+        return self.unpack(decoder.run(self.outputs, feeds, options))
+
+    def shrink_arena(self, decoder) -> None:
+        """Hand the decoder's memory arena back to the system but for what one hypothesis
+        needs: a one-step run with onnxruntime's arena shrinkage. After a search the arena
+        holds its largest step's buffers (~115 MB at mbart-large's size), which the next
+        request's recogniser would otherwise add to its peak."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        s = self.shape
+        zeros = np.zeros((s.layers, 1, s.heads, 2, s.head_dim), dtype=np.float32)
+        fixed = {"encoder_attention_mask": np.ones((1, 2), dtype=np.int64)}
+        fixed |= self.cross(zeros, zeros, 1)
+        self.run(decoder, np.zeros((1, 1), dtype=np.int64), *self.empty(1), fixed, options)
 
 
 class Seq2Seq:
@@ -184,6 +199,10 @@ class Seq2Seq:
         """decoder.onnx once: (logits, keys, values) with this step appended."""
         return self.feeding.run(self.decoder, tokens, past_keys, past_values, cross)
 
+    def release_memory(self) -> None:
+        """After a search: the decoder's arena shrunk to one hypothesis's (`DecoderCache`)."""
+        self.feeding.shrink_arena(self.decoder)
+
     def generate_scored(
         self, source: np.ndarray, mask: np.ndarray, settings: BeamSettings, encoded=None
     ) -> list[tuple[list[int], float]]:
@@ -208,6 +227,10 @@ class Ensemble:
         self.source_name = networks[0].source_name
         self.max_source = min(n.max_source for n in networks)
         self.encoder = networks[0].encoder  # the first graph, for its provider
+
+    def release_memory(self) -> None:
+        for network in self.networks:
+            network.release_memory()
 
     def sources(self, source: np.ndarray) -> list[np.ndarray]:
         """Each network's source: its own feature columns (S2T), or the same ids (G2T)."""

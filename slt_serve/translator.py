@@ -482,5 +482,6 @@ class Translator:
             ids, score = self.seq2seq.generate_scored(
                 source, mask, self.generation, encoded=encoded
             )[0]
+            self.seq2seq.release_memory()
         release_free_memory()  # the search's caches, before the next request's recogniser
         return self.tokenizer.decode(ids), score
