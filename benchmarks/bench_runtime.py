@@ -168,6 +168,10 @@ def main() -> None:
         help="--size real: 4 s clips whose glosses the int8 and fp32 recognisers must share",
     )  # fmt: skip
     parser.add_argument(
+        "--warm", type=int, default=3,
+        help="--size real: requests timed after each row's first (the median is shown)",
+    )  # fmt: skip
+    parser.add_argument(
         "--video",
         help="--size real: time this real clip, its frames repeated to --seconds at its own "
         "size and frame rate, instead of the generated one (a square moving on noise)",

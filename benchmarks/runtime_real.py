@@ -14,17 +14,18 @@ Each row translates the same clip in a fresh torch-free process: `--seconds` of 
 H.264, a bright square moving on noise (~4.7 Mbit/s: a worst case for the video
 decoder, ~0.45 s of a 10 s clip), or with `--video FILE` a real clip's frames
 repeated to `--seconds` at its own size and rate and re-encoded (the runtime decodes
-and resizes it as it would a user's upload): the bundle loaded (RSS), one
-`Translator.translate` after a first one (stage times and real-time factor of the second,
-as a serving process's later requests run; `1st RTF`: the first request's), peak RSS =
-VmHWM over both, and its
+and resizes it as it would a user's upload): the bundle loaded (RSS), `--warm`
+`Translator.translate` calls after a first one (stage times and real-time factor of the
+median one, as a serving process's later requests run; `RTF range`: the lowest and
+highest of them, which move ±10 % on a quiet CPU; `1st RTF`: the first request's), peak
+RSS = VmHWM over all of them, and the median's
 glosses and text, compared with the int8 row at the runtime's defaults. Rows: the three
 bundles at the defaults (window DEFAULT_WINDOW + DEFAULT_CONTEXT, s2g without a
 memory arena) and smaller windows for a ~1.5 GB budget; then (`--whole-seconds`) the
 smallest window against one s2g run over a shorter clip. Where the peak is: the RSS
 before and the peak during the recogniser's and the decoder's runs (VmHWM reset through
 /proc/self/clear_refs before each). `cpu s` is the row process's
-user + system time: on a CPU shared with other work, wall time (and RTF) grows with the
+user + system time a timed request: on a CPU shared with other work, wall time (and RTF) grows with the
 load and CPU time much less, so compare rows by both. int8 vs float recogniser: the
 glosses of `--agreement-clips` more generated clips (4 s each, not the calibration
 ones) through the int8 and the fp32 bundle's s2g.onnx (`s2g_quantize.same_glosses`).
@@ -102,7 +103,7 @@ from slt_serve.onnx_session import open_session
 from slt_serve.s2g import S2GRunner
 from slt_serve.translator import TranslateOptions, Translator
 
-bundle, video, threads, window, context, arena = json.loads(sys.argv[1])
+bundle, video, threads, window, context, arena, warm = json.loads(sys.argv[1])
 t = Translator.from_bundle(bundle, TranslateOptions(device="cpu", threads=threads))
 spec = t.spec.model_copy(update={"window_frames": window, "context_frames": context})
 session = t.s2g.session
@@ -113,10 +114,11 @@ t.seq2seq.decoder = Stage("decoder", t.seq2seq.decoder)
 loaded = mb("VmRSS")
 first = t.translate(video).timings_ms  # the process's first request: onnxruntime's first runs
 started = cpu()
-r = t.translate(video)  # what a serving process's later requests take
+later = [t.translate(video) for _ in range(warm)]  # what a serving process's later requests take
+r = sorted(later, key=lambda x: x.timings_ms["total"])[len(later) // 2]  # the median one
 print(json.dumps({"loaded_mb": loaded, "peak_mb": max(peaks.pop("all"), mb("VmHWM")),
-                  "first": first,
-                  "torch": "torch" in sys.modules, "cpu_s": cpu() - started, "stages": peaks,
+                  "first": first, "totals": [x.timings_ms["total"] for x in later],
+                  "torch": "torch" in sys.modules, "cpu_s": (cpu() - started) / warm, "stages": peaks,
                   "gloss": r.gloss, "text": r.text, "timings": r.timings_ms, "duration": r.duration_s,
                   "window": t.s2g.spec.window_frames, "context": t.s2g.spec.context_frames}))
 """
@@ -265,8 +267,8 @@ def repeated(source: Path, path: Path, seconds: float) -> None:
     write_video(path, (frames[i % len(frames)] for i in range(count)), fps)
 
 
-def run_row(bundle: Path, video: Path, threads: int, window, context, arena) -> dict:
-    argument = json.dumps([str(bundle), str(video), threads, window, context, arena])
+def run_row(bundle: Path, video: Path, threads: int, window, context, arena, warm=1) -> dict:
+    argument = json.dumps([str(bundle), str(video), threads, window, context, arena, warm])
     done = subprocess.run(
         [sys.executable, "-c", ROW, argument], capture_output=True, text=True, check=False
     )
@@ -365,6 +367,11 @@ def same(a: dict, b: dict) -> str:
     return "/".join("same" if a[k] == b[k] else "DIFFERENT" for k in ("gloss", "text"))
 
 
+def rtf_range(row: dict) -> str:
+    rtf = [total / 1e3 / row["duration"] for total in row["totals"]]
+    return f"{min(rtf):.3f}–{max(rtf):.3f}"
+
+
 def report(
     args, frames: int, results: list, whole: dict | None, cost, agreeing, quantization, load
 ) -> None:
@@ -373,12 +380,13 @@ def report(
         f"bench_runtime --size real: {args.seconds:g} s clip ({source}) at {args.fps:g} fps "
         f"({frames} frames at {SIZE}²); S3D width 1 + head 512 ({GLOSSES} glosses), mBART 12+12 d 1024 "
         f"({TOKENS} pieces), beams 5, max length 60; {args.threads} threads; one fresh "
-        "torch-free process a row, timed on its second request"
+        f"torch-free process a row, timed on {args.warm} requests after its first (the median)"
     )
     print()
     head = (
         f"{'row':<40}{'loaded MB':>10}{'peak MB':>9}{'s2g s':>8}{'enc s':>7}{'dec s':>7}"
-        f"{'total s':>9}{'RTF':>7}{'1st RTF':>8}{'cpu s':>7}{'s2g pk':>8}{'pre':>6}{'dec pk':>8}"
+        f"{'total s':>9}{'RTF':>7}{'RTF range':>12}{'1st RTF':>8}{'cpu s':>7}{'s2g pk':>8}"
+        f"{'pre':>6}{'dec pk':>8}"
         "  glosses/text vs row 2"
     )
     print(head)
@@ -388,7 +396,7 @@ def report(
         print(
             f"{label:<40}{r['loaded_mb']:>10.0f}{r['peak_mb']:>9.0f}{t['s2g'] / 1e3:>8.2f}"
             f"{t['encoder'] / 1e3:>7.2f}{t['decoder'] / 1e3:>7.2f}{t['total'] / 1e3:>9.2f}"
-            f"{t['total'] / 1e3 / r['duration']:>7.3f}"
+            f"{t['total'] / 1e3 / r['duration']:>7.3f}{rtf_range(r):>12}"
             f"{r['first']['total'] / 1e3 / r['duration']:>8.3f}{r['cpu_s']:>7.1f}"
             f"{r['stages']['s2g'][0]:>8.0f}{r['stages']['s2g'][1]:>6.0f}"
             f"{r['stages']['decoder'][0]:>8.0f}  {same(r, ref)}"
@@ -446,7 +454,7 @@ def main(args) -> None:
     load = [os.getloadavg()[0]]
     for row in rows((DEFAULT_WINDOW, DEFAULT_CONTEXT)):
         print(f"row: {row[0]} …", flush=True)
-        results.append((row, run_row(bundles[row[1]], video, args.threads, *row[2:])))
+        results.append((row, run_row(bundles[row[1]], video, args.threads, *row[2:], args.warm)))
     whole = None
     if args.whole_seconds:  # the same windows against one run over a shorter clip
         short = cache / f"clip-{args.whole_seconds:g}s.mp4"
