@@ -56,7 +56,8 @@ def open_session(
     arena=False: no CPU memory arena, so each run's tensors go back to the system when the
     run ends instead of staying reserved at the largest run's size (`S2GRunner`: a window's
     activations, hundreds of MB at 224²). The decoder keeps its arena: its steps reuse the
-    cache-sized buffers (~110 MB at real size, held between requests) and run ~15 % faster."""
+    cache-sized buffers and run ~15 % faster; `Seq2Seq.release_memory` shrinks it after
+    each search."""
     import onnxruntime as ort
 
     ort.disable_telemetry_events()
