@@ -109,7 +109,8 @@ spec = t.spec.model_copy(update={"window_frames": window, "context_frames": cont
 session = t.s2g.session
 if arena is not None:  # another arena setting than the runtime's
     session = open_session(bundle + "/s2g.onnx", ["CPUExecutionProvider"], threads, arena)
-t.s2g = S2GRunner(Stage("s2g", session), spec)
+stem = Stage("s2g", t.s2g.stem) if t.s2g.stem is not None else None  # int8: the stem apart
+t.s2g = S2GRunner(Stage("s2g", session), spec, stem)
 t.seq2seq.decoder = Stage("decoder", t.seq2seq.decoder)
 loaded = mb("VmRSS")
 first = t.translate(video).timings_ms  # the process's first request: onnxruntime's first runs
@@ -141,16 +142,18 @@ def profiled(name, arena):
     o.intra_op_num_threads, o.enable_cpu_mem_arena, o.log_severity_level = threads, arena, 3
     o.enable_profiling, o.profile_file_prefix = True, folder + "/" + name
     return ort.InferenceSession(bundle + "/" + name + ".onnx", o, providers=[CPU])
-t.s2g = S2GRunner(profiled("s2g", False), t.spec)  # arenas as the runtime opens them
+stem = profiled("s2g_stem", False) if t.s2g.stem is not None else None
+t.s2g = S2GRunner(profiled("s2g", False), t.spec, stem)  # arenas as the runtime opens them
 t.seq2seq.decoder = profiled("decoder", True)
 t.translate(video)  # warm-up of the profiled sessions
 t.translate(video)
 out = {}
-for name, session in (("s2g", t.s2g.session), ("decoder", t.seq2seq.decoder)):
+for name, sessions in (("s2g", [t.s2g.session, stem]), ("decoder", [t.seq2seq.decoder])):
     ops = collections.Counter()
-    for e in json.load(open(session.end_profiling())):
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            ops[e["args"]["op_name"]] += e["dur"] / 1e3 / 2  # ms a request (2 profiled)
+    for session in filter(None, sessions):
+        for e in json.load(open(session.end_profiling())):
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                ops[e["args"]["op_name"]] += e["dur"] / 1e3 / 2  # ms a request (2 profiled)
     out[name] = ops.most_common()
 print(json.dumps(out))
 """

@@ -82,7 +82,7 @@ from slt_serve.manifest import (
 from slt_serve.onnx_session import CPU
 from slt_serve.pose_mediapipe import NAME as MEDIAPIPE
 from slt_serve.pose_mediapipe import is_named as is_mediapipe
-from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
+from slt_serve.s2g import FEATURE_STRIDE, STEM_GRAPH, S2GRunner
 from slt_serve.seq2seq import (
     Ensemble,
     Seq2Seq,
@@ -96,7 +96,7 @@ from slt_training.models.recognition import SingleStreamRecognizer, TwoStreamRec
 from slt_training.models.translation import GenerateOptions, TranslationModel
 from slt_training.models.translation_ensemble import TranslationEnsemble
 
-from . import mbart_onnx, s2g_onnx, s2g_quantize
+from . import mbart_onnx, s2g_onnx, s2g_quantize, s2g_stem
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +391,8 @@ def _write(tmp: Path, plan: _Plan, name: str, metrics: dict) -> Manifest:
         sections = _write_translation(tmp, plan.translation, sections)
     parity = _check_parity(tmp, plan, sections)
     quantization = _quantize(tmp, plan, sections, parity) if plan.options.quantize else None
+    if (tmp / STEM_GRAPH).is_file():
+        sections = replace(sections, graphs=s2g_stem.graphs(tmp / S2G, sections.graphs))
     names = [p.name for p in tmp.iterdir() if p.name != MANIFEST]
     manifest = Manifest(
         name=name,
@@ -834,6 +836,7 @@ def _quantize_s2g(tmp: Path, plan: _Plan, sections: _Sections) -> dict:
         same, n = s2g_quantize.same_glosses(reference, tmp / S2G, sections.input, clips, beam)
     finally:
         reference.unlink()
+    s2g_stem.split(tmp / S2G)  # the stem apart, run a slice of frames at a time
     log.info("int8 s2g.onnx: %d of %d calibration clips keep the float glosses", same, n)
     return {"before": before, "float_same_glosses": f"{same}/{n}"}
 

@@ -217,6 +217,7 @@ class Graphs(_Section):
     """Input and output names of each ONNX graph (`graphs`)."""
 
     s2g: GraphIO | None = None
+    s2g_stem: GraphIO | None = None  # an int8 recogniser's stem (`slt_serve.s2g.STEM_GRAPH`)
     encoder: GraphIO | None = None
     decoder: GraphIO | None = None
 
@@ -320,10 +321,13 @@ class Manifest(_Section):
 
     def to_json(self) -> dict:
         """The JSON object written to manifest.json (a one-network bundle's has no
-        `translation.ensemble`: its manifest is what it was before ensembles)."""
+        `translation.ensemble`, a bundle without a stem graph no `graphs.s2g_stem`: its
+        manifest is what it was before them)."""
         data = self.model_dump(mode="json")
         if data.get("translation") and not data["translation"]["ensemble"]:
             del data["translation"]["ensemble"]
+        if data["graphs"].get("s2g_stem") is None:  # nor, unless it has one, a stem graph
+            del data["graphs"]["s2g_stem"]
         return data
 
     def sealed(self) -> Manifest:

@@ -22,6 +22,13 @@ width, about 5.6 MB per frame of window + context while s2g runs; the session
 has no memory arena, and glibc's freed heap is trimmed after each window, so that
 goes back once the window is done).
 
+An int8 bundle's recogniser comes in two graphs (`slt_export.s2g_stem`): `s2g_stem.onnx`
+(normalised frames → the stem's uint8 output) and `s2g.onnx` (that → log-probs and
+features). A window's frames are normalised and run through the stem `stem_slice` frames
+at a time into one uint8 tensor, so neither the window's float input nor the stem's float
+output (the largest tensors, 0.6 and 3.2 MB a frame at 224²) is ever held whole; the
+outputs are the one-graph run's, bit for bit.
+
 The windows give the whole clip's outputs: output step j reads frames
 4j - 39 … 4j + 39 (S3D's four blocks: the stem's k=7 stride-2 temporal conv,
 block 2's k=3, two k=3 inceptions, block 4's k=3 stride-2 pool and five k=3
@@ -40,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -50,21 +58,26 @@ from slt_serve.onnx_session import open_session, release_free_memory
 from slt_serve.video import resize, resize_linear
 
 FEATURE_STRIDE = 4  # frames per output step of the 4-block S3D
+STEM_GRAPH = "s2g_stem.onnx"  # an int8 recogniser's stem, run a slice of frames at a time
+STEM_SLICE = 16  # frames a stem run reads: its float output, 3.2 MB a frame at 224², is freed
+# (quantised) before the next slice
 
 
 class S2GRunner:
     """The recognizer graph of a bundle, run over whole clips or in windows."""
 
-    def __init__(self, session, spec: InputSpec) -> None:
+    def __init__(self, session, spec: InputSpec, stem=None) -> None:
         for name, value in (
             ("window_frames", spec.window_frames),
             ("context", spec.context_frames),
         ):
             if value % FEATURE_STRIDE or value < 0 or (name == "window_frames" and value == 0):
                 raise SltError(f"{name} {value} must be a positive multiple of {FEATURE_STRIDE}")
-        self.session, self.spec = session, spec
+        self.session, self.spec, self.stem = session, spec, stem
         self.input_names = [i.name for i in session.get_inputs()]
         self.two_stream = "keypoints" in self.input_names
+        self.source = self.stem.get_outputs()[0].name if stem is not None else "frames"
+        self.stem_slice = STEM_SLICE
 
     @classmethod
     def open(
@@ -73,7 +86,12 @@ class S2GRunner:
         """A session on a bundle's s2g.onnx, reading what its manifest's `input` says; without
         onnxruntime's memory arena, which would keep the largest window's activations reserved
         (and, growing by doubling, up to twice them) while the text is decoded and after."""
-        return cls(open_session(path, providers, threads, arena=False), spec)
+        stem = Path(path).with_name(STEM_GRAPH)
+        return cls(
+            open_session(path, providers, threads, arena=False),
+            spec,
+            open_session(stem, providers, threads, arena=False) if stem.is_file() else None,
+        )
 
     def prepare(
         self, frame: np.ndarray, keypoints: np.ndarray | None = None
@@ -101,7 +119,26 @@ class S2GRunner:
         """(T, C, H, W) normalised frames [+ (T, K, 3) keypoints] → (T', V), (T', D); one run.
         first_step: the clip step of output step 0, where the positional encoding starts
         (graphs exported before it was an input start every run at 0)."""
-        feeds = {"frames": np.ascontiguousarray(frames, dtype=np.float32)}
+        if self.stem is not None:
+            step = self.stem_slice
+            slices = (frames[a : a + step] for a in range(0, len(frames), step))
+            return self._run(self._stem(slices, len(frames)), keypoints, first_step)
+        return self._run(np.ascontiguousarray(frames, dtype=np.float32), keypoints, first_step)
+
+    def _stem(self, slices: Iterable[np.ndarray], frames: int) -> np.ndarray:
+        """Normalised frames, a slice at a time, through s2g_stem.onnx → its uint8 output
+        (1, C, T, H', W') for all of them: only one slice's float activations at a time."""
+        out, t = None, 0
+        for x in slices:
+            part = self.stem.run([self.source], {"frames": np.ascontiguousarray(x, np.float32)})[0]
+            if out is None:  # the whole window's uint8 tensor, filled slice by slice
+                out = np.empty((*part.shape[:2], frames, *part.shape[3:]), part.dtype)
+            out[:, :, t : t + part.shape[2]] = part
+            t += part.shape[2]
+        return out
+
+    def _run(self, source: np.ndarray, keypoints, first_step: int) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {self.source: source}
         if "first_step" in self.input_names:
             feeds["first_step"] = np.asarray(first_step, dtype=np.int64)
         if self.two_stream:
@@ -144,6 +181,14 @@ class S2GRunner:
         features = np.concatenate([p[1] for p in pieces])
         return log_probs, features, total
 
+    def _normalised(self, rgb: np.ndarray, previous: np.ndarray | None) -> Iterable[np.ndarray]:
+        """`normalise(rgb, spec, previous)` a `stem_slice` of frames at a time."""
+        step = self.stem_slice
+        for a in range(0, len(rgb), step):
+            if a and self.spec.motion_channels:
+                previous = normalise(rgb[a - 1 : a], self.spec)[0, :3]
+            yield normalise(rgb[a : a + step], self.spec, previous)
+
     def _window(self, k, frames, points, first, total) -> tuple[np.ndarray, np.ndarray]:
         window = self.spec.window_frames
         return self.run_core(frames, points, first, k * window, min((k + 1) * window, total), total)
@@ -168,12 +213,16 @@ class S2GRunner:
         previous = None
         if start > 0 and self.spec.motion_channels:
             previous = normalise(frames[start - 1 - first][None], self.spec)[0, :3]
-        x = normalise(rgb, self.spec, previous)
         kp = None
         if self.two_stream:
             kp = np.stack(points[start - first : end - first])
-        del rgb  # the window's uint8 copy, before the graph's activations
-        log_probs, features = self.run_clip(x, kp, start // FEATURE_STRIDE)
+        if self.stem is not None:  # normalised a slice at a time: no float copy of the window
+            x = self._stem(self._normalised(rgb, previous), len(rgb))
+            log_probs, features = self._run(x, kp, start // FEATURE_STRIDE)
+        else:
+            x = normalise(rgb, self.spec, previous)
+            del rgb  # the window's uint8 copy, before the graph's activations
+            log_probs, features = self.run_clip(x, kp, start // FEATURE_STRIDE)
         del x
         release_free_memory()  # what the window freed, before the next one or the decoder
         left = (core_start - start) // FEATURE_STRIDE

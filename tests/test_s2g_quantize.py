@@ -37,7 +37,10 @@ def int8(tmp_path_factory, clips):
 def test_int8_quantises_the_backbone_convolutions_and_keeps_the_head_float(int8):
     import onnx
 
-    graph = onnx.load(int8.path / "s2g.onnx").graph
+    stem, rest = (onnx.load(int8.path / name).graph for name in ("s2g_stem.onnx", "s2g.onnx"))
+    graph = onnx.helper.make_graph(
+        [*stem.node, *rest.node], "both", [], [], [*stem.initializer, *rest.initializer]
+    )
     int8_weights = {i.name: len(i.dims) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}  # fmt: skip
     conv = [n for n in graph.node if n.op_type == "Conv"]
     dequantised = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
@@ -53,6 +56,44 @@ def test_int8_quantises_the_backbone_convolutions_and_keeps_the_head_float(int8)
     q = int8.manifest.quantization
     assert "static int8" in q.method and q.megabytes_after < q.megabytes_before
     assert q.float_same_glosses == "3/3"
+
+
+def test_int8_stem_runs_apart_a_slice_of_frames_at_a_time(int8):
+    """s2g_stem.onnx (frames → the stem's uint8 output) then s2g.onnx (that → log-probs):
+    slices of 3 frames give the outputs of one stem run over the window, bit for bit."""
+    m = int8.manifest
+    assert {"s2g_stem.onnx", "s2g.onnx"} <= set(m.files)
+    assert m.graphs.s2g_stem.inputs == ("frames",)
+    assert m.graphs.s2g.inputs == (m.graphs.s2g_stem.outputs[0], "first_step")
+    runner = S2GRunner.open(int8.path / "s2g.onnx", m.input, [CPU])
+    assert runner.stem is not None
+    frames = [(f, None) for f in tb.random_video(21, 7)]
+    runner.stem_slice = 3
+    sliced = runner.run(iter(frames))
+    runner.stem_slice = 1000
+    whole = runner.run(iter(frames))
+    np.testing.assert_array_equal(sliced[0], whole[0])
+    np.testing.assert_array_equal(sliced[1], whole[1])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "pads", "op", "cut"),
+    [((1, 7, 7), [0, 3, 3, 0, 3, 3], "Relu", True), ((3, 7, 7), [1, 3, 3, 1, 3, 3], "Relu", False),
+     ((1, 7, 7), [0, 3, 3, 0, 3, 3], "Softmax", False)],
+)  # fmt: skip
+def test_only_a_stem_of_per_frame_operations_is_cut_out(kernel, pads, op, cut):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from slt_export.s2g_stem import per_frame
+
+    weight = numpy_helper.from_array(np.zeros((4, 3, *kernel), np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=list(kernel), pads=pads),
+        helper.make_node(op, ["y"], ["z"]),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("x", "z")]
+    graph = helper.make_graph(nodes, "stem", io[:1], io[1:], [weight])
+    assert per_frame(helper.make_model(graph)) is cut
 
 
 def test_int8_windows_give_one_runs_outputs(int8, clips):
