@@ -648,7 +648,10 @@ class _Parity:
     def run(self) -> _Report:
         report = _Report()
         if self.recognition is not None:
-            runner = S2GRunner.open(self.folder / S2G, self.sections.input, [CPU])
+            stem = self.folder / STEM_GRAPH
+            runner = S2GRunner.open(
+                self.folder / S2G, self.sections.input, [CPU], stem=stem if stem.is_file() else None
+            )
             self._check_s2g(runner, report)
         if self.translation is not None:
             t = self.sections.translation

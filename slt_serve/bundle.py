@@ -3,6 +3,7 @@
     BUNDLE/
       manifest.json     what the bundle is (below); covered by its own `digest`
       s2g.onnx          frames (+ keypoints) → gloss log-probs + features   (s2t, s2g)
+      s2g_stem.onnx     int8 bundles: the recogniser's stem, cut out of s2g.onnx
       encoder.onnx      features or gloss ids → encoder states, cross keys/values (s2t, g2t)
       decoder.onnx      one decoding step with the key/value cache          (s2t, g2t)
       tokenizer.json    text tokenizer (HF tokenizers)                      (s2t, g2t)

@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -81,16 +80,21 @@ class S2GRunner:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike, spec: InputSpec, providers: list[str], threads: int = 0
+        cls,
+        path: str | os.PathLike,
+        spec: InputSpec,
+        providers: list[str],
+        threads: int = 0,
+        stem: str | os.PathLike | None = None,
     ) -> S2GRunner:
-        """A session on a bundle's s2g.onnx, reading what its manifest's `input` says; without
-        onnxruntime's memory arena, which would keep the largest window's activations reserved
-        (and, growing by doubling, up to twice them) while the text is decoded and after."""
-        stem = Path(path).with_name(STEM_GRAPH)
+        """A session on a bundle's s2g.onnx (and its `STEM_GRAPH`, where the bundle lists
+        one), reading what its manifest's `input` says; without onnxruntime's memory arena,
+        which would keep the largest window's activations reserved (and, growing by
+        doubling, up to twice them) while the text is decoded and after."""
         return cls(
             open_session(path, providers, threads, arena=False),
             spec,
-            open_session(stem, providers, threads, arena=False) if stem.is_file() else None,
+            None if stem is None else open_session(stem, providers, threads, arena=False),
         )
 
     def prepare(

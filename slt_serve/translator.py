@@ -61,7 +61,7 @@ from slt_serve.decoding import ctc_decode_spans
 from slt_serve.errors import SltError
 from slt_serve.manifest import Manifest
 from slt_serve.onnx_session import providers_for, release_free_memory
-from slt_serve.s2g import FEATURE_STRIDE, S2GRunner
+from slt_serve.s2g import FEATURE_STRIDE, STEM_GRAPH, S2GRunner
 from slt_serve.seq2seq import open_translation
 from slt_serve.vocab import GlossVocab
 
@@ -207,7 +207,8 @@ class Translator:
         self.ctc_beam_size = options.ctc_beam_size or default_ctc
         self.s2g = None
         if bundle.has(S2G):
-            self.s2g = S2GRunner.open(bundle.file(S2G), self.spec, providers, threads)
+            stem = bundle.file(STEM_GRAPH) if bundle.has(STEM_GRAPH) else None
+            self.s2g = S2GRunner.open(bundle.file(S2G), self.spec, providers, threads, stem)
         self.seq2seq = self.tokenizer = self.generation = None
         if self.stage in ("s2t", "g2t"):
             from slt_serve.tokenizer import TextTokenizer

@@ -65,7 +65,7 @@ def test_int8_stem_runs_apart_a_slice_of_frames_at_a_time(int8):
     assert {"s2g_stem.onnx", "s2g.onnx"} <= set(m.files)
     assert m.graphs.s2g_stem.inputs == ("frames",)
     assert m.graphs.s2g.inputs == (m.graphs.s2g_stem.outputs[0], "first_step")
-    runner = S2GRunner.open(int8.path / "s2g.onnx", m.input, [CPU])
+    runner = Translator.from_bundle(int8.path, TranslateOptions(device="cpu")).s2g
     assert runner.stem is not None
     frames = [(f, None) for f in tb.random_video(21, 7)]
     runner.stem_slice = 3
@@ -100,9 +100,10 @@ def test_int8_windows_give_one_runs_outputs(int8, clips):
     """Fixed scales: a clip run in windows of 8 + context gives the whole run's outputs."""
     result = int8
     spec = result.manifest.input
-    windowed = S2GRunner.open(result.path / "s2g.onnx", spec, [CPU])
+    stem = result.path / "s2g_stem.onnx"
+    windowed = S2GRunner.open(result.path / "s2g.onnx", spec, [CPU], stem=stem)
     whole = S2GRunner.open(
-        result.path / "s2g.onnx", spec.model_copy(update={"window_frames": 64}), [CPU]
+        result.path / "s2g.onnx", spec.model_copy(update={"window_frames": 64}), [CPU], stem=stem
     )
     frames = [(f, None) for f in tb.random_video(44, 5)]
     got, want = windowed.run(iter(frames)), whole.run(iter(frames))
