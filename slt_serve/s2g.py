@@ -222,6 +222,7 @@ class S2GRunner:
             kp = np.stack(points[start - first : end - first])
         if self.stem is not None:  # normalised a slice at a time: no float copy of the window
             x = self._stem(self._normalised(rgb, previous), len(rgb))
+            del rgb
             log_probs, features = self._run(x, kp, start // FEATURE_STRIDE)
         else:
             x = normalise(rgb, self.spec, previous)

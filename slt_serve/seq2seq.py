@@ -156,7 +156,8 @@ class Seq2Seq:
         """Sessions on a bundle's encoder.onnx and decoder.onnx, shaped by its manifest."""
         t = translation
         return cls(
-            open_session(encoder, providers, threads),
+            open_session(encoder, providers, threads, arena=False),  # once a source: its
+            # arena would hold the encoder's activations (~80 MB for 60 s at real size) after
             open_session(decoder, providers, threads),  # with its arena: without, a real-size
             # search took ~1.65 s instead of ~1.39 (fresh buffers for every step's cache copies)
             CacheShape(t.decoder_layers, t.heads, t.head_dim),
