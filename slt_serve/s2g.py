@@ -190,9 +190,9 @@ class S2GRunner:
         """`normalise(rgb, spec, previous)` a `stem_slice` of frames at a time."""
         step = self.stem_slice
         for a in range(0, len(rgb), step):
-            if a and self.spec.motion_channels:
-                previous = normalise(rgb[a - 1 : a], self.spec)[0, :3]
-            yield normalise(rgb[a : a + step], self.spec, previous)
+            x = normalise(rgb[a : a + step], self.spec, previous)
+            previous = x[-1, :3]  # the next slice's motion difference starts from it
+            yield x
 
     def _window(self, k, frames, points, first, total) -> tuple[np.ndarray, np.ndarray]:
         window = self.spec.window_frames
@@ -223,12 +223,10 @@ class S2GRunner:
             kp = np.stack(points[start - first : end - first])
         if self.stem is not None:  # normalised a slice at a time: no float copy of the window
             x = self._stem(self._normalised(rgb, previous), len(rgb))
-            del rgb
-            log_probs, features = self._run(x, kp, start // FEATURE_STRIDE)
         else:
-            x = normalise(rgb, self.spec, previous)
-            del rgb  # the window's uint8 copy, before the graph's activations
-            log_probs, features = self.run_clip(x, kp, start // FEATURE_STRIDE)
+            x = np.ascontiguousarray(normalise(rgb, self.spec, previous), dtype=np.float32)
+        del rgb  # the window's uint8 copy, before the graph's activations
+        log_probs, features = self._run(x, kp, start // FEATURE_STRIDE)
         del x
         release_free_memory()  # what the window freed, before the next one or the decoder
         left = (core_start - start) // FEATURE_STRIDE
