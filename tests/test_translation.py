@@ -21,9 +21,11 @@ from slt_training.data.text_data import (
 from slt_training.models.translation import (
     IGNORE_INDEX,
     GenerateOptions,
+    TranslationModel,
     TranslationOptions,
     TranslationOutput,
     smoothed_cross_entropy,
+    symmetric_kl,
 )
 
 CLIPS = [Clip(name=n, gloss=g, text=t) for n, (g, t) in zip("abcd", tiny_mbart.SENTENCES)]
@@ -123,6 +125,53 @@ def test_loss_is_label_smoothed_cross_entropy_over_real_tokens():
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(nll, F.cross_entropy(logits[keep], labels[keep]))
     assert n == 3
+
+
+def test_symmetric_kl_is_half_both_directions_over_real_tokens():
+    p, q = torch.randn(2, 3, 7), torch.randn(2, 3, 7)
+    labels = torch.tensor([[1, 2, IGNORE_INDEX], [3, IGNORE_INDEX, IGNORE_INDEX]])
+    keep = labels != IGNORE_INDEX
+    lp, lq = p[keep].log_softmax(-1), q[keep].log_softmax(-1)
+    kl = lambda a, b: F.kl_div(b, a, log_target=True, reduction="none").sum(-1)  # noqa: E731
+    torch.testing.assert_close(symmetric_kl(p, q, labels), (0.5 * (kl(lp, lq) + kl(lq, lp))).mean())
+    assert float(symmetric_kl(p, p, labels)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_r_drop_adds_the_kl_between_two_dropout_passes(tokenizer):
+    from slt_training.text.mbart import build_mbart, preset
+
+    batch = collate(TranslationDataset(CLIPS, tokenizer).examples, tokenizer.pad_id)
+    inputs = batch.model_inputs()
+    plain = tiny_mbart.translation(tokenizer, label_smoothing=0.1)
+    no_dropout = tiny_mbart.translation(tokenizer, label_smoothing=0.1, r_drop=4.0)
+    one, two = plain(labels=batch.labels, **inputs), no_dropout(labels=batch.labels, **inputs)
+    torch.testing.assert_close(two.loss, one.loss)  # same masks (none): no KL, the same CE
+    assert two.logits.shape == one.logits.shape and two.num_tokens == one.num_tokens
+
+    torch.manual_seed(0)
+    mbart = build_mbart(preset("tiny", dropout=0.3, attention_dropout=0.0), tokenizer)
+    model = TranslationModel(mbart, TranslationOptions(label_smoothing=0.1, r_drop=4.0))
+    torch.manual_seed(1)
+    out = model(labels=batch.labels, **inputs)
+    single = TranslationModel(mbart, TranslationOptions(label_smoothing=0.1))
+    torch.manual_seed(1)  # the same dropout draws over the batch stacked on itself
+    twice = single(
+        labels=torch.cat([batch.labels] * 2),
+        **{k: torch.cat([v, v]) for k, v in inputs.items()},
+    )
+    first, second = twice.logits.chunk(2)
+    kl = symmetric_kl(first, second, batch.labels)
+    assert float(kl.detach()) > 0  # dropout made the two passes differ
+    torch.testing.assert_close(out.loss, twice.loss + 4.0 * kl)
+    torch.testing.assert_close(out.logits, first)
+    out.loss.backward()
+    assert mbart.lm_head.weight.grad is not None
+    model.eval()  # evaluation runs once, without the term
+    torch.testing.assert_close(
+        model(labels=batch.labels, **inputs).loss, single.eval()(labels=batch.labels, **inputs).loss
+    )
+    with pytest.raises(SltError, match="r_drop"):
+        TranslationOptions(r_drop=-1.0).verify()
 
 
 def test_g2t_trains_and_generates(tokenizer):

@@ -377,6 +377,9 @@ class TranslationModelConfig(Section):
     # (source word dropout, Sennrich & Zhang 2019: a regulariser for low-resource NMT); S2T: 0
     source_word_dropout: float = Field(0.0, ge=0, lt=1)
     label_smoothing: float = Field(0.2, ge=0, lt=1)  # reference: 0.2
+    # R-Drop (Liang et al. 2021): α of the symmetric KL between two dropout passes of each
+    # training batch (twice the compute a step); 0: off
+    r_drop: float = Field(0.0, ge=0)
     lr: float | None = Field(None, gt=0)  # mBART's learning rate; None: training.lr
     # "reference": TwoStream-SLT's label-smoothed KL loss, summed and divided by the batch
     loss: Literal["ours", "reference"] = "ours"

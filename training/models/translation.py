@@ -52,6 +52,10 @@ class TranslationOptions:
     # projection) and the gloss embedding fixed (its G2T: freeze_txt_embed, GlossEmbedding.freeze)
     loss: str = "ours"  # "ours": label-smoothed cross-entropy, mean over target tokens
     freeze_embeddings: bool = False
+    # R-Drop (Liang et al. 2021), off at 0: in training each batch runs twice (one forward
+    # of the batch stacked on itself, so independent dropout masks) and the loss adds
+    # r_drop × the symmetric KL between the two predicted distributions, token mean
+    r_drop: float = 0.0
 
     def verify(self) -> TranslationOptions:
         if self.input not in INPUTS:
@@ -62,6 +66,8 @@ class TranslationOptions:
             raise SltError("suffix_ids must be rows of the gloss embedding (gloss_vocab_size)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise SltError("label_smoothing must be in [0, 1)")
+        if self.r_drop < 0:
+            raise SltError("r_drop must be ≥ 0 (0: off)")
         if self.loss not in LOSSES:
             raise SltError(f"translation loss must be one of {LOSSES}, got {self.loss!r}")
         if self.feature_dim < 1:
@@ -129,6 +135,15 @@ def smoothed_cross_entropy(
     with torch.no_grad():
         nll = F.cross_entropy(flat, target, ignore_index=IGNORE_INDEX)
     return loss, nll, n
+
+
+def symmetric_kl(logits: Tensor, other: Tensor, labels: Tensor) -> Tensor:
+    """R-Drop's consistency term: ½ (KL(p‖q) + KL(q‖p)) summed over the vocabulary, mean
+    over positions whose label is not IGNORE_INDEX."""
+    log_p, log_q = logits.float().log_softmax(-1), other.float().log_softmax(-1)
+    kl = 0.5 * ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1)  # (B, L)
+    valid = labels != IGNORE_INDEX
+    return (kl * valid).sum() / valid.sum().clamp(min=1)
 
 
 def reference_xent(logits: Tensor, labels: Tensor, smoothing: float, pad_id: int) -> Tensor:
@@ -230,6 +245,12 @@ class TranslationModel(nn.Module):
         features: Tensor | None = None,
     ) -> TranslationOutput:
         """Loss of `labels` (B, L; IGNORE_INDEX at padding) given glosses or features."""
+        r_drop = self.options.r_drop if self.training else 0.0
+        if r_drop:  # the batch stacked on itself: two dropout masks in one forward
+            twice = lambda t: None if t is None else torch.cat([t, t])  # noqa: E731
+            attention_mask, labels, input_ids, features = map(
+                twice, (attention_mask, labels, input_ids, features)
+            )
         decoder_input_ids = self.decoder_inputs(labels)
         out = self.mbart(
             **self.encoder_batch(attention_mask, input_ids, features),
@@ -240,7 +261,12 @@ class TranslationModel(nn.Module):
         loss, nll, n = smoothed_cross_entropy(out.logits, labels, self.options.label_smoothing)
         if self.options.loss == "reference":
             loss = reference_xent(out.logits, labels, self.options.label_smoothing, self.pad_id)
-        return TranslationOutput(loss, out.logits, nll, n, out.encoder_last_hidden_state)
+        logits, encoder_hidden = out.logits, out.encoder_last_hidden_state
+        if r_drop:
+            logits, other = logits.chunk(2)
+            loss = loss + r_drop * symmetric_kl(logits, other, labels.chunk(2)[0])
+            encoder_hidden, n = encoder_hidden.chunk(2)[0], n // 2
+        return TranslationOutput(loss, logits, nll, n, encoder_hidden)
 
     @torch.no_grad()
     def generate(

@@ -49,6 +49,7 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
         label_smoothing=cfg.model.label_smoothing,
         loss=cfg.model.loss,
         freeze_embeddings=cfg.model.freeze_embeddings,
+        r_drop=cfg.model.r_drop,
     )
     model = TranslationModel(mbart, options)
     task.create_run(cfg, run_dir, mbart, options)

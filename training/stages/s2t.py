@@ -211,6 +211,7 @@ def train(cfg: S2TConfig, resume: bool = False) -> task.TranslationResult:
         label_smoothing=cfg.model.label_smoothing,
         loss=cfg.model.loss,
         freeze_embeddings=cfg.model.freeze_embeddings,
+        r_drop=cfg.model.r_drop,
     )
     translation = TranslationModel(mbart, options)
     task.create_run(
