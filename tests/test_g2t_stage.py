@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from slt_serve.errors import SltError
 from slt_training.config import G2TConfig, S2TConfig, load_config, validate_config
 from slt_training.data.annotations import load_split
-from slt_training.data.text_data import TranslationDataset, token_batches
+from slt_training.data.text_data import TranslationDataset, concatenated_pairs, token_batches
 from slt_training.runs import load_translation_run
 from slt_training.stages import g2t
 from slt_training.stages.translation_task import eval_batches, generate_options
@@ -150,6 +150,31 @@ def test_token_batches_and_gloss_tokens(corpus, tmp_path):
     for batch in planned:
         longest = max(train[i].source_len + len(train[i].target) for i in batch)
         assert longest * len(batch) <= 120
+
+
+def test_concatenation_augmentation_trains_on_joined_pairs(corpus, tmp_path):
+    clips = load_split(corpus, "train")
+    pairs = concatenated_pairs(clips, 0.5, seed=3)
+    assert len(pairs) == 24 and pairs == concatenated_pairs(clips, 0.5, seed=3)
+    assert pairs != concatenated_pairs(clips, 0.5, seed=4)
+    by_name = {c.name: c for c in clips}
+    for pair in pairs:
+        a, b = (by_name[n] for n in pair.name.split("+"))
+        assert a is not b
+        assert (pair.gloss, pair.text) == (f"{a.gloss} {b.gloss}", f"{a.text} {b.text}")
+    cfg = tiny(
+        corpus,
+        tmp_path / "run",
+        data={"max_tokens": 120, "concat_pairs": 0.5},
+        training={"epochs": 1, "seed": 3},
+    )
+    result = g2t.train(cfg)
+    tokenizer = load_translation_run(result.run_dir).tokenizer
+    examples = TranslationDataset(clips + pairs, tokenizer).examples
+    state = json.loads((result.run_dir / "checkpoints" / "latest.json").read_text())
+    assert state["step"] == len(list(token_batches(examples, 120)))  # the pairs were trained on
+    with pytest.raises(ValueError, match="concat_pairs"):
+        S2TConfig.model_validate({"run_dir": "r", "s2g_run": "s", "data": {"concat_pairs": 0.5}})
 
 
 def test_pretrained_folder_with_its_tokenizer_and_dropout(corpus, tmp_path):

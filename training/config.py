@@ -344,6 +344,9 @@ class TextDataConfig(Section):
     test_split: str | None = "test"  # evaluated after training when present; None: skip
     lang: str = "de"  # ISO code of the text: zh/ja are scored on characters
     max_tokens: int | None = Field(None, ge=16)  # batches by padded tokens; None: batch_size clips
+    # G2T concatenation augmentation: this fraction of the training set is added again as
+    # random pairs of training clips joined end to end (text_data.concatenated_pairs); 0: off
+    concat_pairs: float = Field(0.0, ge=0, le=1)
 
 
 class TokenizerConfig(Section):
@@ -453,6 +456,8 @@ class S2TConfig(Section):
             raise ValueError(
                 "model.source_word_dropout drops gloss tokens (G2T); S2T reads features: unset it"
             )
+        if self.data.concat_pairs:
+            raise ValueError("data.concat_pairs joins gloss sequences (G2T); S2T: unset it")
         if self.finetune_s2g and self.data.max_tokens is not None:
             raise ValueError("data.max_tokens batches text only; with finetune_s2g use batch_size")
         return self

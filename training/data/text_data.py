@@ -102,6 +102,24 @@ class TranslationDataset(Dataset):
         return self.examples[i]
 
 
+def concatenated_pairs(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip]:
+    """Concatenation augmentation (Nguyen, Joshi & Chiang 2021, for low-resource NMT):
+    `round(fraction × len(clips))` extra training clips, each two different random clips
+    joined end to end, glosses after glosses and text after text (with a space). Drawn
+    once from `seed`: every epoch, and a resumed run, sees the same pairs."""
+    n = round(fraction * len(clips)) if len(clips) > 1 else 0
+    rng = random.Random(seed)
+    pairs = (rng.sample(range(len(clips)), 2) for _ in range(n))
+    return [
+        Clip(
+            name=f"{clips[a].name}+{clips[b].name}",
+            gloss=f"{clips[a].gloss} {clips[b].gloss}",
+            text=f"{clips[a].text} {clips[b].text}",
+        )
+        for a, b in pairs
+    ]
+
+
 def _example(
     clip: Clip, tokenizer: TextTokenizer, load_features: Callable[[str], np.ndarray] | None
 ) -> TextExample:

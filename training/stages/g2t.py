@@ -24,7 +24,7 @@ import torch
 
 from slt_training.config import G2TConfig
 from slt_training.data.annotations import load_split
-from slt_training.data.text_data import TranslationDataset
+from slt_training.data.text_data import TranslationDataset, concatenated_pairs
 from slt_training.models.translation import TranslationModel, TranslationOptions
 from slt_training.runs import prepare_run_dir
 
@@ -57,6 +57,7 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     task.check_lengths(
         train_set.examples, mbart.config.max_position_embeddings, cfg.data.train_split
     )
+    train_set.examples += joined_pairs(train_clips, cfg, tokenizer, mbart)
     datasets = {
         split: TranslationDataset(load_split(root, split), tokenizer)
         for split in task.existing_splits(root, cfg.data)
@@ -73,6 +74,24 @@ def train(cfg: G2TConfig, resume: bool = False) -> task.TranslationResult:
     return task.fit_and_evaluate(
         "g2t", cfg, run_dir, model, mbart, loader_args, batches, tokenizer, resume
     )
+
+
+def joined_pairs(train_clips, cfg: G2TConfig, tokenizer, mbart) -> list:
+    """`data.concat_pairs` of the training set as joined pairs, tokenised; a pair longer
+    than the mBART's positions is left out."""
+    if not cfg.data.concat_pairs:
+        return []
+    clips = concatenated_pairs(train_clips, cfg.data.concat_pairs, cfg.training.seed)
+    positions = mbart.config.max_position_embeddings
+    examples = TranslationDataset(clips, tokenizer).examples
+    fits = [e for e in examples if max(e.source_len, len(e.target)) <= positions]
+    log.info(
+        "concatenation augmentation: %d joined pairs (%d longer than %d positions, left out)",
+        len(fits),
+        len(examples) - len(fits),
+        positions,
+    )
+    return fits
 
 
 def main(argv: list[str] | None = None) -> None:
